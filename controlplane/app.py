@@ -1,0 +1,70 @@
+"""The FastAPI application: routes, error mapping and the reconciler's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from controlplane import api
+from controlplane.errors import error_response, from_domain
+from environments.errors import AirdockError
+
+if TYPE_CHECKING:
+    from controlplane.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.start_background()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            runtime.stop_background()
+
+    app = FastAPI(
+        title="Airdock",
+        description="An Amazon MWAA-compatible control plane",
+        lifespan=lifespan,
+        openapi_url="/_airdock/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = runtime.service
+    app.state.gatekeeper = runtime.gatekeeper
+    app.state.ready = False
+    app.include_router(api.router)
+
+    @app.get("/_airdock/health", include_in_schema=False)
+    async def health(request: Request) -> Response:
+        ready = bool(request.app.state.ready)
+        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+
+    @app.exception_handler(AirdockError)
+    async def domain_error(request: Request, err: AirdockError) -> Response:
+        return from_domain(err)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        if err.status_code == 405:
+            message = f"{request.method} is not supported on {request.url.path}."
+        else:
+            message = f"No operation matches {request.method} {request.url.path}."
+        return error_response("UnknownOperationException", message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        return error_response("InternalServerException", "An internal error occurred.")
+
+    return app

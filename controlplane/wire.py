@@ -1,0 +1,83 @@
+"""rest-json request reading and response writing, shared by every route."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from controlplane.errors import request_id
+from environments.errors import AirdockError
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class WireError(AirdockError):
+    """A request that could not be read as rest-json at all."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused before reading when it announces more than 1 MiB."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise WireError("SerializationException", "Content-Length is not a number.") from None
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> WireError:
+    return WireError(
+        "RequestEntityTooLargeException",
+        f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.",
+    )
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise WireError("SerializationException", "The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise WireError("SerializationException", "The request body must be a JSON object.")
+    return value
+
+
+def json_response(payload: dict[str, Any]) -> Response:
+    return Response(
+        content=json.dumps(payload, separators=(",", ":")),
+        media_type="application/json",
+        headers={"x-amzn-RequestId": request_id()},
+    )
+
+
+def query_int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise WireError(
+            "ValidationException",
+            f"1 validation error detected: Value '{raw[:50]}' at '{name}' failed to satisfy "
+            "constraint: Member must be an integer",
+        ) from None

@@ -1,0 +1,60 @@
+"""Names the service derives for an environment: ARNs, hostnames, log groups, queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from environments.errors import ResourceNotFoundException, ValidationException
+from environments.spec import LOG_GROUP_SUFFIX
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where this control plane lives: one account and one region, as an MWAA endpoint does."""
+
+    account_id: str
+    region: str
+    partition: str = "aws"
+    webserver_domain: str = "airflow.localhost"
+
+    def environment_arn(self, name: str) -> str:
+        return f"arn:{self.partition}:airflow:{self.region}:{self.account_id}:environment/{name}"
+
+    def rbac_role_arn(self, name: str, role: str) -> str:
+        return f"arn:{self.partition}:airflow:{self.region}:{self.account_id}:role/{name}/{role}"
+
+    def name_from_arn(self, arn: str) -> str:
+        """The environment name in an ARN of this account and region, else NotFound."""
+        prefix = f"arn:{self.partition}:airflow:{self.region}:{self.account_id}:environment/"
+        if not arn.startswith("arn:"):
+            raise ValidationException(f"ResourceArn '{arn}' is not a valid environment ARN.")
+        if not arn.startswith(prefix) or "/" in arn[len(prefix) :]:
+            raise ResourceNotFoundException(f"Resource {arn} not found.")
+        return arn[len(prefix) :]
+
+    def log_group_arn(self, env_name: str, module: str) -> str:
+        group = f"airflow-{env_name}-{LOG_GROUP_SUFFIX[module]}"
+        return f"arn:{self.partition}:logs:{self.region}:{self.account_id}:log-group:{group}:*"
+
+    def queue_name(self, env_id: str) -> str:
+        return f"airflow-celery-{env_id}"
+
+    def queue_arn(self, env_id: str) -> str:
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account_id}:{self.queue_name(env_id)}"
+
+    def webserver_hostname(self, env_id: str) -> str:
+        return f"{env_id}.c1.{self.region}.{self.webserver_domain}"
+
+    def service_role_arn(self) -> str:
+        return (
+            f"arn:{self.partition}:iam::{self.account_id}:role/aws-service-role/"
+            "airflow.amazonaws.com/AWSServiceRoleForAmazonMWAA"
+        )
+
+    def vpce_service(self, env_id: str, kind: str) -> str:
+        return f"com.amazonaws.vpce.{self.region}.vpce-svc-{kind}{env_id[:15]}"
+
+
+def quoted_arn(arn: str) -> str:
+    return quote(arn, safe="")

@@ -1,0 +1,334 @@
+"""The environment service: what every MWAA operation does to the store.
+
+Requests validate, record the desired spec with a new generation in one transaction, and
+return; the reconciler does the slow work. Nothing here calls AWS or knows HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from environments import shapes, store
+from environments import spec as specs
+from environments.errors import (
+    ConcurrentModification,
+    RestApiServerException,
+    ValidationException,
+    not_found,
+)
+from environments.identity import Placement
+from environments.lifecycle import Event, Status, TransitionRefused, next_status
+from environments.pagination import PageTokens
+from environments.store import EnvironmentRow, Store, TokenRow
+from environments.view import describe
+
+TOKEN_TTL_SECONDS = 60.0
+DEFAULT_MAX_ENVIRONMENTS = 500
+MAX_TAGS = 50
+# Statuses in which a web server exists to hand tokens for.
+_SERVING = frozenset({Status.AVAILABLE, Status.UPDATING, Status.ROLLING_BACK, Status.UPDATE_FAILED})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request, as tokens and LastUpdate report it."""
+
+    arn: str
+    iam_identity: str  # e.g. "user/alice" or "assumed-role/Admin/alice"
+
+
+class EnvironmentService:
+    def __init__(
+        self,
+        db: Store,
+        placement: Placement,
+        *,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self.placement = placement
+        self._max_environments = max_environments
+        self._on_change = on_change or (lambda: None)
+        self._pages = PageTokens(self._shared_key("pagination-key"))
+
+    def _shared_key(self, name: str) -> bytes:
+        for _ in range(3):
+            try:
+                with self._db.transaction() as session:
+                    value = store.get_or_create_meta(session, name, lambda: secrets.token_hex(32))
+                return bytes.fromhex(value)
+            except IntegrityError:  # another replica created it first; read theirs
+                continue
+        raise RuntimeError(f"could not read or create the shared key {name!r}")
+
+    def set_change_listener(self, listener: Callable[[], None]) -> None:
+        self._on_change = listener
+
+    # --- environments -----------------------------------------------------------------
+
+    def create(self, name: str, params: dict[str, Any]) -> str:
+        shapes.validate("CreateEnvironment", {**params, "Name": name})
+        spec = specs.new_spec(params)
+        tags = dict(params.get("Tags") or {})
+        specs.check_tags(tags)
+        now = time.time()
+        row = EnvironmentRow(
+            name=name,
+            arn=self.placement.environment_arn(name),
+            env_id=uuid.uuid4().hex,
+            status=Status.CREATING.value,
+            spec=spec,
+            applied_spec=None,
+            tags=tags,
+            created_at=now,
+            last_update={"Status": "PENDING", "CreatedAt": now, "Source": "Customer"},
+            resources={},
+            generation=1,
+            observed_generation=0,
+            progress={},
+            attempts=0,
+            next_attempt_at=0.0,
+            lease_owner=None,
+            lease_expires=0.0,
+            row_version=1,
+        )
+        try:
+            with self._db.transaction() as session:
+                if store.get_environment(session, name) is not None:
+                    raise _already_exists(name)
+                if store.count_environments(session) >= self._max_environments:
+                    raise ValidationException(
+                        f"You have reached the maximum of {self._max_environments} environments "
+                        "in this account and region. Delete an environment and try again."
+                    )
+                session.add(row)
+        except IntegrityError:  # a concurrent create of the same name won
+            raise _already_exists(name) from None
+        self._on_change()
+        return row.arn
+
+    def get(self, name: str) -> dict[str, Any]:
+        shapes.validate("GetEnvironment", {"Name": name})
+        return describe(self._row(name), self.placement)
+
+    def update(self, name: str, params: dict[str, Any]) -> str:
+        shapes.validate("UpdateEnvironment", {**params, "Name": name})
+        # One retry covers the race with a concurrent writer: the re-read then sees the
+        # winner's status and refuses, as MWAA does for an environment already UPDATING.
+        for attempt in range(2):
+            row = self._row(name)
+            status = self._transition(row, Event.UPDATE_REQUESTED)
+            new_spec = specs.updated_spec(row.spec, params)
+            now = time.time()
+            last_update: dict[str, Any] = {"Status": "PENDING", "CreatedAt": now}
+            last_update["Source"] = "Customer"
+            if "WorkerReplacementStrategy" in params:
+                last_update["WorkerReplacementStrategy"] = params["WorkerReplacementStrategy"]
+            try:
+                with self._db.transaction() as session:
+                    store.compare_and_set(
+                        session,
+                        name,
+                        row.row_version,
+                        status=status.value,
+                        spec=new_spec,
+                        generation=row.generation + 1,
+                        progress={},
+                        attempts=0,
+                        next_attempt_at=0.0,
+                        last_update=last_update,
+                    )
+                break
+            except ConcurrentModification:
+                if attempt == 1:
+                    raise ValidationException(
+                        f"Environment {name} was changed by another request; try again."
+                    ) from None
+        self._on_change()
+        return row.arn
+
+    def delete(self, name: str) -> None:
+        shapes.validate("DeleteEnvironment", {"Name": name})
+        for attempt in range(2):
+            row = self._row(name)
+            status = self._transition(row, Event.DELETE_REQUESTED)
+            try:
+                with self._db.transaction() as session:
+                    store.compare_and_set(
+                        session,
+                        name,
+                        row.row_version,
+                        status=status.value,
+                        generation=row.generation + 1,
+                        progress={},
+                        attempts=0,
+                        next_attempt_at=0.0,
+                    )
+                break
+            except ConcurrentModification:
+                if attempt == 1:
+                    raise ValidationException(
+                        f"Environment {name} was changed by another request; try again."
+                    ) from None
+        self._on_change()
+
+    def list(self, max_results: int | None, next_token: str | None) -> tuple[list[str], str | None]:
+        params: dict[str, Any] = {}
+        if max_results is not None:
+            params["MaxResults"] = max_results
+        if next_token is not None:
+            params["NextToken"] = next_token
+        shapes.validate("ListEnvironments", params)
+        limit = max_results or 25
+        after = self._pages.read(next_token) if next_token else None
+        with self._db.transaction() as session:
+            names = store.list_names(session, after, limit + 1)
+        more = len(names) > limit
+        names = names[:limit]
+        return names, (self._pages.issue(names[-1]) if more else None)
+
+    # --- tags -------------------------------------------------------------------------
+
+    def list_tags(self, arn: str) -> dict[str, str]:
+        shapes.validate("ListTagsForResource", {"ResourceArn": arn})
+        return dict(self._row(self.placement.name_from_arn(arn)).tags)
+
+    def tag(self, arn: str, params: dict[str, Any]) -> None:
+        shapes.validate("TagResource", {**params, "ResourceArn": arn})
+        tags: dict[str, str] = params["Tags"]
+        specs.check_tags(tags)
+        name = self.placement.name_from_arn(arn)
+        self._change_tags(name, lambda current: {**current, **tags})
+
+    def untag(self, arn: str, keys: list[str]) -> None:
+        shapes.validate("UntagResource", {"ResourceArn": arn, "tagKeys": keys})
+        name = self.placement.name_from_arn(arn)
+        drop = set(keys)
+        self._change_tags(name, lambda current: {k: v for k, v in current.items() if k not in drop})
+
+    def _change_tags(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+        for _ in range(5):
+            row = self._row(name)
+            tags = change(dict(row.tags))
+            if len(tags) > MAX_TAGS:
+                raise ValidationException(
+                    f"Tags: an environment can have at most {MAX_TAGS} tags; "
+                    f"this request would leave {len(tags)}."
+                )
+            try:
+                with self._db.transaction() as session:
+                    store.compare_and_set(session, name, row.row_version, tags=tags)
+                return
+            except ConcurrentModification:
+                continue  # tags merge safely with the other writer's change; re-read and redo
+        raise ValidationException(f"Environment {name} is busy; try again.")
+
+    def resource_tags(self, name: str) -> dict[str, str] | None:
+        """Tags of an existing environment (for authorization context), None if absent."""
+        with self._db.transaction() as session:
+            row = store.get_environment(session, name)
+            return dict(row.tags) if row is not None else None
+
+    # --- tokens and the data plane ----------------------------------------------------
+
+    def create_cli_token(self, name: str, caller: Caller) -> dict[str, str]:
+        shapes.validate("CreateCliToken", {"Name": name})
+        row = self._serving_row(name)
+        token = self._mint(row, "cli", caller, airflow_role=None)
+        return {"CliToken": token, "WebServerHostname": self._hostname(row)}
+
+    def create_web_login_token(
+        self, name: str, caller: Caller, airflow_role: str
+    ) -> dict[str, str]:
+        shapes.validate("CreateWebLoginToken", {"Name": name})
+        row = self._serving_row(name)
+        token = self._mint(row, "web", caller, airflow_role=airflow_role)
+        return {
+            "WebToken": token,
+            "WebServerHostname": self._hostname(row),
+            "IamIdentity": caller.iam_identity,
+            "AirflowIdentity": caller.iam_identity[:64],
+        }
+
+    def invoke_rest_api(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        shapes.validate("InvokeRestApi", {**params, "Name": name})
+        row = self._serving_row(name)
+        # No Airflow web server runs for this environment yet; answer as MWAA does when
+        # Airflow's API is unavailable: a RestApiServerException carrying a 503.
+        raise RestApiServerException(
+            f"The Apache Airflow REST API of environment {row.name} is not reachable.",
+            503,
+            {
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": f"Environment {row.name} has no running Apache Airflow web server.",
+            },
+        )
+
+    def publish_metrics(self, name: str, params: dict[str, Any]) -> None:
+        shapes.validate("PublishMetrics", {**params, "EnvironmentName": name})
+        self._row(name)
+        raise ValidationException(
+            "PublishMetrics is deprecated and no longer available; "
+            "environments publish their metrics to CloudWatch themselves."
+        )
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _row(self, name: str) -> EnvironmentRow:
+        with self._db.transaction() as session:
+            row = store.get_environment(session, name)
+        if row is None:
+            raise not_found(name)
+        return row
+
+    def _serving_row(self, name: str) -> EnvironmentRow:
+        row = self._row(name)
+        if Status(row.status) not in _SERVING:
+            raise ValidationException(
+                f"Environment {name} is not available (status {row.status}); "
+                "tokens and REST API calls need a running web server."
+            )
+        return row
+
+    def _hostname(self, row: EnvironmentRow) -> str:
+        endpoints = row.resources.get("endpoints") or {}
+        return endpoints.get("webserver_hostname") or self.placement.webserver_hostname(row.env_id)
+
+    def _mint(
+        self, row: EnvironmentRow, kind: str, caller: Caller, airflow_role: str | None
+    ) -> str:
+        token = secrets.token_urlsafe(48)
+        with self._db.transaction() as session:
+            store.add_token(
+                session,
+                TokenRow(
+                    token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                    kind=kind,
+                    env_name=row.name,
+                    identity=caller.arn,
+                    airflow_role=airflow_role,
+                    expires_at=time.time() + TOKEN_TTL_SECONDS,
+                ),
+            )
+        return token
+
+    @staticmethod
+    def _transition(row: EnvironmentRow, event: Event) -> Status:
+        try:
+            return next_status(Status(row.status), event)
+        except TransitionRefused as refused:
+            raise ValidationException(refused.message) from None
+
+
+def _already_exists(name: str) -> ValidationException:
+    return ValidationException(f"An environment named {name} already exists.")

@@ -1,0 +1,1 @@
+"""Provisioning steps: each is `ensure(ctx) -> Outcome` plus `teardown(ctx) -> Outcome`."""

@@ -1,0 +1,63 @@
+"""The contract every provisioning step keeps.
+
+Both `ensure` and `teardown` are idempotent: they look their resources up by deterministic
+name or tag before creating or deleting anything, so the reconciler may run them again after
+a crash at any point. They report an Outcome value instead of raising, so temporary and
+permanent failures are handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from environments.identity import Placement
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """A transient failure (throttling, 5xx, not-yet-consistent); try again after a backoff."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A permanent failure, reported in LastUpdate.Error with an MWAA-style code."""
+
+    code: str
+    message: str
+
+
+Outcome = Done | RetryLater | Failed
+DONE = Done()
+
+
+@dataclass
+class StepContext:
+    """What a step may read, and `resources`, the one thing it may write (its outputs)."""
+
+    name: str
+    arn: str
+    env_id: str
+    spec: dict[str, Any]
+    tags: dict[str, str]
+    placement: Placement
+    resources: dict[str, Any] = field(default_factory=dict)
+    # The last configuration that converged (None before the first success).
+    applied_spec: dict[str, Any] | None = None
+    # Infrastructure handed to steps by the process that runs them (AWS clients, paths...).
+    services: Any = None
+
+
+class Step(Protocol):
+    name: str
+
+    def ensure(self, ctx: StepContext) -> Outcome: ...
+
+    def teardown(self, ctx: StepContext) -> Outcome: ...

@@ -1,0 +1,274 @@
+"""Durable state: SQLAlchemy 2 over SQLite (default) or PostgreSQL.
+
+Functions here take a Session and never commit; `Store.transaction()` owns the transaction.
+Every change to an environment row is a compare-and-set on `row_version`, so two writers that
+read the same row cannot both win. Reconciler leases are separate columns so that claiming
+work never conflicts with a user's write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    Integer,
+    String,
+    create_engine,
+    delete,
+    event,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from environments.errors import ConcurrentModification
+from environments.lifecycle import TRANSITIONAL
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(1224))
+    env_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The last configuration that converged; what a failed update rolls back to.
+    applied_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_update: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What provisioning produced (log group ARNs, queue ARN, hostnames...), by step.
+    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    observed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Steps finished for `generation`, so a restarted reconciler resumes instead of redoing.
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[float] = mapped_column(Float, default=0.0)
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class TokenRow(Base):
+    """A short-lived CLI or web-login token; only its hash is kept."""
+
+    __tablename__ = "tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    env_name: Mapped[str] = mapped_column(String(80), index=True)
+    identity: Mapped[str] = mapped_column(String(2048))
+    airflow_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class MetaRow(Base):
+    """Small server-wide values shared by every replica (e.g. the pagination-token key)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(4096))
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        # WAL lets readers run beside the single writer; NORMAL sync is durable across
+        # process crashes (SIGKILL), which is what a restart-and-resume relies on.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine = create_engine(url, **kwargs)
+        if is_sqlite:
+            _tune_sqlite(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# --- environments -------------------------------------------------------------------------
+
+
+def get_environment(session: Session, name: str) -> EnvironmentRow | None:
+    return session.get(EnvironmentRow, name)
+
+
+def count_environments(session: Session) -> int:
+    return len(session.scalars(select(EnvironmentRow.name)).all())
+
+
+def list_names(session: Session, after: str | None, limit: int) -> list[str]:
+    query = select(EnvironmentRow.name).order_by(EnvironmentRow.name).limit(limit)
+    if after is not None:
+        query = query.where(EnvironmentRow.name > after)
+    return list(session.scalars(query))
+
+
+def compare_and_set(session: Session, name: str, expected_version: int, **values: Any) -> None:
+    """Write `values` only if nobody changed the row since it was read at `expected_version`."""
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(EnvironmentRow.name == name, EnvironmentRow.row_version == expected_version)
+        .values(row_version=EnvironmentRow.row_version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentModification(name)
+
+
+def delete_environment(session: Session, name: str, expected_version: int) -> None:
+    result = session.execute(
+        delete(EnvironmentRow)
+        .where(EnvironmentRow.name == name, EnvironmentRow.row_version == expected_version)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentModification(name)
+    session.execute(delete(TokenRow).where(TokenRow.env_name == name))
+
+
+def claimable_names(session: Session, now: float, limit: int) -> list[str]:
+    """Environments with work to do whose lease is free and whose backoff has passed."""
+    query = (
+        select(EnvironmentRow.name)
+        .where(
+            or_(
+                EnvironmentRow.status.in_([s.value for s in TRANSITIONAL]),
+                EnvironmentRow.generation > EnvironmentRow.observed_generation,
+            ),
+            or_(EnvironmentRow.lease_owner.is_(None), EnvironmentRow.lease_expires < now),
+            EnvironmentRow.next_attempt_at <= now,
+        )
+        .order_by(EnvironmentRow.next_attempt_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def try_lease(session: Session, name: str, owner: str, now: float, ttl: float) -> bool:
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(
+            EnvironmentRow.name == name,
+            or_(
+                EnvironmentRow.lease_owner.is_(None),
+                EnvironmentRow.lease_expires < now,
+                EnvironmentRow.lease_owner == owner,
+            ),
+        )
+        .values(lease_owner=owner, lease_expires=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def renew_lease(session: Session, name: str, owner: str, now: float, ttl: float) -> bool:
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(EnvironmentRow.name == name, EnvironmentRow.lease_owner == owner)
+        .values(lease_expires=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def release_lease(session: Session, name: str, owner: str) -> None:
+    session.execute(
+        update(EnvironmentRow)
+        .where(EnvironmentRow.name == name, EnvironmentRow.lease_owner == owner)
+        .values(lease_owner=None, lease_expires=0.0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- tokens and meta ----------------------------------------------------------------------
+
+
+def add_token(session: Session, token: TokenRow) -> None:
+    session.execute(delete(TokenRow).where(TokenRow.expires_at < time.time()))
+    session.add(token)
+
+
+def get_token(session: Session, token_hash: str) -> TokenRow | None:
+    return session.get(TokenRow, token_hash)
+
+
+def get_or_create_meta(session: Session, key: str, make: Any) -> str:
+    row = session.get(MetaRow, key)
+    if row is None:
+        row = MetaRow(key=key, value=make())
+        session.add(row)
+        session.flush()
+    return row.value
+
+
+def reconciler_write(
+    session: Session, name: str, owner: str, generation: int, **values: Any
+) -> None:
+    """A write by the lease holder for the generation it is working on.
+
+    It bumps row_version so that a user's compare-and-set that read before it will notice.
+    """
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(
+            EnvironmentRow.name == name,
+            EnvironmentRow.lease_owner == owner,
+            EnvironmentRow.generation == generation,
+        )
+        .values(row_version=EnvironmentRow.row_version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentModification(name)
+
+
+def reconciler_delete(session: Session, name: str, owner: str, generation: int) -> None:
+    result = session.execute(
+        delete(EnvironmentRow)
+        .where(
+            EnvironmentRow.name == name,
+            EnvironmentRow.lease_owner == owner,
+            EnvironmentRow.generation == generation,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentModification(name)
+    session.execute(delete(TokenRow).where(TokenRow.env_name == name))
