@@ -1,4 +1,8 @@
-"""FastAPI dependency aliases: the one place routes get their collaborators from."""
+"""FastAPI dependency aliases: the one place routes get their collaborators from.
+
+The providers are `async def` on purpose: FastAPI runs plain `def` dependencies in the
+thread pool, which costs more than the lookups themselves on every request.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,15 @@ from environments.identity import Placement
 from environments.service import EnvironmentService
 
 
-def _service(request: Request) -> EnvironmentService:
+async def _service(request: Request) -> EnvironmentService:
     return request.app.state.service
 
 
-def _gatekeeper(request: Request) -> Gatekeeper:
+async def _gatekeeper(request: Request) -> Gatekeeper:
     return request.app.state.gatekeeper
 
 
-def _placement(request: Request) -> Placement:
+async def _placement(request: Request) -> Placement:
     return request.app.state.service.placement
 
 

@@ -234,9 +234,8 @@ class EnvironmentService:
 
     def resource_tags(self, name: str) -> dict[str, str] | None:
         """Tags of an existing environment (for authorization context), None if absent."""
-        with self._db.transaction() as session:
-            row = store.get_environment(session, name)
-            return dict(row.tags) if row is not None else None
+        row = self._db.read_environment(name)
+        return dict(row.tags) if row is not None else None
 
     # --- tokens and the data plane ----------------------------------------------------
 
@@ -285,8 +284,7 @@ class EnvironmentService:
     # --- helpers ----------------------------------------------------------------------
 
     def _row(self, name: str) -> EnvironmentRow:
-        with self._db.transaction() as session:
-            row = store.get_environment(session, name)
+        row = self._db.read_environment(name)
         if row is None:
             raise not_found(name)
         return row

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -121,6 +122,19 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def read_environment(self, name: str) -> Any | None:
+        """A read-only snapshot of one row (attribute access like EnvironmentRow).
+
+        The hot read path (GetEnvironment, tokens) goes through Core rather than the ORM: it
+        needs no identity map or change tracking, and skipping them halves its cost.
+        """
+        with self.engine.connect() as conn:
+            return conn.execute(_SELECT_ONE, {"name": name}).first()
+
+
+_SELECT_ONE = select(*EnvironmentRow.__table__.c).where(
+    EnvironmentRow.__table__.c.name == bindparam("name")
+)
 
 # --- environments -------------------------------------------------------------------------
 
@@ -239,7 +253,7 @@ def get_or_create_meta(session: Session, key: str, make: Any) -> str:
 
 
 def reconciler_write(
-    session: Session, name: str, owner: str, generation: int, **values: Any
+    session: Session, name: str, owner: str, at_generation: int, **values: Any
 ) -> None:
     """A write by the lease holder for the generation it is working on.
 
@@ -250,7 +264,7 @@ def reconciler_write(
         .where(
             EnvironmentRow.name == name,
             EnvironmentRow.lease_owner == owner,
-            EnvironmentRow.generation == generation,
+            EnvironmentRow.generation == at_generation,
         )
         .values(row_version=EnvironmentRow.row_version + 1, **values)
         .execution_options(synchronize_session=False)

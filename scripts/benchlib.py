@@ -1,0 +1,139 @@
+"""Helpers shared by the benchmark scripts: a live server, timing, and the result table."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def live_server(*extra: str, data_dir: Path | None = None):
+    """Run `airdock serve` on a free loopback port; yield (process, endpoints, data_dir)."""
+    with tempfile.TemporaryDirectory(prefix="airdock-bench-") as tmp:
+        data = data_dir or Path(tmp) / "data"
+        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "controlplane.cli",
+                "--log-level",
+                "WARNING",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            endpoints = _wait_healthy(process, data / "endpoints.json")
+            yield process, endpoints, data
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+def _wait_healthy(process: subprocess.Popen, endpoints_file: Path) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("airdock serve exited during start-up")
+        if endpoints_file.exists():
+            endpoints = json.loads(endpoints_file.read_text())
+            try:
+                with urllib.request.urlopen(
+                    endpoints["mwaa_endpoint"] + "/_airdock/health", timeout=1
+                ):
+                    return endpoints
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError("airdock serve did not become healthy")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _client_worker(make_call: Callable[[], Callable[[], None]], seconds: float, queue) -> None:
+    call = make_call()
+    call()  # warm the connection
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        if start >= end:
+            break
+        call()
+        latencies.append(time.perf_counter() - start)
+    queue.put(latencies)
+
+
+def run_clients(make_call: Callable[[], Callable[[], None]], clients: int, seconds: float) -> dict:
+    """`clients` processes call as fast as they can for `seconds`; returns rate and latency."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    workers = [
+        ctx.Process(target=_client_worker, args=(make_call, seconds, queue)) for _ in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    latencies: list[float] = []
+    for _ in workers:
+        latencies.extend(queue.get())
+    for worker in workers:
+        worker.join()
+    return {
+        "rate": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+def median_of(rounds: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def print_table(title: str, header: list[str], rows: list[list[object]]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=False)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)))
+
+
+def machine_line() -> str:
+    return f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"

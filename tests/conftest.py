@@ -1,0 +1,230 @@
+"""Shared fixtures: a live `airdock serve` on a random loopback port, and databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class LiveServer:
+    """A running `airdock serve` child process and how to reach it."""
+
+    data_dir: Path
+    process: subprocess.Popen
+    endpoints: dict
+
+    @property
+    def url(self) -> str:
+        return self.endpoints["mwaa_endpoint"]
+
+    @property
+    def aws_url(self) -> str:
+        return self.endpoints["aws_endpoint"]
+
+    def admin_key(self) -> tuple[str, str]:
+        data = json.loads((self.data_dir / "admin.json").read_text())
+        return data["access_key_id"], data["secret_access_key"]
+
+    def mwaa(self, key: tuple[str, str] | None = None, **config: object):
+        access, secret = key or self.admin_key()
+        return boto3.client(
+            "mwaa",
+            endpoint_url=self.url,
+            region_name=self.endpoints["region"],
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}, **config),
+        )
+
+    def aws(self, service: str):
+        access, secret = self.admin_key()
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_url,
+            region_name=self.endpoints["region"],
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+        )
+
+    def cli_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_CONFIG_FILE=str(self.data_dir / "aws" / "config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.data_dir / "aws" / "credentials"),
+            AWS_PROFILE="airdock",
+        )
+        return env
+
+    def aws_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        aws = Path(sys.executable).with_name("aws")
+        return subprocess.run(
+            [str(aws), *args], env=self.cli_env(), capture_output=True, text=True, check=check
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(data_dir: Path, *extra: str, timeout: float = 60.0) -> LiveServer:
+    """Start `airdock serve` on a free port and wait until /_airdock/health answers 200."""
+    endpoints_file = data_dir / "endpoints.json"
+    endpoints_file.unlink(missing_ok=True)
+    log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "controlplane.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--poll-interval",
+            "0.1",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"airdock serve exited: see {log.name}")
+        if endpoints_file.exists():
+            endpoints = json.loads(endpoints_file.read_text())
+            try:
+                url = endpoints["mwaa_endpoint"] + "/_airdock/health"
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if answer.status == 200:
+                        return LiveServer(data_dir, process, endpoints)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("airdock serve did not become healthy")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("airdock") / "data")
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def mwaa(server: LiveServer):
+    return server.mwaa()
+
+
+@pytest.fixture
+def env_name() -> str:
+    return f"env-{uuid.uuid4().hex[:10]}"
+
+
+def create_params(**overrides: object) -> dict:
+    params: dict = {
+        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/airdock-test",
+        "SourceBucketArn": "arn:aws:s3:::airdock-test-bucket",
+        "DagS3Path": "dags",
+        "NetworkConfiguration": {
+            "SubnetIds": ["subnet-0aaa", "subnet-0bbb"],
+            "SecurityGroupIds": ["sg-0aaa"],
+        },
+    }
+    params.update(overrides)
+    return params
+
+
+def wait_for_status(client, name: str, wanted: set[str], timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        env = client.get_environment(Name=name)["Environment"]
+        if env["Status"] in wanted:
+            return env
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} stuck in {env['Status']}, wanted {wanted}")
+        time.sleep(0.05)
+
+
+def wait_gone(client, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.get_environment(Name=name)
+        except client.exceptions.ResourceNotFoundException:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{name} was not deleted")
+
+
+# --- databases ----------------------------------------------------------------------------
+
+PG_ADMIN_URL = os.environ.get(
+    "AIRDOCK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def postgres_available() -> str | None:
+    """None when PostgreSQL answers, else the reason to skip."""
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=2
+        ):
+            return None
+    except Exception as err:  # any failure means: no usable server here
+        return f"PostgreSQL is not reachable on 127.0.0.1:5432 ({type(err).__name__})"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    import psycopg
+
+    name = f"airdock_test_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -1,0 +1,45 @@
+"""The AWS CLI, configured only through the files `airdock serve` writes."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import wait_for_status
+
+
+def test_cli_lists_creates_and_reads(server, env_name):
+    listed = json.loads(server.aws_cli("mwaa", "list-environments").stdout)
+    assert "Environments" in listed
+    created = server.aws_cli(
+        "mwaa",
+        "create-environment",
+        "--name",
+        env_name,
+        "--execution-role-arn",
+        "arn:aws:iam::123456789012:role/cli",
+        "--source-bucket-arn",
+        "arn:aws:s3:::cli-bucket",
+        "--dag-s3-path",
+        "dags",
+        "--network-configuration",
+        "SubnetIds=subnet-1,subnet-2,SecurityGroupIds=sg-1",
+        "--tags",
+        "team=cli",
+    )
+    assert json.loads(created.stdout)["Arn"].endswith(f"environment/{env_name}")
+    wait_for_status(server.mwaa(), env_name, {"AVAILABLE"})
+    env = json.loads(server.aws_cli("mwaa", "get-environment", "--name", env_name).stdout)
+    assert env["Environment"]["Tags"] == {"team": "cli"}
+
+
+def test_cli_reports_validation_errors(server):
+    failed = server.aws_cli("mwaa", "get-environment", "--name", "no-such-env", check=False)
+    assert failed.returncode != 0
+    assert "ResourceNotFoundException" in failed.stderr
+
+
+def test_cli_reaches_the_embedded_aws(server):
+    made = server.aws_cli("s3", "mb", "s3://cli-made-bucket")
+    assert "cli-made-bucket" in made.stdout
+    listed = server.aws_cli("s3", "ls")
+    assert "cli-made-bucket" in listed.stdout
