@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
+import benchlib
 
 
 def _mwaa_factory(endpoints: dict, admin: tuple[str, str]):
@@ -114,8 +114,8 @@ def main() -> int:
         busy_rss = benchlib.rss_mb(process.pid)
 
     benchlib.print_table(
-        f"Airdock API, {args.environments} environments, median of {args.rounds} x {args.seconds:.0f}s "
-        f"({benchlib.machine_line()})",
+        f"Airdock API, {args.environments} environments, "
+        f"median of {args.rounds} x {args.seconds:.0f}s ({benchlib.machine_line()})",
         ["operation", "clients", "calls/s", "p50 ms", "p99 ms", "vs baseline"],
         rows,
     )
