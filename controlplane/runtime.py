@@ -17,6 +17,7 @@ from environments.identity import Placement
 from environments.provisioning import default_steps
 from environments.reconciler import Reconciler
 from environments.service import Caller, EnvironmentService
+from environments.steps.base import StepServices
 from environments.store import Store
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def build_runtime(settings: Settings) -> Runtime:
         owner=replica_id(settings.data_dir),
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
-        services=AwsClients(target),
+        services=StepServices(aws=AwsClients(target)),
     )
     service.set_change_listener(reconciler.wake)
     admin_caller = Caller(

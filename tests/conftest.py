@@ -228,3 +228,71 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# --- prerequisites in the embedded AWS ----------------------------------------------------
+
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:
+    """What MWAA needs before CreateEnvironment: a private versioned bucket, a trusted role,
+    and two subnets in two AZs of one VPC with a security group. Returns CreateEnvironment
+    arguments built from them."""
+    tag = suffix or uuid.uuid4().hex[:8]
+    s3, iam, ec2 = live.aws("s3"), live.aws("iam"), live.aws("ec2")
+    bucket = f"airdock-dags-{tag}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    role = iam.create_role(
+        RoleName=f"airdock-exec-{tag}", AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
+    )["Role"]["Arn"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"][
+            "SubnetId"
+        ]
+        for i, zone in enumerate(("us-east-1a", "us-east-1b"))
+    ]
+    group = ec2.create_security_group(GroupName=f"airflow-{tag}", Description="mwaa", VpcId=vpc)[
+        "GroupId"
+    ]
+    return {
+        "ExecutionRoleArn": role,
+        "SourceBucketArn": f"arn:aws:s3:::{bucket}",
+        "DagS3Path": "dags",
+        "NetworkConfiguration": {"SubnetIds": subnets, "SecurityGroupIds": [group]},
+    }
+
+
+@pytest.fixture(scope="session")
+def prerequisites(server: LiveServer) -> dict:
+    return make_prerequisites(server, "shared")
+
+
+@pytest.fixture
+def params(prerequisites: dict):
+    """Valid CreateEnvironment arguments against the session server's embedded AWS."""
+
+    def build(**overrides: object) -> dict:
+        return {**json.loads(json.dumps(prerequisites)), **overrides}
+
+    return build

@@ -37,6 +37,18 @@ class Failed:
 Outcome = Done | RetryLater | Failed
 DONE = Done()
 
+# Every AWS resource Airdock creates carries this tag with the environment ARN as its value:
+# it is how steps find their own resources again and how nothing of the user's is touched.
+OWNER_TAG = "airdock:environment"
+
+
+@dataclass(frozen=True)
+class StepServices:
+    """What the process that runs the steps hands to them."""
+
+    aws: Any  # environments.aws.AwsClients
+    log_retention_days: int = 30
+
 
 @dataclass
 class StepContext:
@@ -51,7 +63,7 @@ class StepContext:
     resources: dict[str, Any] = field(default_factory=dict)
     # The last configuration that converged (None before the first success).
     applied_spec: dict[str, Any] | None = None
-    # Infrastructure handed to steps by the process that runs them (AWS clients, paths...).
+    # Infrastructure handed to steps by the process that runs them (see StepServices).
     services: Any = None
 
 

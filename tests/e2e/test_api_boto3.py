@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from tests.conftest import create_params, wait_for_status, wait_gone
+from tests.conftest import wait_for_status, wait_gone
 
 
 def _error(excinfo: pytest.ExceptionInfo) -> tuple[str, str, int]:
@@ -20,8 +20,8 @@ def _error(excinfo: pytest.ExceptionInfo) -> tuple[str, str, int]:
     )
 
 
-def test_create_get_update_delete_round_trip(mwaa, env_name):
-    arn = mwaa.create_environment(Name=env_name, **create_params(Tags={"team": "a"}))["Arn"]
+def test_create_get_update_delete_round_trip(params, mwaa, env_name):
+    arn = mwaa.create_environment(Name=env_name, **params(Tags={"team": "a"}))["Arn"]
     assert arn == f"arn:aws:airflow:us-east-1:123456789012:environment/{env_name}"
     env = wait_for_status(mwaa, env_name, {"AVAILABLE"})
     assert env["Arn"] == arn
@@ -42,8 +42,8 @@ def test_create_get_update_delete_round_trip(mwaa, env_name):
     assert env_name not in mwaa.list_environments()["Environments"]
 
 
-def test_defaults_are_filled_in(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_defaults_are_filled_in(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     env = mwaa.get_environment(Name=env_name)["Environment"]
     assert env["AirflowVersion"] == "3.0.6"
     assert env["EnvironmentClass"] == "mw1.small"
@@ -57,8 +57,8 @@ def test_defaults_are_filled_in(mwaa, env_name):
     assert env["ServiceRoleArn"].endswith("AWSServiceRoleForAmazonMWAA")
 
 
-def test_micro_class_defaults(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params(EnvironmentClass="mw1.micro"))
+def test_micro_class_defaults(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params(EnvironmentClass="mw1.micro"))
     env = mwaa.get_environment(Name=env_name)["Environment"]
     assert (env["Schedulers"], env["MinWebservers"], env["MaxWebservers"], env["MaxWorkers"]) == (
         1,
@@ -100,8 +100,8 @@ def test_micro_class_defaults(mwaa, env_name):
         ({"MinWebservers": 4, "MaxWebservers": 3}, "MinWebservers"),
     ],
 )
-def test_create_rejects_invalid_input_and_stores_nothing(mwaa, env_name, overrides, needle):
-    params = create_params(**overrides)
+def test_create_rejects_invalid_input_and_stores_nothing(params, mwaa, env_name, overrides, needle):
+    params = params(**overrides)
     name = params.pop("Name", env_name)
     with pytest.raises(ClientError) as excinfo:
         mwaa.create_environment(Name=name, **params)
@@ -113,36 +113,46 @@ def test_create_rejects_invalid_input_and_stores_nothing(mwaa, env_name, overrid
             mwaa.get_environment(Name=name)
 
 
-def test_duplicate_name_is_refused(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_duplicate_name_is_refused(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     with pytest.raises(mwaa.exceptions.ValidationException, match="already exists"):
-        mwaa.create_environment(Name=env_name, **create_params(MaxWorkers=3))
+        mwaa.create_environment(Name=env_name, **params(MaxWorkers=3))
     assert mwaa.get_environment(Name=env_name)["Environment"]["MaxWorkers"] == 10
 
 
-def test_client_side_validation_still_applies(mwaa, env_name):
+def test_client_side_validation_still_applies(params, mwaa, env_name):
     with pytest.raises(ParamValidationError):
-        mwaa.create_environment(Name=env_name, **create_params(MaxWorkers=0))
+        mwaa.create_environment(Name=env_name, **params(MaxWorkers=0))
 
 
-def test_update_rules(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_update_rules(server, params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     wait_for_status(mwaa, env_name, {"AVAILABLE"})
     with pytest.raises(mwaa.exceptions.ValidationException, match="major"):
         mwaa.update_environment(Name=env_name, AirflowVersion="2.10.3")
     with pytest.raises(mwaa.exceptions.ValidationException, match="MinWorkers"):
         mwaa.update_environment(Name=env_name, MinWorkers=8, MaxWorkers=2)
     assert mwaa.get_environment(Name=env_name)["Environment"]["Status"] == "AVAILABLE"
+    original = params()["NetworkConfiguration"]
+    mwaa.update_environment(Name=env_name, NetworkConfiguration={"SecurityGroupIds": ["sg-0gone"]})
+    failed = wait_for_status(mwaa, env_name, {"UPDATE_FAILED"})
+    assert failed["NetworkConfiguration"] == original  # the last good configuration is back
+    assert "sg-0gone" in failed["LastUpdate"]["Error"]["ErrorMessage"]
+    assert failed["LastUpdate"]["Status"] == "FAILED"
+
+    ec2 = server.aws("ec2")
+    vpc = ec2.describe_subnets(SubnetIds=original["SubnetIds"])["Subnets"][0]["VpcId"]
+    group = ec2.create_security_group(GroupName=env_name, Description="new", VpcId=vpc)["GroupId"]
     mwaa.update_environment(
         Name=env_name,
-        NetworkConfiguration={"SecurityGroupIds": ["sg-0new"]},
+        NetworkConfiguration={"SecurityGroupIds": [group]},
         LoggingConfiguration={"SchedulerLogs": {"Enabled": True, "LogLevel": "WARNING"}},
         WorkerReplacementStrategy="GRACEFUL",
     )
     env = wait_for_status(mwaa, env_name, {"AVAILABLE"})
     assert env["NetworkConfiguration"] == {
-        "SubnetIds": ["subnet-0aaa", "subnet-0bbb"],
-        "SecurityGroupIds": ["sg-0new"],
+        "SubnetIds": original["SubnetIds"],
+        "SecurityGroupIds": [group],
     }
     assert env["LoggingConfiguration"]["SchedulerLogs"]["LogLevel"] == "WARNING"
     assert env["LoggingConfiguration"]["TaskLogs"]["Enabled"] is True
@@ -163,10 +173,10 @@ def test_missing_environment_is_not_found_everywhere(mwaa):
         assert _error(excinfo)[2] == 404
 
 
-def test_pagination_walks_every_environment_once(mwaa):
+def test_pagination_walks_every_environment_once(params, mwaa):
     names = {f"page-{i:02d}" for i in range(7)}
     for name in names:
-        mwaa.create_environment(Name=name, **create_params())
+        mwaa.create_environment(Name=name, **params())
     seen: list[str] = []
     for page in mwaa.get_paginator("list_environments").paginate(PaginationConfig={"PageSize": 3}):
         assert len(page["Environments"]) <= 3
@@ -188,8 +198,8 @@ def test_max_results_bounds(mwaa):
         mwaa.list_environments(MaxResults=26)
 
 
-def test_tags_with_percent_encoded_arn(mwaa, env_name):
-    arn = mwaa.create_environment(Name=env_name, **create_params(Tags={"team": "a"}))["Arn"]
+def test_tags_with_percent_encoded_arn(params, mwaa, env_name):
+    arn = mwaa.create_environment(Name=env_name, **params(Tags={"team": "a"}))["Arn"]
     mwaa.tag_resource(ResourceArn=arn, Tags={"cost": "42", "owner": "ops@example.com"})
     assert mwaa.list_tags_for_resource(ResourceArn=arn)["Tags"] == {
         "team": "a",
@@ -215,8 +225,8 @@ def test_tags_with_percent_encoded_arn(mwaa, env_name):
     assert quote(arn, safe="") != arn  # the ARN travels percent-encoded, '/' included
 
 
-def test_tokens_and_rest_api(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_tokens_and_rest_api(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     wait_for_status(mwaa, env_name, {"AVAILABLE"})
     cli = mwaa.create_cli_token(Name=env_name)
     web = mwaa.create_web_login_token(Name=env_name)
@@ -233,16 +243,16 @@ def test_tokens_and_rest_api(mwaa, env_name):
         mwaa.invoke_rest_api(Name=env_name, Path="/dags", Method="HEAD")
 
 
-def test_tokens_need_a_running_environment(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_tokens_need_a_running_environment(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     mwaa_status = mwaa.get_environment(Name=env_name)["Environment"]["Status"]
     if mwaa_status == "CREATING":
         with pytest.raises(mwaa.exceptions.ValidationException, match="not available"):
             mwaa.create_cli_token(Name=env_name)
 
 
-def test_publish_metrics_is_deprecated(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_publish_metrics_is_deprecated(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     with pytest.raises(mwaa.exceptions.ValidationException, match="deprecated"):
         mwaa.publish_metrics(
             EnvironmentName=env_name,
@@ -250,8 +260,8 @@ def test_publish_metrics_is_deprecated(mwaa, env_name):
         )
 
 
-def test_delete_twice_and_delete_while_deleting(mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **create_params())
+def test_delete_twice_and_delete_while_deleting(params, mwaa, env_name):
+    mwaa.create_environment(Name=env_name, **params())
     wait_for_status(mwaa, env_name, {"AVAILABLE"})
     mwaa.delete_environment(Name=env_name)
     try:

@@ -7,7 +7,7 @@ import json
 from tests.conftest import wait_for_status
 
 
-def test_cli_lists_creates_and_reads(server, env_name):
+def test_cli_lists_creates_and_reads(server, prerequisites, env_name):
     listed = json.loads(server.aws_cli("mwaa", "list-environments").stdout)
     assert "Environments" in listed
     created = server.aws_cli(
@@ -16,13 +16,13 @@ def test_cli_lists_creates_and_reads(server, env_name):
         "--name",
         env_name,
         "--execution-role-arn",
-        "arn:aws:iam::123456789012:role/cli",
+        prerequisites["ExecutionRoleArn"],
         "--source-bucket-arn",
-        "arn:aws:s3:::cli-bucket",
+        prerequisites["SourceBucketArn"],
         "--dag-s3-path",
         "dags",
         "--network-configuration",
-        "SubnetIds=subnet-1,subnet-2,SecurityGroupIds=sg-1",
+        json.dumps(prerequisites["NetworkConfiguration"]),
         "--tags",
         "team=cli",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from tests.conftest import create_params, start_server, wait_for_status, wait_gone
+from tests.conftest import make_prerequisites, start_server, wait_for_status, wait_gone
 
 
 def test_sigkill_and_restart_loses_nothing(tmp_path):
@@ -12,9 +12,10 @@ def test_sigkill_and_restart_loses_nothing(tmp_path):
     live = start_server(data_dir)
     try:
         client = live.mwaa()
+        params = make_prerequisites(live)
         names = [f"crash-{i}" for i in range(6)]
         for name in names:
-            client.create_environment(Name=name, **create_params())
+            client.create_environment(Name=name, **params)
         wait_for_status(client, names[0], {"AVAILABLE"})
         client.update_environment(Name=names[0], MaxWorkers=3)
         live.stop(signal.SIGKILL)

@@ -1,0 +1,35 @@
+"""MWAA's check on a customer-managed key: it exists and is enabled."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.base import DONE, Failed, Outcome, StepContext
+
+
+class CheckKmsKey:
+    name = "check-kms-key"
+
+    def ensure(self, ctx: StepContext) -> Outcome:
+        key = ctx.spec.get("KmsKey")
+        if not key:
+            return DONE
+        try:
+            meta = ctx.services.aws.client("kms").describe_key(KeyId=key)["KeyMetadata"]
+        except ClientError as err:
+            if is_transient(err):
+                return outcome_for(err, "DescribeKey")
+            return Failed(
+                "INCORRECT_CONFIGURATION",
+                f"The KMS key {key} could not be found ({error_code(err)}).",
+            )
+        if not meta.get("Enabled") or meta.get("KeyState") != "Enabled":
+            return Failed(
+                "INCORRECT_CONFIGURATION",
+                f"The KMS key {key} must be enabled; its state is {meta.get('KeyState')}.",
+            )
+        return DONE
+
+    def teardown(self, ctx: StepContext) -> Outcome:
+        return DONE
