@@ -12,21 +12,24 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from environments import store
 from environments.errors import ConcurrentModification
 from environments.identity import Placement
 from environments.lifecycle import Event, Status, next_status
-from environments.steps.base import Done, Failed, RetryLater, Step, StepContext
+from environments.steps.aws_errors import outcome_for
+from environments.steps.base import Done, Failed, Outcome, RetryLater, Step, StepContext
 from environments.store import EnvironmentRow, Store
 
 log = logging.getLogger(__name__)
 
 LEASE_TTL_SECONDS = 15.0
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12  # with the capped backoff below: roughly three minutes of retrying
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 
@@ -35,6 +38,14 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter, capped (attempt counts from 1)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
     return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def _run(call: Callable[[StepContext], Outcome], ctx: StepContext, label: str) -> Outcome:
+    """Run a step; an AWS error it did not handle itself becomes an outcome, not a crash."""
+    try:
+        return call(ctx)
+    except (ClientError, BotoCoreError) as err:
+        return outcome_for(err, label)
 
 
 class Reconciler:
@@ -207,7 +218,7 @@ class Reconciler:
         for step in self._steps:
             if step.name in done:
                 continue
-            outcome = step.ensure(ctx)
+            outcome = _run(step.ensure, ctx, f"{step.name}")
             if isinstance(outcome, Done):
                 done.add(step.name)
                 self._write(row, resources=ctx.resources, progress={"done": sorted(done)})
@@ -293,7 +304,7 @@ class Reconciler:
         for step in reversed(self._steps):
             if step.name in removed:
                 continue
-            outcome = step.teardown(ctx)
+            outcome = _run(step.teardown, ctx, f"{step.name} teardown")
             if isinstance(outcome, Done):
                 removed.add(step.name)
                 self._write(row, resources=ctx.resources, progress={"removed": sorted(removed)})

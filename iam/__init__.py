@@ -1,0 +1,45 @@
+"""Airdock's IAM library: policy grammar, matching, conditions, evaluation, SigV4 verification
+and the principal directory. Pure Python; no web framework, no database.
+
+Typical server use::
+
+    directory = Directory.from_mapping(yaml_data, default_account_id=acct).with_admin(akid, sk)
+    verified = verify_request(method, raw_target, headers, body, directory.lookup_secret)
+    principal = directory.principal_for_key(verified.access_key_id)
+    decision = authorize(principal, "airflow:GetEnvironment", env_arn, context)
+"""
+
+from iam.authorize import access_denied_message, authorize, authorize_assume_role, build_request
+from iam.cases import decide_case, load_cases, simulate
+from iam.directory import AccessKey, Directory, Principal
+from iam.errors import DirectoryError, PolicyError, SigV4Error
+from iam.evaluate import Decision, evaluate
+from iam.policy import Policy, Statement, parse_policy
+from iam.request import Caller, Request, global_context
+from iam.sigv4 import VerifiedRequest, verify_request
+
+__all__ = [
+    "AccessKey",
+    "Caller",
+    "Decision",
+    "Directory",
+    "DirectoryError",
+    "Policy",
+    "PolicyError",
+    "Principal",
+    "Request",
+    "SigV4Error",
+    "Statement",
+    "VerifiedRequest",
+    "access_denied_message",
+    "authorize",
+    "authorize_assume_role",
+    "build_request",
+    "decide_case",
+    "evaluate",
+    "global_context",
+    "load_cases",
+    "parse_policy",
+    "simulate",
+    "verify_request",
+]

@@ -206,8 +206,8 @@ def _string_test(comparison: str, values: Sequence[str], variables: bool, where:
         exact = frozenset(literals)
         if not templates:
             return lambda value, _ctx: value in exact
-        return lambda value, ctx: value in exact or any(
-            t.resolve_text(ctx) == value for t in templates
+        return lambda value, ctx: (
+            value in exact or any(t.resolve_text(ctx) == value for t in templates)
         )
     if comparison == "ieq":
         folded = frozenset(v.lower() for v in literals)
@@ -230,8 +230,8 @@ def _string_test(comparison: str, values: Sequence[str], variables: bool, where:
             if g(value):
                 return True
         for t in templates:
-            tokens = t.resolve_tokens(ctx)
-            if tokens is not None and compile_tokens(tokens)(value):
+            matcher = t.matcher(ctx, compile_tokens)
+            if matcher is not None and matcher(value):
                 return True
         return False
 
@@ -248,8 +248,8 @@ def _arn_test(_comparison: str, values: Sequence[str], variables: bool, where: s
             if m(value):
                 return True
         for t in templates:
-            tokens = t.resolve_tokens(ctx)
-            if tokens is not None and compile_arn_tokens(tokens)(value):
+            matcher = t.matcher(ctx, compile_arn_tokens)
+            if matcher is not None and matcher(value):
                 return True
         return False
 
@@ -289,9 +289,10 @@ def _numeric_test(comparison: str, values: Sequence[str], _vars: bool, where: st
 _ISO_DATE = re.compile(
     r"(\d{4})-(\d{2})(?:-(\d{2})"
     r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
-    r"\s*([Zz]|[+-]\d{2}:?\d{2})?"
+    r"\s*([Zz]|[+-]\d{2}:?\d{2})?",
+    re.ASCII,
 )
-_EPOCH = re.compile(r"-?\d{1,15}(?:\.\d{1,9})?")
+_EPOCH = re.compile(r"-?\d{1,15}(?:\.\d{1,9})?", re.ASCII)
 
 
 @lru_cache(maxsize=4096)
@@ -384,26 +385,34 @@ def _binary_test(_comparison: str, values: Sequence[str], _vars: bool, where: st
 
 
 @lru_cache(maxsize=4096)
-def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _parse_address(text: str) -> tuple[int, int] | None:
+    """(IP version, address as int); integers make the range test a mask and a compare."""
     try:
-        return ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    return address.version, int(address)
 
 
 def _ip_test(_comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    networks = []
+    ranges: list[tuple[int, int, int]] = []
     for v in values:
         try:
-            networks.append(ipaddress.ip_network(v.strip(), strict=False))
+            net = ipaddress.ip_network(v.strip(), strict=False)
         except ValueError:
             raise PolicyError(where, f"not an IP address or CIDR block: {_clip(v)!r}") from None
+        ranges.append((net.version, int(net.network_address), int(net.netmask)))
+    frozen = tuple(ranges)
 
     def ip(value: str, _ctx: Context) -> bool:
-        address = _parse_address(value)
-        if address is None:
+        parsed = _parse_address(value)
+        if parsed is None:
             return False
-        return any(address in net for net in networks)
+        version, address = parsed
+        for net_version, network, mask in frozen:
+            if net_version == version and address & mask == network:
+                return True
+        return False
 
     return ip
 

@@ -1,4 +1,4 @@
-"""Policy variables: ``${key}``, ``${key, 'default'}`` and the literals ``${*}``, ``${?}``, ``${$}``.
+"""Policy variables: ``${key}``, ``${key, 'default'}`` and the literals ``${*}``/``${?}``/``${$}``.
 
 Variables exist only in policies with ``"Version": "2012-10-17"``; in older or version-less
 policies ``${...}`` is plain text. A policy value containing variables is parsed once into a
@@ -15,7 +15,7 @@ multivalued; callers treat an unresolved template as matching nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from iam.matching import Token, glob_tokens, literal_tokens, normalise_tokens
@@ -53,30 +53,45 @@ class Lit:
 Piece = str | Var | Lit
 
 
-@dataclass(frozen=True, slots=True)
 class Template:
-    """Policy text with variables. Plain ``str`` pieces keep their wildcard meaning."""
+    """Policy text with variables. Plain ``str`` pieces keep their wildcard meaning.
 
-    pieces: tuple[Piece, ...]
-    source: str
+    Resolution first collects the variables' values; the compiled matcher for each distinct
+    combination of values is remembered, so a template costs one dict lookup per evaluation
+    once warm.
+    """
 
-    def resolve_text(self, context: Mapping[str, ContextValue]) -> str | None:
-        """The substituted string, or ``None`` when a variable is unresolved."""
-        out: list[str] = []
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                out.append(piece)
-            elif isinstance(piece, Lit):
-                out.append(piece.text)
-            else:
-                value = piece.lookup(context)
-                if value is None:
-                    return None
-                out.append(value)
-        return "".join(out)
+    __slots__ = ("_matchers", "pieces", "source", "variables")
 
-    def resolve_tokens(self, context: Mapping[str, ContextValue]) -> tuple[Token, ...] | None:
-        """Wildcard tokens after substitution (substituted text is literal), or ``None``."""
+    _CACHE_LIMIT = 1024
+
+    def __init__(self, pieces: tuple[Piece, ...], source: str) -> None:
+        self.pieces = pieces
+        self.source = source
+        self.variables = tuple(p for p in pieces if isinstance(p, Var))
+        self._matchers: dict[tuple[object, tuple[str, ...]], Callable[[str], bool]] = {}
+
+    def values(self, context: Mapping[str, ContextValue]) -> tuple[str, ...] | None:
+        """The variables' values in order, or ``None`` when one is unresolved."""
+        out = []
+        for var in self.variables:
+            value = var.lookup(context)
+            if value is None:
+                return None
+            out.append(value)
+        return tuple(out)
+
+    def text(self, values: tuple[str, ...]) -> str:
+        """The substituted string for resolved ``values``."""
+        it = iter(values)
+        return "".join(
+            p if isinstance(p, str) else p.text if isinstance(p, Lit) else next(it)
+            for p in self.pieces
+        )
+
+    def tokens(self, values: tuple[str, ...]) -> tuple[Token, ...]:
+        """Wildcard tokens after substitution: substituted text is literal."""
+        it = iter(values)
         out: list[Token] = []
         for piece in self.pieces:
             if isinstance(piece, str):
@@ -84,11 +99,43 @@ class Template:
             elif isinstance(piece, Lit):
                 out.extend(literal_tokens(piece.text))
             else:
-                value = piece.lookup(context)
-                if value is None:
-                    return None
-                out.extend(literal_tokens(value))
+                out.extend(literal_tokens(next(it)))
         return normalise_tokens(out)
+
+    def resolve_text(self, context: Mapping[str, ContextValue]) -> str | None:
+        values = self.values(context)
+        return None if values is None else self.text(values)
+
+    def resolve_tokens(self, context: Mapping[str, ContextValue]) -> tuple[Token, ...] | None:
+        values = self.values(context)
+        return None if values is None else self.tokens(values)
+
+    def matcher(
+        self,
+        context: Mapping[str, ContextValue],
+        compile_: Callable[[tuple[Token, ...]], Callable[[str], bool]],
+    ) -> Callable[[str], bool] | None:
+        """A compiled matcher for this template under ``context``; ``None`` if unresolved."""
+        values = self.values(context)
+        if values is None:
+            return None
+        key = (compile_, values)
+        found = self._matchers.get(key)
+        if found is None:
+            found = compile_(self.tokens(values))
+            if len(self._matchers) >= self._CACHE_LIMIT:
+                self._matchers.clear()
+            self._matchers[key] = found
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Template) and other.pieces == self.pieces
+
+    def __hash__(self) -> int:
+        return hash(self.pieces)
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
 
 
 def parse_template(text: str, *, enabled: bool) -> str | Template:

@@ -52,11 +52,11 @@ class LiveServer:
             config=Config(inject_host_prefix=False, retries={"max_attempts": 1}, **config),
         )
 
-    def aws(self, service: str):
+    def aws(self, service: str, endpoint_url: str | None = None):
         access, secret = self.admin_key()
         return boto3.client(
             service,
-            endpoint_url=self.aws_url,
+            endpoint_url=endpoint_url or self.aws_url,
             region_name=self.endpoints["region"],
             aws_access_key_id=access,
             aws_secret_access_key=secret,
@@ -87,7 +87,9 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(data_dir: Path, *extra: str, timeout: float = 60.0) -> LiveServer:
+def start_server(
+    data_dir: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> LiveServer:
     """Start `airdock serve` on a free port and wait until /_airdock/health answers 200."""
     endpoints_file = data_dir / "endpoints.json"
     endpoints_file.unlink(missing_ok=True)
@@ -111,6 +113,7 @@ def start_server(data_dir: Path, *extra: str, timeout: float = 60.0) -> LiveServ
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     log.close()
     deadline = time.monotonic() + timeout

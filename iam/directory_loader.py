@@ -1,0 +1,302 @@
+"""Build a :class:`~iam.directory.Directory` from its YAML/JSON mapping, validating as it goes.
+
+Shape::
+
+    account_id: "123456789012"                       # optional
+    policies: {Name: {Version: ..., Statement: [...]}}  # customer-managed, by name
+    groups: {team-a: {policies: [Name], inline_policies: {name: {...}}}}
+    users:
+      alice: {groups: [team-a], tags: {team: a}, policies: [Name], inline_policies: {...},
+              permissions_boundary: Name, access_keys: [{access_key_id, secret_access_key}],
+              path: /}
+    roles:
+      deployer: {trust_policy: {...}, tags: {...}, policies: [...], inline_policies: {...},
+                 permissions_boundary: Name, access_keys: [...], path: /}
+
+Every error names its path, e.g. ``users.alice.policies[1]: unknown policy 'X'``. Secrets never
+appear in messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from iam.directory import (
+    ADMIN_USER,
+    BUILTIN_POLICIES,
+    AccessKey,
+    Directory,
+    Group,
+    Role,
+    User,
+    unique_id,
+)
+from iam.errors import DirectoryError, PolicyError
+from iam.policy import Policy, PolicyKind, parse_policy
+
+_TOP_KEYS = frozenset({"account_id", "policies", "groups", "users", "roles"})
+_GROUP_KEYS = frozenset({"policies", "inline_policies", "path"})
+_USER_KEYS = frozenset(
+    {"groups", "tags", "policies", "inline_policies", "permissions_boundary", "access_keys", "path"}
+)
+_ROLE_KEYS = frozenset(
+    {
+        "trust_policy",
+        "tags",
+        "policies",
+        "inline_policies",
+        "permissions_boundary",
+        "access_keys",
+        "path",
+        "description",
+    }
+)
+_USER_KEY_FIELDS = frozenset({"access_key_id", "secret_access_key"})
+_ROLE_KEY_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_name"})
+
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)
+_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
+_ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+
+
+def _fail(where: str, problem: str) -> DirectoryError:
+    return DirectoryError(where, problem)
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    """A mapping with string keys; YAML's empty ``key:`` (None) counts as empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(where, f"must be a mapping, not {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise _fail(where, f"keys must be strings, not {type(key).__name__} {key!r}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(where, f"must be a list, not {type(value).__name__}")
+    return value
+
+
+def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise _fail(f"{prefix}{key}", f"unknown key (expected one of {sorted(allowed)})")
+
+
+def _account(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
+        hint = " (quote it in YAML)" if isinstance(value, int) else ""
+        raise _fail(where, f"must be a 12-digit string{hint}")
+    return value
+
+
+def _parse(doc: Any, where: str, kind: PolicyKind = "identity") -> Policy:
+    if not isinstance(doc, Mapping | str):
+        raise _fail(where, f"a policy must be a mapping or JSON text, not {type(doc).__name__}")
+    try:
+        return parse_policy(doc, kind=kind, name=where)
+    except PolicyError as exc:
+        raise _fail(where, str(exc)) from None
+
+
+def _tags(value: Any, where: str) -> dict[str, str]:
+    tags = {}
+    for key, raw in _mapping(value, where).items():
+        if not 1 <= len(key) <= 128:
+            raise _fail(f"{where}.{key}", "tag keys must have 1 to 128 characters")
+        if isinstance(raw, bool):
+            text = "true" if raw else "false"
+        elif isinstance(raw, str | int | float):
+            text = str(raw)
+        else:
+            raise _fail(f"{where}.{key}", "tag values must be strings")
+        if len(text) > 256:
+            raise _fail(f"{where}.{key}", "tag values must have at most 256 characters")
+        tags[key] = text
+    return tags
+
+
+def _path(value: Any, where: str) -> str:
+    if value is None:
+        return "/"
+    if not isinstance(value, str) or len(value) > 512 or not _PATH.fullmatch(value):
+        raise _fail(where, "must start and end with '/' (e.g. /engineering/)")
+    return value
+
+
+class _Loader:
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self.policies: dict[str, Policy] = dict(BUILTIN_POLICIES)
+        self.keys: dict[str, AccessKey] = {}
+        self.key_origins: dict[str, str] = {}
+
+    def managed(self, value: Any, where: str) -> tuple[Policy, ...]:
+        out = []
+        for i, name in enumerate(_list(value, where)):
+            if not isinstance(name, str):
+                raise _fail(f"{where}[{i}]", "must be a policy name")
+            policy = self.policies.get(name)
+            if policy is None:
+                raise _fail(f"{where}[{i}]", f"unknown policy {name!r}")
+            out.append(policy)
+        return tuple(out)
+
+    def inline(self, value: Any, where: str) -> tuple[Policy, ...]:
+        out = []
+        for name, doc in _mapping(value, where).items():
+            if not _POLICY_NAME.fullmatch(name):
+                raise _fail(f"{where}.{name}", "invalid policy name")
+            out.append(_parse(doc, f"{where}.{name}"))
+        return tuple(out)
+
+    def boundary(self, value: Any, where: str) -> Policy | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _fail(where, "must be the name of a managed policy")
+        policy = self.policies.get(value)
+        if policy is None:
+            raise _fail(where, f"unknown policy {value!r}")
+        return policy
+
+    def access_keys(self, value: Any, where: str, *, user: str | None, role: str | None) -> None:
+        allowed = _ROLE_KEY_FIELDS if role else _USER_KEY_FIELDS
+        for i, raw in enumerate(_list(value, where)):
+            at = f"{where}[{i}]"
+            entry = _mapping(raw, at)
+            _check_keys(entry, allowed, at)
+            akid = entry.get("access_key_id")
+            secret = entry.get("secret_access_key")
+            if not isinstance(akid, str) or not _ACCESS_KEY_ID.fullmatch(akid):
+                raise _fail(f"{at}.access_key_id", "must be 16-128 upper-case letters and digits")
+            if not isinstance(secret, str) or not secret:
+                raise _fail(f"{at}.secret_access_key", "must be a non-empty string")
+            session = entry.get("session_name")
+            if session is not None and (
+                not isinstance(session, str) or not _SESSION_NAME.fullmatch(session)
+            ):
+                raise _fail(f"{at}.session_name", "must be 2-64 characters of [\\w+=,.@-]")
+            if akid in self.keys:
+                raise _fail(
+                    f"{at}.access_key_id",
+                    f"access key {akid!r} is already used by {self.key_origins[akid]}",
+                )
+            self.keys[akid] = AccessKey(akid, secret, user=user, role=role, session_name=session)
+            self.key_origins[akid] = at
+
+    def load(self, data: Mapping[str, Any]) -> Directory:
+        for name, doc in _mapping(data.get("policies"), "policies").items():
+            where = f"policies.{name}"
+            if name in BUILTIN_POLICIES:
+                raise _fail(where, "this name is reserved for a built-in policy")
+            if not _POLICY_NAME.fullmatch(name):
+                raise _fail(where, "invalid policy name")
+            self.policies[name] = _parse(doc, where)
+
+        groups: dict[str, Group] = {}
+        for name, raw in _mapping(data.get("groups"), "groups").items():
+            where = f"groups.{name}"
+            if not _NAME.fullmatch(name):
+                raise _fail(where, "invalid group name")
+            spec = _mapping(raw, where)
+            _check_keys(spec, _GROUP_KEYS, where)
+            path = _path(spec.get("path"), f"{where}.path")
+            groups[name] = Group(
+                name=name,
+                arn=f"arn:aws:iam::{self.account_id}:group{path}{name}",
+                policies=self.managed(spec.get("policies"), f"{where}.policies")
+                + self.inline(spec.get("inline_policies"), f"{where}.inline_policies"),
+            )
+
+        users: dict[str, User] = {}
+        for name, raw in _mapping(data.get("users"), "users").items():
+            where = f"users.{name}"
+            if name == ADMIN_USER:
+                raise _fail(where, "this name is reserved for the bootstrap admin")
+            if not _NAME.fullmatch(name):
+                raise _fail(where, "invalid user name")
+            spec = _mapping(raw, where)
+            _check_keys(spec, _USER_KEYS, where)
+            member_of = []
+            for i, group in enumerate(_list(spec.get("groups"), f"{where}.groups")):
+                if not isinstance(group, str) or group not in groups:
+                    raise _fail(f"{where}.groups[{i}]", f"unknown group {group!r}")
+                member_of.append(group)
+            path = _path(spec.get("path"), f"{where}.path")
+            arn = f"arn:aws:iam::{self.account_id}:user{path}{name}"
+            users[name] = User(
+                name=name,
+                path=path,
+                arn=arn,
+                user_id=unique_id("AIDA", arn),
+                tags=_tags(spec.get("tags"), f"{where}.tags"),
+                groups=tuple(member_of),
+                policies=self.managed(spec.get("policies"), f"{where}.policies")
+                + self.inline(spec.get("inline_policies"), f"{where}.inline_policies"),
+                boundary=self.boundary(
+                    spec.get("permissions_boundary"), f"{where}.permissions_boundary"
+                ),
+            )
+            self.access_keys(spec.get("access_keys"), f"{where}.access_keys", user=name, role=None)
+
+        roles: dict[str, Role] = {}
+        for name, raw in _mapping(data.get("roles"), "roles").items():
+            where = f"roles.{name}"
+            if not _NAME.fullmatch(name):
+                raise _fail(where, "invalid role name")
+            spec = _mapping(raw, where)
+            _check_keys(spec, _ROLE_KEYS, where)
+            path = _path(spec.get("path"), f"{where}.path")
+            arn = f"arn:aws:iam::{self.account_id}:role{path}{name}"
+            trust = spec.get("trust_policy")
+            roles[name] = Role(
+                name=name,
+                path=path,
+                arn=arn,
+                role_id=unique_id("AROA", arn),
+                tags=_tags(spec.get("tags"), f"{where}.tags"),
+                policies=self.managed(spec.get("policies"), f"{where}.policies")
+                + self.inline(spec.get("inline_policies"), f"{where}.inline_policies"),
+                boundary=self.boundary(
+                    spec.get("permissions_boundary"), f"{where}.permissions_boundary"
+                ),
+                trust_policy=None
+                if trust is None
+                else _parse(trust, f"{where}.trust_policy", kind="trust"),
+            )
+            self.access_keys(spec.get("access_keys"), f"{where}.access_keys", user=None, role=name)
+
+        return Directory(
+            account_id=self.account_id,
+            policies=self.policies,
+            groups=groups,
+            users=users,
+            roles=roles,
+            keys=self.keys,
+            key_origins=self.key_origins,
+        )
+
+
+def load_directory(data: Mapping[str, Any] | None, *, default_account_id: str) -> Directory:
+    """Validate ``data`` and build a directory. ``account_id`` in the data overrides the
+    default."""
+    top = _mapping(data, "(top level)")
+    _check_keys(top, _TOP_KEYS, "")
+    if "account_id" in top and top["account_id"] is not None:
+        account_id = _account(top["account_id"], "account_id")
+    else:
+        account_id = _account(default_account_id, "default_account_id")
+    return _Loader(account_id).load(top)
