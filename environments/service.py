@@ -43,6 +43,8 @@ class Caller:
 
     arn: str
     iam_identity: str  # e.g. "user/alice" or "assumed-role/Admin/alice"
+    # The authenticated principal as the policy engine knows it (opaque to this package).
+    principal: object | None = None
 
 
 class EnvironmentService:
