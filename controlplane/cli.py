@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from controlplane import cli_env, cli_iam
 from controlplane.settings import Settings
 
 
@@ -23,10 +24,16 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--reconciler-workers", type=int, help="environments worked at once")
     serve.add_argument("--poll-interval", type=float, help="seconds between reconciler passes")
     serve.add_argument("--max-environments", type=int, help="environments per account/region")
+    serve.add_argument(
+        "--dag-sync-interval", type=float, help="seconds between full DAG sync passes (default 5)"
+    )
+    # Hidden on purpose: only benchmarks compare against a server that checks nothing.
+    serve.add_argument("--auth", choices=("on", "off"), default="on", help=argparse.SUPPRESS)
     serve.set_defaults(func=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from controlplane.iam_config import IamConfigError
     from controlplane.serve import serve
 
     values = Settings.defaults_from_env()
@@ -41,12 +48,22 @@ def _run_serve(args: argparse.Namespace) -> int:
         "reconciler_workers",
         "poll_interval",
         "max_environments",
+        "dag_sync_interval",
     ):
         given = getattr(args, field)
         if given is not None:
             values[field] = given
+    values["auth_enabled"] = args.auth == "on"
+    if not values["auth_enabled"]:
+        logging.getLogger("airdock").warning(
+            "authentication is OFF: every caller acts as the admin (for benchmarks only)"
+        )
     settings = Settings(data_dir=args.data_dir.resolve(), **values)  # type: ignore[arg-type]
-    serve(settings)
+    try:
+        serve(settings)
+    except IamConfigError as err:
+        print(f"airdock serve: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -55,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    cli_env.register(sub)
+    cli_iam.register(sub)
     return parser
 
 

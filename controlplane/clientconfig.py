@@ -36,10 +36,12 @@ def write_client_files(
     region: str,
     account_id: str,
     admin: AccessKey,
+    aws_embedded: bool,
 ) -> None:
     endpoints = {
         "mwaa_endpoint": mwaa_endpoint,
         "aws_endpoint": aws_endpoint,
+        "aws_embedded": aws_embedded,
         "region": region,
         "account_id": account_id,
     }

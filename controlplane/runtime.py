@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import uuid
@@ -9,9 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlplane.credentials import AccessKey, load_or_create_admin
+from controlplane.iam_config import DirectorySource, open_directory
+from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
 from environments.aws import AwsClients, AwsTarget
+from environments.dagsync_service import DagSyncService
 from environments.embedded_aws import EmbeddedAws
 from environments.identity import Placement
 from environments.provisioning import default_steps
@@ -40,14 +44,24 @@ class Runtime:
     gatekeeper: Gatekeeper
     admin: AccessKey
     aws_endpoint: str | None
+    dag_sync: DagSyncService | None = None
     embedded_aws: EmbeddedAws | None = None
+    directory: DirectorySource | None = None  # None: authentication is off
     _closers: list = field(default_factory=list)
 
     def start_background(self) -> None:
+        if self.directory is not None:
+            self.directory.start()
         self.reconciler.start()
+        if self.dag_sync is not None:
+            self.dag_sync.start()
 
     def stop_background(self) -> None:
+        if self.dag_sync is not None:
+            self.dag_sync.stop()
         self.reconciler.stop()
+        if self.directory is not None:
+            self.directory.stop()
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -60,6 +74,13 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    admin = load_or_create_admin(settings.data_dir)
+    # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
+    directory = (
+        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin)
+        if settings.auth_enabled
+        else None
+    )
     closers: list = []
     embedded: EmbeddedAws | None = None
     aws_endpoint = settings.aws_endpoint
@@ -68,7 +89,6 @@ def build_runtime(settings: Settings) -> Runtime:
         embedded.start()
         closers.append(embedded.stop)
         aws_endpoint = embedded.endpoint
-    admin = load_or_create_admin(settings.data_dir)
     db = Store(settings.db_url)
     db.create_schema()
     closers.append(db.dispose)
@@ -80,6 +100,9 @@ def build_runtime(settings: Settings) -> Runtime:
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )
+    services = StepServices(
+        aws=AwsClients(target), data_dir=settings.data_dir, dag_events=settings.dag_events
+    )
     reconciler = Reconciler(
         db,
         placement,
@@ -87,7 +110,7 @@ def build_runtime(settings: Settings) -> Runtime:
         owner=replica_id(settings.data_dir),
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
-        services=StepServices(aws=AwsClients(target)),
+        services=services,
     )
     service.set_change_listener(reconciler.wake)
     admin_caller = Caller(
@@ -99,9 +122,45 @@ def build_runtime(settings: Settings) -> Runtime:
         store=db,
         service=service,
         reconciler=reconciler,
-        gatekeeper=TrustingGatekeeper(admin_caller),
+        gatekeeper=IamGatekeeper(directory, placement, service.resource_tags)
+        if directory is not None
+        else TrustingGatekeeper(admin_caller),
         admin=admin,
         aws_endpoint=aws_endpoint,
+        dag_sync=DagSyncService(db, services, interval=settings.dag_sync_interval),
         embedded_aws=embedded,
+        directory=directory,
         _closers=closers,
     )
+
+
+@dataclass
+class LocalHandle:
+    """The parts of a server's state that commands on the same host work with directly."""
+
+    store: Store
+    services: StepServices
+    dag_sync: DagSyncService
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+def open_local(data_dir: Path, database_url: str | None = None) -> LocalHandle:
+    """Open a data dir the way `airdock serve` left it (endpoints.json, admin.json)."""
+    endpoints_file = data_dir / "endpoints.json"
+    if not endpoints_file.exists():
+        raise SystemExit(f"{data_dir} holds no endpoints.json: has `airdock serve` run there?")
+    endpoints = json.loads(endpoints_file.read_text())
+    admin = load_or_create_admin(data_dir)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    db = Store(settings.db_url)
+    embedded = bool(endpoints.get("aws_embedded"))
+    target = AwsTarget(
+        region=endpoints["region"],
+        endpoint_url=endpoints.get("aws_endpoint"),
+        access_key_id=admin.access_key_id if embedded else None,
+        secret_access_key=admin.secret_access_key if embedded else None,
+    )
+    services = StepServices(aws=AwsClients(target), data_dir=data_dir)
+    return LocalHandle(db, services, DagSyncService(db, services))

@@ -41,6 +41,7 @@ def serve(settings: Settings) -> None:
             region=settings.region,
             account_id=settings.account_id,
             admin=runtime.admin,
+            aws_embedded=runtime.embedded_aws is not None,
         )
         _announce(settings, mwaa_endpoint, runtime.aws_endpoint)
         config = uvicorn.Config(

@@ -24,10 +24,14 @@ class Settings:
     account_id: str = "123456789012"
     database_url: str | None = None  # None: SQLite under data_dir
     iam_config: Path | None = None
+    # SigV4 + IAM on every call. Off only for benchmark comparisons (hidden `--auth off`).
+    auth_enabled: bool = True
     reconciler_workers: int = 8
     poll_interval: float = 0.5
     max_environments: int = 500
     http_workers: int = 1
+    dag_sync_interval: float = 5.0
+    dag_events: bool = True
 
     @property
     def db_url(self) -> str:
@@ -48,6 +52,7 @@ class Settings:
             ("reconciler_workers", "RECONCILER_WORKERS", int),
             ("poll_interval", "POLL_INTERVAL", float),
             ("max_environments", "MAX_ENVIRONMENTS", int),
+            ("dag_sync_interval", "DAG_SYNC_INTERVAL", float),
         ):
             raw = _env(name)
             if raw:

@@ -286,3 +286,11 @@ def reconciler_delete(session: Session, name: str, owner: str, generation: int) 
     if result.rowcount != 1:
         raise ConcurrentModification(name)
     session.execute(delete(TokenRow).where(TokenRow.env_name == name))
+
+
+def environments_in(session: Session, statuses: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, spec) of every environment in one of `statuses`."""
+    query = select(EnvironmentRow.name, EnvironmentRow.spec).where(
+        EnvironmentRow.status.in_(statuses)
+    )
+    return [(name, spec) for name, spec in session.execute(query)]

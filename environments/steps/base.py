@@ -9,9 +9,11 @@ permanent failures are handled the same way everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from environments.identity import Placement
+from environments.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,14 @@ class StepServices:
     """What the process that runs the steps hands to them."""
 
     aws: Any  # environments.aws.AwsClients
+    data_dir: Path | None = None  # workspaces live under data_dir/environments/
     log_retention_days: int = 30
+    dag_events: bool = True  # S3 event notifications for sub-second DAG pickup
+
+    def workspace(self, name: str) -> Workspace:
+        if self.data_dir is None:
+            raise RuntimeError("no data dir configured for environment workspaces")
+        return Workspace.for_environment(self.data_dir, name)
 
 
 @dataclass

@@ -1,0 +1,83 @@
+"""`airdock env ...`: work on one environment's contents on this host.
+
+These commands act directly on the data dir of a server on this machine (its store, its
+workspaces and the AWS endpoint it uses), so they work whether or not the server runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from controlplane.runtime import open_local
+from environments.errors import AirdockError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    env = sub.add_parser("env", help="an environment's DAGs and contents on this host")
+    commands = env.add_subparsers(dest="env_command", required=True)
+    for name, helptext, func in (
+        ("sync", "sync the environment's DAGs from S3 now", _sync),
+        ("dags", "show the environment's DAG files, DAG ids and errors", _dags),
+    ):
+        parser = commands.add_parser(name, help=helptext)
+        parser.add_argument("name", help="environment name")
+        parser.add_argument("--data-dir", type=Path, default=Path(".airdock"))
+        parser.add_argument("--database-url", help="the server's store, if not SQLite")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.set_defaults(func=func)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    local = open_local(args.data_dir.resolve(), args.database_url)
+    try:
+        report = local.dag_sync.sync_now(args.name)
+    except AirdockError as err:
+        print(f"error: {err.message}")
+        return 2
+    finally:
+        local.close()
+    summary = {
+        "downloaded": report.downloaded,
+        "deleted": report.deleted,
+        "unchanged": report.unchanged,
+        "refused": [{"key": k, "reason": r} for k, r in report.refused],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{args.name}: {len(report.downloaded)} downloaded, {len(report.deleted)} deleted, "
+            f"{report.unchanged} unchanged, {len(report.refused)} refused"
+        )
+        for key, reason in report.refused:
+            print(f"  refused {key!r}: {reason}")
+    return 0
+
+
+def _dags(args: argparse.Namespace) -> int:
+    local = open_local(args.data_dir.resolve(), args.database_url)
+    try:
+        if local.store.read_environment(args.name) is None:
+            print(f"error: Environment {args.name} not found.")
+            return 2
+        report = local.services.workspace(args.name).read_json("dag-report.json", None)
+    finally:
+        local.close()
+    if report is None:
+        print(f"{args.name}: no DAG report yet (the environment's DAGs have not been parsed)")
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = [
+        (f["file"], ", ".join(f["dag_ids"]) or "-", "; ".join(f["errors"]) or "-")
+        for f in report["files"]
+    ]
+    header = ("FILE", "DAG IDS", "ERRORS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
+    for row in [header, *rows]:
+        first_error_line = row[2].splitlines()[0] if row[2] else ""
+        print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {first_error_line}")
+    return 0

@@ -1,0 +1,225 @@
+"""Mirror an environment's DagS3Path prefix into its workspace `dags/` folder.
+
+- Incremental: a manifest of {relative path: ETag} decides what to download.
+- Atomic: each file is written to a temporary name beside its target and renamed over it.
+- Path-safe: keys with `..`, `.`, empty or absolute segments are refused and logged; nothing
+  is ever written outside `dags/`.
+- Bounded: object count, object size and total size limits, each with a clear error.
+- Streaming: the listing is consumed page by page; only the set of keys is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from environments.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "dags-manifest.json"
+_TEMP_PREFIX = ".airdock-"
+
+
+@dataclass(frozen=True)
+class SyncLimits:
+    max_objects: int = 20_000
+    max_object_bytes: int = 64 * 1024 * 1024
+    max_total_bytes: int = 2 * 1024 * 1024 * 1024
+
+
+class SyncError(Exception):
+    """The prefix cannot be mirrored as a whole (a limit was crossed)."""
+
+
+class UnsafeKey(ValueError):
+    pass
+
+
+@dataclass
+class SyncReport:
+    downloaded: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.downloaded or self.deleted)
+
+
+def dag_prefix(dag_s3_path: str) -> str:
+    path = dag_s3_path.strip("/")
+    return f"{path}/" if path else ""
+
+
+def relative_path(key: str, prefix: str) -> PurePosixPath:
+    """The path of `key` under `prefix`, or UnsafeKey if it could escape or is ambiguous."""
+    if not key.startswith(prefix):
+        raise UnsafeKey("outside the DAG prefix")
+    rel = key[len(prefix) :]
+    if not rel:
+        raise UnsafeKey("empty name")
+    if rel.startswith("/"):
+        raise UnsafeKey("absolute path")
+    if "\\" in rel or "\x00" in rel:
+        raise UnsafeKey("backslash or NUL in the name")
+    parts = rel.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafeKey(f"'{part or '(empty)'}' path segment")
+        if part.startswith(_TEMP_PREFIX):
+            raise UnsafeKey("name reserved for temporary files")
+        if len(part.encode()) > 255:
+            raise UnsafeKey("path segment longer than 255 bytes")
+    return PurePosixPath(*parts)
+
+
+class DagSyncer:
+    def __init__(self, workspace: Workspace, limits: SyncLimits | None = None) -> None:
+        self.workspace = workspace
+        self.limits = limits or SyncLimits()
+        self._root = workspace.dags.resolve() if workspace.dags.exists() else workspace.dags
+
+    def sync(self, s3: Any, bucket: str, dag_s3_path: str) -> SyncReport:
+        """A full incremental pass over the prefix."""
+        prefix = dag_prefix(dag_s3_path)
+        report = SyncReport()
+        with self.workspace.locked("dags"):
+            self.workspace.dags.mkdir(parents=True, exist_ok=True)
+            self._root = self.workspace.dags.resolve()
+            manifest: dict[str, str] = self.workspace.read_json(MANIFEST, {})
+            seen: set[str] = set()
+            count = total = 0
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            # Deletions happen only after a complete listing: an exception here leaves them.
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    key = obj["Key"]
+                    if key.endswith("/"):
+                        continue  # a folder marker, not a file
+                    count += 1
+                    total += obj.get("Size", 0)
+                    self._check_totals(count, total)
+                    rel = self._admit(key, prefix, obj.get("Size", 0), report)
+                    if rel is None:
+                        continue
+                    seen.add(rel)
+                    if manifest.get(rel) == obj["ETag"] and (self._root / rel).is_file():
+                        report.unchanged += 1
+                        continue
+                    etag = self._download(s3, bucket, key, rel, report)
+                    if etag is not None:
+                        manifest[rel] = etag
+            for rel in sorted(set(manifest) - seen):
+                self._delete(rel, report)
+                manifest.pop(rel, None)
+            self.workspace.write_json(MANIFEST, manifest)
+        return report
+
+    def apply_event(self, s3: Any, bucket: str, dag_s3_path: str, key: str, created: bool) -> bool:
+        """Apply one S3 event for `key`; True if the local mirror changed."""
+        prefix = dag_prefix(dag_s3_path)
+        if not key.startswith(prefix) or key.endswith("/"):
+            return False
+        report = SyncReport()
+        with self.workspace.locked("dags"):
+            self.workspace.dags.mkdir(parents=True, exist_ok=True)
+            self._root = self.workspace.dags.resolve()
+            manifest: dict[str, str] = self.workspace.read_json(MANIFEST, {})
+            if created:
+                try:
+                    head = s3.head_object(Bucket=bucket, Key=key)
+                except Exception:  # gone again already; the next pass settles it
+                    return False
+                rel = self._admit(key, prefix, head.get("ContentLength", 0), report)
+                if rel is None or manifest.get(rel) == head.get("ETag"):
+                    return False
+                etag = self._download(s3, bucket, key, rel, report)
+                if etag is None:
+                    return False
+                manifest[rel] = etag
+            else:
+                try:
+                    rel = str(relative_path(key, prefix))
+                except UnsafeKey:
+                    return False
+                if rel not in manifest:
+                    return False
+                self._delete(rel, report)
+                manifest.pop(rel, None)
+            self.workspace.write_json(MANIFEST, manifest)
+        return report.changed
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _check_totals(self, count: int, total: int) -> None:
+        if count > self.limits.max_objects:
+            raise SyncError(
+                f"The DAG folder holds more than {self.limits.max_objects} objects; "
+                "nothing beyond that limit is synced."
+            )
+        if total > self.limits.max_total_bytes:
+            raise SyncError(
+                f"The DAG folder holds more than {self.limits.max_total_bytes} bytes in all."
+            )
+
+    def _admit(self, key: str, prefix: str, size: int, report: SyncReport) -> str | None:
+        try:
+            rel = relative_path(key, prefix)
+        except UnsafeKey as err:
+            log.warning("refusing DAG object %r: %s", key, err)
+            report.refused.append((key, str(err)))
+            return None
+        if size > self.limits.max_object_bytes:
+            reason = f"larger than {self.limits.max_object_bytes} bytes"
+            log.warning("refusing DAG object %r: %s", key, reason)
+            report.refused.append((key, reason))
+            return None
+        target = (self._root / rel).resolve()
+        if not target.is_relative_to(self._root):
+            report.refused.append((key, "resolves outside the DAG folder"))
+            return None
+        return str(rel)
+
+    def _download(self, s3: Any, bucket: str, key: str, rel: str, report: SyncReport) -> str | None:
+        target = self._root / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            report.refused.append((key, "a file already uses part of this path"))
+            return None
+        if target.is_dir():
+            report.refused.append((key, "a folder already uses this path"))
+            return None
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in answer["Body"].iter_chunks(1 << 16):
+                    handle.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        report.downloaded.append(rel)
+        return answer["ETag"]
+
+    def _delete(self, rel: str, report: SyncReport) -> None:
+        target = self._root / rel
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        report.deleted.append(rel)
+        parent = target.parent
+        while parent != self._root and parent.is_relative_to(self._root):
+            try:
+                parent.rmdir()  # only succeeds when empty
+            except OSError:
+                break
+            parent = parent.parent

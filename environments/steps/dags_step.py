@@ -1,0 +1,38 @@
+"""The first full DAG sync; afterwards the sync service keeps the mirror current."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from environments.dagsync import DagSyncer, SyncError
+from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.base import DONE, Failed, Outcome, StepContext
+from environments.steps.check_bucket import bucket_name
+
+
+class SyncDags:
+    name = "dags"
+
+    def ensure(self, ctx: StepContext) -> Outcome:
+        syncer = DagSyncer(ctx.services.workspace(ctx.name))
+        bucket = bucket_name(ctx.spec["SourceBucketArn"])
+        try:
+            report = syncer.sync(ctx.services.aws.client("s3"), bucket, ctx.spec["DagS3Path"])
+        except SyncError as err:
+            return Failed("INCORRECT_CONFIGURATION", f"DagS3Path {ctx.spec['DagS3Path']}: {err}")
+        except ClientError as err:
+            if is_transient(err):
+                return outcome_for(err, "syncing DAGs")
+            return Failed(
+                "INCORRECT_CONFIGURATION",
+                f"Unable to read DAGs from s3://{bucket}/{ctx.spec['DagS3Path']} "
+                f"({error_code(err)}).",
+            )
+        ctx.resources["dags"] = {
+            "files": report.unchanged + len(report.downloaded),
+            "refused": len(report.refused),
+        }
+        return DONE
+
+    def teardown(self, ctx: StepContext) -> Outcome:
+        return DONE

@@ -1,0 +1,197 @@
+"""Environment contents through the real path: boto3 uploads to the embedded AWS, the server
+syncs DAGs, extracts plugins and runs the startup script into the environment's workspace."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from tests.conftest import ROOT, wait_for_status, wait_gone
+
+
+def _bucket(params) -> str:
+    return params()["SourceBucketArn"].rsplit(":", 1)[-1]
+
+
+def _wait_for(predicate, timeout: float = 15.0) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def dag_env(server, params, mwaa, env_name):
+    """An AVAILABLE environment whose DagS3Path is its own prefix in the shared bucket."""
+    s3 = server.aws("s3")
+    bucket = _bucket(params)
+    prefix = f"{env_name}/dags"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/first.py", Body=b"# first\n")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/team/etl/job.py", Body=b"# job\n")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/team/sql/query.sql", Body=b"select 1\n")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/../escape.py", Body=b"# evil\n")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}//double.py", Body=b"# evil\n")
+    mwaa.create_environment(Name=env_name, **params(DagS3Path=prefix))
+    wait_for_status(mwaa, env_name, {"AVAILABLE"})
+    return env_name, bucket, prefix, server.data_dir / "environments" / env_name
+
+
+def test_dags_mirror_the_prefix(server, mwaa, dag_env):
+    name, bucket, prefix, workspace = dag_env
+    dags = workspace / "dags"
+    assert (dags / "first.py").read_text() == "# first\n"
+    assert (dags / "team" / "etl" / "job.py").exists()
+    assert (dags / "team" / "sql" / "query.sql").exists()  # non-.py files come along
+    assert not (workspace / "escape.py").exists()
+    assert not any(p.name == "double.py" for p in workspace.rglob("*"))
+    assert (workspace / "plugins").is_dir() and (workspace / "home").is_dir()
+
+    s3 = server.aws("s3")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/team/etl/job.py", Body=b"# job v2\n")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/new.py", Body=b"# new\n")
+    _wait_for(lambda: (dags / "new.py").exists())
+    _wait_for(lambda: (dags / "team" / "etl" / "job.py").read_text() == "# job v2\n")
+    s3.delete_object(Bucket=bucket, Key=f"{prefix}/team/sql/query.sql")
+    _wait_for(lambda: not (dags / "team" / "sql").exists())
+    assert not [p for p in dags.rglob(".airdock-*")]
+
+    mwaa.delete_environment(Name=name)
+    wait_gone(mwaa, name)
+    assert not workspace.exists()
+    entries = s3.get_bucket_notification_configuration(Bucket=bucket).get("QueueConfigurations", [])
+    prefixes = [rule["Value"] for e in entries for rule in e["Filter"]["Key"]["FilterRules"]]
+    assert f"{prefix}/" not in prefixes  # our notification entry went with the environment
+
+
+def test_event_pickup_is_fast(server, dag_env):
+    name, bucket, prefix, workspace = dag_env
+    s3 = server.aws("s3")
+    delays = []
+    for i in range(5):
+        start = time.monotonic()
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/fast_{i}.py", Body=b"# fast\n")
+        _wait_for(lambda i=i: (workspace / "dags" / f"fast_{i}.py").exists(), timeout=10)
+        delays.append(time.monotonic() - start)
+    # Generous bound: the polling fallback alone would take up to the 5 s interval.
+    assert sorted(delays)[2] < 3.0, delays
+
+
+def test_env_sync_command(server, dag_env):
+    name, bucket, prefix, workspace = dag_env
+    server.aws("s3").put_object(Bucket=bucket, Key=f"{prefix}/by_hand.py", Body=b"# hand\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controlplane.cli",
+            "env",
+            "sync",
+            name,
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (workspace / "dags" / "by_hand.py").exists()
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controlplane.cli",
+            "env",
+            "sync",
+            "nope",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "not found" in missing.stdout
+
+
+def test_plugins_zip_is_extracted_and_a_hostile_one_refused(server, params, mwaa, env_name):
+    s3 = server.aws("s3")
+    bucket = _bucket(params)
+    good = s3.put_object(
+        Bucket=bucket, Key=f"{env_name}/plugins.zip", Body=_zip({"ops/op.py": b"X = 1\n"})
+    )["VersionId"]
+    mwaa.create_environment(
+        Name=env_name,
+        **params(PluginsS3Path=f"{env_name}/plugins.zip", PluginsS3ObjectVersion=good),
+    )
+    wait_for_status(mwaa, env_name, {"AVAILABLE"})
+    plugins = server.data_dir / "environments" / env_name / "plugins"
+    assert (plugins / "ops" / "op.py").read_text() == "X = 1\n"
+
+    evil = s3.put_object(
+        Bucket=bucket, Key=f"{env_name}/plugins.zip", Body=_zip({"../../pwned.py": b"x"})
+    )["VersionId"]
+    mwaa.update_environment(Name=env_name, PluginsS3ObjectVersion=evil)
+    env = wait_for_status(mwaa, env_name, {"UPDATE_FAILED"})
+    assert "outside the plugins folder" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    assert env["PluginsS3ObjectVersion"] == good
+    assert (plugins / "ops" / "op.py").exists()
+    assert not list(server.data_dir.rglob("pwned.py"))
+
+
+def test_startup_script_runs_with_mwaa_variables(server, params, mwaa, env_name):
+    s3 = server.aws("s3")
+    bucket = _bucket(params)
+    script = (
+        b'echo "component=$MWAA_AIRFLOW_COMPONENT env=$AIRFLOW_ENV_NAME"\nexport TEAM_SETTING=on\n'
+    )
+    version = s3.put_object(Bucket=bucket, Key=f"{env_name}/startup.sh", Body=script)["VersionId"]
+    logging = {"SchedulerLogs": {"Enabled": True, "LogLevel": "INFO"}}
+    mwaa.create_environment(
+        Name=env_name,
+        **params(
+            StartupScriptS3Path=f"{env_name}/startup.sh",
+            StartupScriptS3ObjectVersion=version,
+            LoggingConfiguration=logging,
+        ),
+    )
+    wait_for_status(mwaa, env_name, {"AVAILABLE"})
+    state = server.data_dir / "environments" / env_name / "state" / "startup-env.json"
+    assert '"TEAM_SETTING": "on"' in state.read_text()
+    events = server.aws("logs").get_log_events(
+        logGroupName=f"airflow-{env_name}-Scheduler",
+        logStreamName="startup_script_execution_worker",
+    )["events"]
+    assert any(f"component=worker env={env_name}" in e["message"] for e in events)
+
+
+def test_failing_startup_script_fails_the_create(server, params, mwaa, env_name):
+    s3 = server.aws("s3")
+    bucket = _bucket(params)
+    version = s3.put_object(
+        Bucket=bucket, Key=f"{env_name}/startup.sh", Body=b"echo broken >&2\nexit 7\n"
+    )["VersionId"]
+    mwaa.create_environment(
+        Name=env_name,
+        **params(
+            StartupScriptS3Path=f"{env_name}/startup.sh", StartupScriptS3ObjectVersion=version
+        ),
+    )
+    env = wait_for_status(mwaa, env_name, {"CREATE_FAILED"})
+    assert env["LastUpdate"]["Error"]["ErrorCode"] == "STARTUP_SCRIPT_FAILED"
+    assert "exited with code 7" in env["LastUpdate"]["Error"]["ErrorMessage"]
