@@ -79,7 +79,7 @@ def test_dags_mirror_the_prefix(server, mwaa, dag_env):
 
 
 def test_event_pickup_is_fast(server, dag_env):
-    name, bucket, prefix, workspace = dag_env
+    _, bucket, prefix, workspace = dag_env
     s3 = server.aws("s3")
     delays = []
     for i in range(5):
