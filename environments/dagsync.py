@@ -181,14 +181,15 @@ class DagSyncer:
             log.warning("refusing DAG object %r: %s", key, reason)
             report.refused.append((key, reason))
             return None
-        target = (self._root / rel).resolve()
-        if not target.is_relative_to(self._root):
-            report.refused.append((key, "resolves outside the DAG folder"))
-            return None
+        # relative_path() admits no "..", "." or empty segment and Airdock never creates
+        # links inside dags/, so the joined path cannot leave the folder; no resolve() needed.
         return str(rel)
 
     def _download(self, s3: Any, bucket: str, key: str, rel: str, report: SyncReport) -> str | None:
         target = self._root / rel
+        if not target.parent.resolve().is_relative_to(self._root):
+            report.refused.append((key, "resolves outside the DAG folder"))
+            return None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
