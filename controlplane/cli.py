@@ -16,7 +16,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default 8080)")
     serve.add_argument("--data-dir", type=Path, default=Path(".airdock"), help="state directory")
-    serve.add_argument("--aws-endpoint", help="AWS endpoint URL; omit to start an embedded AWS")
+    aws = serve.add_mutually_exclusive_group()
+    aws.add_argument("--aws-endpoint", help="AWS endpoint URL; omit to start an embedded AWS")
+    aws.add_argument(
+        "--real-aws",
+        action="store_true",
+        default=None,
+        help="use AWS's own endpoints and the standard credential chain",
+    )
     serve.add_argument("--region", help="region this endpoint serves (default us-east-1)")
     serve.add_argument("--account-id", help="account id in ARNs (default 123456789012)")
     serve.add_argument("--database-url", help="SQLAlchemy URL (default SQLite in the data dir)")
@@ -41,6 +48,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         "host",
         "port",
         "aws_endpoint",
+        "real_aws",
         "region",
         "account_id",
         "database_url",

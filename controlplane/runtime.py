@@ -84,7 +84,7 @@ def build_runtime(settings: Settings) -> Runtime:
     closers: list = []
     embedded: EmbeddedAws | None = None
     aws_endpoint = settings.aws_endpoint
-    if aws_endpoint is None:
+    if aws_endpoint is None and not settings.real_aws:
         embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
         embedded.start()
         closers.append(embedded.stop)

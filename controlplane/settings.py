@@ -19,7 +19,8 @@ class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8080
-    aws_endpoint: str | None = None  # None: start the embedded AWS
+    aws_endpoint: str | None = None  # None: start the embedded AWS (unless real_aws)
+    real_aws: bool = False  # AWS's own endpoints and the standard credential chain
     region: str = "us-east-1"
     account_id: str = "123456789012"
     database_url: str | None = None  # None: SQLite under data_dir
