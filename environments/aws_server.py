@@ -1,27 +1,101 @@
-"""Entry point of the embedded AWS child process: moto's server on a loopback port."""
+"""Entry point of the embedded AWS child process: moto's server on a loopback port.
+
+With --state-dir the server is durable: it restores the newest good snapshot before it listens,
+snapshots changes in the background while it runs, and writes a final snapshot on SIGTERM or
+SIGINT (see environments.aws_state).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
 import signal
+import sys
 import threading
+from pathlib import Path
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from environments.aws_state import long_poll, s3_bodies
+from environments.aws_state.changes import ChangeTracker
+from environments.aws_state.errors import IncompatibleState
+from environments.aws_state.gate import RequestGate
+from environments.aws_state.middleware import PersistenceMiddleware
+from environments.aws_state.persister import Persister
+from environments.aws_state.store import Restored, StateDirBusy, StateStore
+
+log = logging.getLogger("airdock.aws_server")
+
+# Exit status when saved state exists but cannot be used; the log says why.
+EXIT_BAD_STATE = 3
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Airdock's embedded AWS (moto)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--state-dir", default=None)
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--snapshot-interval", type=float, default=0.5)
     args = parser.parse_args(argv)
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    if not is_loopback(args.host):
+        # The embedded AWS checks no credentials: it must never be reachable from outside.
+        parser.error(f"--host must be a loopback address, not {args.host}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    s3_bodies.track_body_digests()
+    store, restored = _open_store(args.state_dir) if args.state_dir else (None, Restored())
+    gate, changes = RequestGate(), ChangeTracker()
+    if restored.skipped:
+        # Write a good newest generation soon, rather than after the next change.
+        changes.mark()
+    long_poll.wait_outside_the_gate(gate, changes)
+    app = PersistenceMiddleware(DomainDispatcherApplication(create_backend_app), gate, changes)
+    server = make_server(
+        args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
+    )
+    persister = Persister(store, gate, changes, args.snapshot_interval) if store else None
+
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    server.start()
+    serving = threading.Thread(target=server.serve_forever, name="aws-server", daemon=True)
+    serving.start()
+    if persister:
+        persister.start()
+    log.info("serving on http://%s:%d", args.host, args.port)
     stopped.wait()
-    server.stop()
+    server.shutdown()
+    if persister:
+        persister.stop()
+        log.info("final snapshot written")
+    server.server_close()
+
+
+def _open_store(state_dir: Path) -> tuple[StateStore, Restored]:
+    try:
+        store = StateStore(state_dir)
+        restored = store.load()
+    except (IncompatibleState, StateDirBusy) as error:
+        log.error("%s", error)
+        sys.exit(EXIT_BAD_STATE)
+    if restored.generation is None:
+        log.info("no saved state in %s; starting empty", state_dir)
+    return store, restored
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The embedded AWS: a moto server in a child process on a loopback port.
 
 A child process keeps moto's memory and threads out of the control plane, and dies with its
-parent (PR_SET_PDEATHSIG) so a killed `airdock serve` leaves nothing running.
+parent (PR_SET_PDEATHSIG) so a killed `airdock serve` leaves nothing running. Its state lives
+under `<data_dir>/aws-state` and survives restarts (see environments.aws_state). It also comes
+back on the same port when it can, because some saved values embed the endpoint: SQS queue
+URLs are built from the host and port a request was sent to.
 """
 
 from __future__ import annotations
@@ -18,12 +21,29 @@ import urllib.request
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+_PORT_FILE = "aws.port"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _remembered_port(data_dir: Path, host: str) -> int | None:
+    """The port of the previous run, if it is still free."""
+    try:
+        port = int((data_dir / _PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    with socket.socket() as sock:
+        # The server binds with SO_REUSEADDR too, so lingering closed connections do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return None
+    return port
 
 
 def _die_with_parent() -> None:
@@ -35,7 +55,7 @@ class EmbeddedAws:
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.data_dir = data_dir
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or _remembered_port(data_dir, host) or free_port(host)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +86,7 @@ class EmbeddedAws:
         )
         log.close()
         self._wait_ready(timeout)
+        (self.data_dir / _PORT_FILE).write_text(str(self.port))
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -16,4 +16,5 @@ loses at most the last moment of changes. Each module owns one concern:
 - snapshot_file: the on-disk snapshot format (versioned, checksummed, written atomically)
 - store: the state directory (generations, fallback, quarantine, blob garbage collection)
 - persister: the background thread that writes snapshots
+- errors: damaged versus incompatible state, as distinct exceptions
 """
