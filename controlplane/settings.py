@@ -33,6 +33,8 @@ class Settings:
     http_workers: int = 1
     dag_sync_interval: float = 5.0
     dag_events: bool = True
+    airflow_venvs: bool = True
+    uv_cache_dir: Path | None = None  # shared package cache for virtualenvs
 
     @property
     def db_url(self) -> str:
@@ -54,6 +56,7 @@ class Settings:
             ("poll_interval", "POLL_INTERVAL", float),
             ("max_environments", "MAX_ENVIRONMENTS", int),
             ("dag_sync_interval", "DAG_SYNC_INTERVAL", float),
+            ("uv_cache_dir", "UV_CACHE_DIR", Path),
         ):
             raw = _env(name)
             if raw:

@@ -2,7 +2,8 @@
 
 Checks of the user's prerequisites come first, so an environment that MWAA would refuse
 fails before anything is created for it. Contents follow MWAA's order: the startup script
-runs before requirements are installed, and DAGs arrive last.
+runs before requirements are installed (after plugins, which requirements may install
+from), and DAGs arrive last.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from environments.steps.dags_step import SyncDags
 from environments.steps.endpoints import AssignEndpoints
 from environments.steps.log_groups import LogGroups
 from environments.steps.plugins_step import Plugins
+from environments.steps.requirements_step import Requirements
 from environments.steps.startup_step import StartupScript
 from environments.steps.workspace_step import PrepareWorkspace
 
@@ -37,6 +39,7 @@ def default_steps() -> list[Step]:
         PrepareWorkspace(),
         StartupScript(),
         Plugins(),
+        Requirements(),
         SyncDags(),
         DagEvents(),
         AssignEndpoints(),

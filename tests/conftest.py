@@ -87,8 +87,17 @@ class LiveServer:
                 self.process.wait()
 
 
+TEST_UV_CACHE = Path(
+    os.environ.get("AIRDOCK_TEST_UV_CACHE", Path.home() / ".cache/airdock-tests/uv")
+)
+
+
 def start_server(
-    data_dir: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None
+    data_dir: Path,
+    *extra: str,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    airflow: bool = False,
 ) -> LiveServer:
     """Start `airdock serve` on a free port and wait until /_airdock/health answers 200."""
     endpoints_file = data_dir / "endpoints.json"
@@ -108,12 +117,15 @@ def start_server(
             str(data_dir),
             "--poll-interval",
             "0.1",
+            # Building an Airflow virtualenv per environment is tested where it matters;
+            # elsewhere it would only make every create wait for the installer.
+            *([] if airflow else ["--no-airflow"]),
             *extra,
         ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "AIRDOCK_UV_CACHE_DIR": str(TEST_UV_CACHE), **(env or {})},
     )
     log.close()
     deadline = time.monotonic() + timeout

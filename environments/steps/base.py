@@ -52,6 +52,18 @@ class StepServices:
     data_dir: Path | None = None  # workspaces live under data_dir/environments/
     log_retention_days: int = 30
     dag_events: bool = True  # S3 event notifications for sub-second DAG pickup
+    # Build each environment's Airflow virtualenv. Off only for control-plane tests and
+    # benchmarks, where installing Airflow for every environment would measure pip, not us.
+    airflow_venvs: bool = True
+    uv_cache_dir: Path | None = None  # default: data_dir/cache/uv
+
+    @property
+    def uv_cache(self) -> Path:
+        if self.uv_cache_dir is not None:
+            return self.uv_cache_dir
+        if self.data_dir is None:
+            raise RuntimeError("no data dir configured for the package cache")
+        return self.data_dir / "cache" / "uv"
 
     def workspace(self, name: str) -> Workspace:
         if self.data_dir is None:

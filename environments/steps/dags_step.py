@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from environments.dag_reports import refresh_dag_report
 from environments.dagsync import DagSyncer, SyncError
 from environments.steps.aws_errors import error_code, is_transient, outcome_for
 from environments.steps.base import DONE, Failed, Outcome, StepContext
@@ -32,6 +33,9 @@ class SyncDags:
             "files": report.unchanged + len(report.downloaded),
             "refused": len(report.refused),
         }
+        # DAG problems never fail the environment (MWAA shows them in Airflow); they are
+        # reported by `airdock env dags` and in the DAGProcessing log group.
+        refresh_dag_report(ctx.services, ctx.name, ctx.spec)
         return DONE
 
     def teardown(self, ctx: StepContext) -> Outcome:
