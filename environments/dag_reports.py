@@ -49,8 +49,8 @@ def refresh_dag_report(services: StepServices, name: str, spec: dict[str, Any]) 
         }
     except DagCheckError as err:
         report = {"checked_at": time.time(), "files": [], "error": err.message}
-    workspace.write_json(REPORT, report)
     _log_errors(services, name, spec, report)
+    workspace.write_json(REPORT, report)  # last: once it exists, the logs hold the errors too
     return report
 
 

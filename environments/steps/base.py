@@ -8,6 +8,7 @@ permanent failures are handled the same way everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,8 @@ class StepServices:
     # benchmarks, where installing Airflow for every environment would measure pip, not us.
     airflow_venvs: bool = True
     uv_cache_dir: Path | None = None  # default: data_dir/cache/uv
+    # Called with an environment name when its DAGs changed; None parses them right away.
+    dags_changed: Callable[[str], None] | None = None
 
     @property
     def uv_cache(self) -> Path:

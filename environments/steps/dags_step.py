@@ -34,8 +34,12 @@ class SyncDags:
             "refused": len(report.refused),
         }
         # DAG problems never fail the environment (MWAA shows them in Airflow); they are
-        # reported by `airdock env dags` and in the DAGProcessing log group.
-        refresh_dag_report(ctx.services, ctx.name, ctx.spec)
+        # reported by `airdock env dags` and in the DAGProcessing log group. Parsing takes
+        # seconds, so where a background reporter exists it does not hold up AVAILABLE.
+        if ctx.services.dags_changed is not None:
+            ctx.services.dags_changed(ctx.name)
+        else:
+            refresh_dag_report(ctx.services, ctx.name, ctx.spec)
         return DONE
 
     def teardown(self, ctx: StepContext) -> Outcome:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -61,12 +62,22 @@ def test_requirements_dags_and_a_rolled_back_update(airflow_server):
     )
     assert probe.returncode == 0 and probe.stdout.strip() == "3.0.6", probe.stderr
 
+    report_file = live.data_dir / "environments" / "flow" / "state" / "dag-report.json"
+    deadline = time.monotonic() + 120
+    while not report_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # DAGs are parsed in the background after the environment is up
     shown = subprocess.run(
         [sys.executable, "-m", "controlplane.cli", "env", "dags", "flow", "--json",
          "--data-dir", str(live.data_dir)],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     report = {f["file"]: f for f in json.loads(shown.stdout)["files"]}
+    table = subprocess.run(
+        [sys.executable, "-m", "controlplane.cli", "env", "dags", "flow",
+         "--data-dir", str(live.data_dir)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "hello_airdock" in table.stdout and "broken.py" in table.stdout
     assert report["hello.py"]["dag_ids"] == ["hello_airdock"] and not report["hello.py"]["errors"]
     assert "module_that_does_not_exist" in " ".join(report["broken.py"]["errors"])
     streams = logs.describe_log_streams(logGroupName="airflow-flow-Scheduler")["logStreams"]
