@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from controlplane import cli_env, cli_iam
+from controlplane import cli_env, cli_iam, cli_infra
 from controlplane.settings import Settings
 
 
@@ -31,6 +31,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--reconciler-workers", type=int, help="environments worked at once")
     serve.add_argument("--poll-interval", type=float, help="seconds between reconciler passes")
     serve.add_argument("--max-environments", type=int, help="environments per account/region")
+    serve.add_argument(
+        "--no-airflow",
+        dest="airflow_venvs",
+        action="store_false",
+        default=None,
+        help="provision without building Airflow virtualenvs (control-plane tests, benchmarks)",
+    )
     serve.add_argument(
         "--dag-sync-interval", type=float, help="seconds between full DAG sync passes (default 5)"
     )
@@ -57,6 +64,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         "poll_interval",
         "max_environments",
         "dag_sync_interval",
+        "airflow_venvs",
     ):
         given = getattr(args, field)
         if given is not None:
@@ -82,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     cli_env.register(sub)
     cli_iam.register(sub)
+    cli_infra.register(sub)
     return parser
 
 

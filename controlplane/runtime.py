@@ -15,6 +15,7 @@ from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
 from environments.aws import AwsClients, AwsTarget
+from environments.dag_reports import DagReporter, refresh_dag_report
 from environments.dagsync_service import DagSyncService
 from environments.embedded_aws import EmbeddedAws
 from environments.identity import Placement
@@ -45,6 +46,7 @@ class Runtime:
     admin: AccessKey
     aws_endpoint: str | None
     dag_sync: DagSyncService | None = None
+    dag_reports: DagReporter | None = None
     embedded_aws: EmbeddedAws | None = None
     directory: DirectorySource | None = None  # None: authentication is off
     _closers: list = field(default_factory=list)
@@ -53,12 +55,16 @@ class Runtime:
         if self.directory is not None:
             self.directory.start()
         self.reconciler.start()
+        if self.dag_reports is not None:
+            self.dag_reports.start()
         if self.dag_sync is not None:
             self.dag_sync.start()
 
     def stop_background(self) -> None:
         if self.dag_sync is not None:
             self.dag_sync.stop()
+        if self.dag_reports is not None:
+            self.dag_reports.stop()
         self.reconciler.stop()
         if self.directory is not None:
             self.directory.stop()
@@ -70,6 +76,11 @@ class Runtime:
             except Exception:
                 log.exception("error while shutting down")
         self._closers.clear()
+
+
+def _spec_of(db: Store, name: str) -> dict | None:
+    row = db.read_environment(name)
+    return row.spec if row is not None else None
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -101,8 +112,14 @@ def build_runtime(settings: Settings) -> Runtime:
         secret_access_key=admin.secret_access_key if embedded else None,
     )
     services = StepServices(
-        aws=AwsClients(target), data_dir=settings.data_dir, dag_events=settings.dag_events
+        aws=AwsClients(target),
+        data_dir=settings.data_dir,
+        dag_events=settings.dag_events,
+        airflow_venvs=settings.airflow_venvs,
+        uv_cache_dir=settings.uv_cache_dir,
+        dags_changed=lambda name: reporter.request(name),
     )
+    reporter = DagReporter(services, lambda name: _spec_of(db, name))
     reconciler = Reconciler(
         db,
         placement,
@@ -127,7 +144,10 @@ def build_runtime(settings: Settings) -> Runtime:
         else TrustingGatekeeper(admin_caller),
         admin=admin,
         aws_endpoint=aws_endpoint,
-        dag_sync=DagSyncService(db, services, interval=settings.dag_sync_interval),
+        dag_sync=DagSyncService(
+            db, services, interval=settings.dag_sync_interval, on_change=reporter.request
+        ),
+        dag_reports=reporter,
         embedded_aws=embedded,
         directory=directory,
         _closers=closers,
@@ -163,4 +183,10 @@ def open_local(data_dir: Path, database_url: str | None = None) -> LocalHandle:
         secret_access_key=admin.secret_access_key if embedded else None,
     )
     services = StepServices(aws=AwsClients(target), data_dir=data_dir)
-    return LocalHandle(db, services, DagSyncService(db, services))
+    # On demand, the check runs in the foreground: the command waits for the report.
+    sync = DagSyncService(
+        db,
+        services,
+        on_change=lambda name: refresh_dag_report(services, name, _spec_of(db, name) or {}),
+    )
+    return LocalHandle(db, services, sync)

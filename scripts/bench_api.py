@@ -5,22 +5,44 @@ Each operation runs with 1 boto3 client and with 8 client processes, several rou
 median is reported. The baseline, measured in the same run with the same clients, is a bare
 HTTP GET of the health route: the floor set by the HTTP stack, not by Airdock's own work.
 
+A second table prices authentication and authorization: the same calls against a second
+server started with `--auth off` (no SigV4 check, no policy evaluation), measured in the same
+run with rounds interleaved (on, off, on, off...) so drift in the machine hits both alike. The
+auth-on server also answers a team user whose policy reads aws:ResourceTag (one more store read
+per call), to show what attribute-based policies cost on top.
+
     .venv/bin/python scripts/bench_api.py [--seconds 3] [--rounds 3] [--environments 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 
+# A user of team "2" with the ready-made team policy; environment i is tagged team=i%4.
+TEAM_KEY = ("AKIABENCHTEAMUSER001", "bench-team-user-secret-xxxxxxxxxxxxxxxx")
+TEAM_CONFIG = f"""
+policies:
+  TeamFullAccess: file://policies/team-full-access.json
+users:
+  bench:
+    tags: {{team: "2"}}
+    policies: [TeamFullAccess]
+    access_keys: [{{access_key_id: {TEAM_KEY[0]}, secret_access_key: {TEAM_KEY[1]}}}]
+"""
 
-def _mwaa_factory(endpoints: dict, admin: tuple[str, str]):
+
+def _mwaa_factory(endpoints: dict, key: tuple[str, str]):
     def make():
         import boto3
         from botocore.config import Config
@@ -29,21 +51,21 @@ def _mwaa_factory(endpoints: dict, admin: tuple[str, str]):
             "mwaa",
             endpoint_url=endpoints["mwaa_endpoint"],
             region_name=endpoints["region"],
-            aws_access_key_id=admin[0],
-            aws_secret_access_key=admin[1],
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
             config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
         )
 
     return make
 
 
-def make_get(endpoints, admin, name):
-    factory = _mwaa_factory(endpoints, admin)
+def make_get(endpoints, key, name):
+    factory = _mwaa_factory(endpoints, key)
     return lambda: (lambda c: lambda: c.get_environment(Name=name))(factory())
 
 
-def make_list(endpoints, admin):
-    factory = _mwaa_factory(endpoints, admin)
+def make_list(endpoints, key):
+    factory = _mwaa_factory(endpoints, key)
     return lambda: (lambda c: lambda: c.list_environments(MaxResults=25))(factory())
 
 
@@ -58,6 +80,41 @@ def make_health(endpoints):
     return make
 
 
+def admin_key(data: Path) -> tuple[str, str]:
+    admin = json.loads((data / "admin.json").read_text())
+    return admin["access_key_id"], admin["secret_access_key"]
+
+
+def populate(endpoints: dict, key: tuple[str, str], count: int) -> None:
+    setup = _mwaa_factory(endpoints, key)()
+    params = {
+        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",
+        "SourceBucketArn": "arn:aws:s3:::bench",
+        "DagS3Path": "dags",
+        "NetworkConfiguration": {
+            "SubnetIds": ["subnet-1", "subnet-2"],
+            "SecurityGroupIds": ["sg-1"],
+        },
+    }
+    for i in range(count):
+        setup.create_environment(Name=f"bench-{i:03d}", **params, Tags={"team": str(i % 4)})
+
+
+def measure(factory, clients: int, args) -> dict:
+    return benchlib.run_clients(factory, clients, args.seconds)
+
+
+def row(label: str, clients: int, result: dict, *extra: str) -> list[object]:
+    return [
+        label,
+        clients,
+        f"{result['rate']:.0f}",
+        f"{result['p50_ms']:.2f}",
+        f"{result['p99_ms']:.2f}",
+        *extra,
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -66,52 +123,86 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--serve-arg", action="append", default=[], help="extra serve flag")
     args = parser.parse_args()
+    if args.environments < 3:
+        parser.error("--environments must be at least 3")
+    # The environment read: the one of team "2" nearest the middle (bench-050 of 100).
+    index = min(range(2, args.environments, 4), key=lambda i: abs(i - args.environments // 2))
+    probe = f"bench-{index:03d}"
 
-    with benchlib.live_server(*args.serve_arg) as (process, endpoints, data):
-        admin_data = json.loads((data / "admin.json").read_text())
-        admin = (admin_data["access_key_id"], admin_data["secret_access_key"])
-        setup = _mwaa_factory(endpoints, admin)()
-        params = {
-            "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",
-            "SourceBucketArn": "arn:aws:s3:::bench",
-            "DagS3Path": "dags",
-            "NetworkConfiguration": {
-                "SubnetIds": ["subnet-1", "subnet-2"],
-                "SecurityGroupIds": ["sg-1"],
-            },
-        }
-        for i in range(args.environments):
-            setup.create_environment(Name=f"bench-{i:03d}", **params, Tags={"team": str(i % 4)})
+    with contextlib.ExitStack() as stack:
+        config_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="airdock-iam-")))
+        shutil.copytree(benchlib.ROOT / "infra" / "policies", config_dir / "policies")
+        (config_dir / "iam.yaml").write_text(TEAM_CONFIG)
+        on_process, on_endpoints, on_data = stack.enter_context(
+            benchlib.live_server("--iam-config", str(config_dir / "iam.yaml"), *args.serve_arg)
+        )
+        _, off_endpoints, off_data = stack.enter_context(
+            benchlib.live_server("--auth", "off", *args.serve_arg)
+        )
+        on_key, off_key = admin_key(on_data), admin_key(off_data)
+        populate(on_endpoints, on_key, args.environments)
+        populate(off_endpoints, off_key, args.environments)
         time.sleep(2)
-        idle_rss = benchlib.rss_mb(process.pid)
+        idle_rss = benchlib.rss_mb(on_process.pid)
 
+        # Table 1, as before: the auth-on server (the default) against the health baseline.
         cases = [
-            ("baseline: GET /_airdock/health", make_health(endpoints)),
-            ("get_environment", make_get(endpoints, admin, "bench-050")),
-            ("list_environments (25/page)", make_list(endpoints, admin)),
+            ("baseline: GET /_airdock/health", make_health(on_endpoints)),
+            ("get_environment", make_get(on_endpoints, on_key, probe)),
+            ("list_environments (25/page)", make_list(on_endpoints, on_key)),
         ]
         rows = []
         baseline: dict[int, float] = {}
         for label, factory in cases:
             for clients in (1, args.clients):
-                rounds = [
-                    benchlib.run_clients(factory, clients, args.seconds) for _ in range(args.rounds)
-                ]
-                result = benchlib.median_of(rounds)
+                result = benchlib.median_of(
+                    [measure(factory, clients, args) for _ in range(args.rounds)]
+                )
                 if label.startswith("baseline"):
                     baseline[clients] = result["rate"]
-                ratio = result["rate"] / baseline[clients]
-                rows.append(
+                versus = f"{result['rate'] / baseline[clients]:.2f}"
+                rows.append(row(label, clients, result, versus))
+        busy_rss = benchlib.rss_mb(on_process.pid)
+
+        # Table 2: auth on vs off, interleaved rounds.
+        pairs = [
+            (
+                "get_environment",
+                make_get(on_endpoints, on_key, probe),
+                make_get(off_endpoints, off_key, probe),
+            ),
+            (
+                "list_environments (25/page)",
+                make_list(on_endpoints, on_key),
+                make_list(off_endpoints, off_key),
+            ),
+            (
+                "get_environment, team user (ABAC)",
+                make_get(on_endpoints, TEAM_KEY, probe),
+                make_get(off_endpoints, off_key, probe),
+            ),
+        ]
+        auth_rows = []
+        for label, on_factory, off_factory in pairs:
+            for clients in (1, args.clients):
+                on_rounds, off_rounds = [], []
+                for _ in range(args.rounds):
+                    on_rounds.append(measure(on_factory, clients, args))
+                    off_rounds.append(measure(off_factory, clients, args))
+                on, off = benchlib.median_of(on_rounds), benchlib.median_of(off_rounds)
+                ratios = [a["rate"] / b["rate"] for a, b in zip(on_rounds, off_rounds, strict=True)]
+                auth_rows.append(
                     [
                         label,
                         clients,
-                        f"{result['rate']:.0f}",
-                        f"{result['p50_ms']:.2f}",
-                        f"{result['p99_ms']:.2f}",
-                        f"{ratio:.2f}",
+                        f"{off['rate']:.0f}",
+                        f"{on['rate']:.0f}",
+                        f"{off['p50_ms']:.2f}",
+                        f"{on['p50_ms']:.2f}",
+                        f"{on['rate'] / off['rate']:.2f}",
+                        f"{statistics.median(ratios):.2f}",
                     ]
                 )
-        busy_rss = benchlib.rss_mb(process.pid)
 
     benchlib.print_table(
         f"Airdock API, {args.environments} environments, "
@@ -122,6 +213,21 @@ def main() -> int:
     print(
         f"\nserver RSS: idle {idle_rss:.0f} MB, after load {busy_rss:.0f} MB "
         "(control plane only; the embedded AWS runs in its own process)"
+    )
+    benchlib.print_table(
+        "SigV4 + IAM authorization: auth on (default) vs `serve --auth off`, interleaved rounds "
+        "(calls/s ratio on/off; 1.00 = free, 0.85 = 15% slower)",
+        [
+            "operation",
+            "clients",
+            "off calls/s",
+            "on calls/s",
+            "off p50 ms",
+            "on p50 ms",
+            "on/off",
+            "on/off (paired)",
+        ],
+        auth_rows,
     )
     return 0
 

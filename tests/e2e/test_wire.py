@@ -8,11 +8,15 @@ import httpx
 import pytest
 
 from tests.conftest import create_params
+from tests.e2e.iam_support import SignedAuth
 
 
 @pytest.fixture
 def http(server):
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    # Every MWAA call must be SigV4-signed; sign as the admin, so only the wire is under test.
+    with httpx.Client(
+        base_url=server.url, timeout=10, auth=SignedAuth(server.admin_key())
+    ) as client:
         yield client
 
 
