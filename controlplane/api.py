@@ -57,15 +57,15 @@ async def create_environment(
     body = await read_body(request)
     caller = gate.authenticate(request, body)
     params = parse_json_object(body)
+    arn = place.environment_arn(name)
+    tags = _tag_context(params.get("Tags"))
+    # As in MWAA, tagging on create also needs airflow:TagResource on the new environment.
+    tagging = (Intent("airflow:TagResource", arn, context=tags),) if params.get("Tags") else ()
     intent = Intent(
-        "airflow:CreateEnvironment",
-        place.environment_arn(name),
-        context=_tag_context(params.get("Tags")),
-        also=_pass_role(params),
+        "airflow:CreateEnvironment", arn, context=tags, also=_pass_role(params) + tagging
     )
     await run_in_threadpool(gate.authorize, request, caller, intent)
-    arn = await run_in_threadpool(service.create, name, params)
-    return json_response({"Arn": arn})
+    return json_response({"Arn": await run_in_threadpool(service.create, name, params)})
 
 
 @router.get("/environments/{name}")
