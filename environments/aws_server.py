@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, default=None)
     parser.add_argument("--snapshot-interval", type=float, default=0.5)
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=20.0,
+        help="seconds to wait for a predecessor to release the state dir",
+    )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
         # The embedded AWS checks no credentials: it must never be reachable from outside.
@@ -58,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     s3_bodies.track_body_digests()
-    store, restored = _open_store(args.state_dir) if args.state_dir else (None, Restored())
+    store, restored = (
+        _open_store(args.state_dir, args.lock_wait) if args.state_dir else (None, Restored())
+    )
     gate, changes = RequestGate(), ChangeTracker()
     if restored.skipped:
         # Write a good newest generation soon, rather than after the next change.
@@ -86,9 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     server.server_close()
 
 
-def _open_store(state_dir: Path) -> tuple[StateStore, Restored]:
+def _open_store(state_dir: Path, lock_wait: float) -> tuple[StateStore, Restored]:
     try:
-        store = StateStore(state_dir)
+        store = StateStore(state_dir, lock_wait)
         restored = store.load()
     except (IncompatibleState, StateDirBusy) as error:
         log.error("%s", error)

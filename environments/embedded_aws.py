@@ -52,9 +52,16 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedAws:
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        lock_wait: float = 20.0,
+    ) -> None:
         self.data_dir = data_dir
         self.host = host
+        self.lock_wait = lock_wait
         self.port = port or _remembered_port(data_dir, host) or free_port(host)
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -76,6 +83,8 @@ class EmbeddedAws:
             str(self.port),
             "--state-dir",
             str(self.data_dir / "aws-state"),
+            "--lock-wait",
+            str(self.lock_wait),
         ]
         self._process = subprocess.Popen(
             command,

@@ -44,10 +44,10 @@ class Restored:
 
 
 class StateStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lock_wait: float = 0.0) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_file = self._lock(root / "lock")
+        self._lock_file = self._lock(root / "lock", lock_wait)
         self.snapshots = root / "snapshots"
         self.quarantine = root / "quarantine"
         self.snapshots.mkdir(exist_ok=True)
@@ -145,11 +145,17 @@ class StateStore:
         return set(blobs) if isinstance(blobs, list) else None
 
     @staticmethod
-    def _lock(path: Path) -> Any:
+    def _lock(path: Path, wait: float) -> Any:
+        """Take the state dir, waiting up to `wait` seconds: a predecessor that was told to
+        stop (its parent was killed) may still be writing its final snapshot."""
         handle = open(path, "a+b")  # noqa: SIM115 - held open for the server's lifetime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            handle.close()
-            raise StateDirBusy(f"another embedded AWS is using {path.parent}") from error
-        return handle
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError as error:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise StateDirBusy(f"another embedded AWS is using {path.parent}") from error
+                time.sleep(0.1)

@@ -187,7 +187,7 @@ def test_only_loopback_addresses_are_served(tmp_path: Path) -> None:
 
 def test_two_servers_never_share_a_state_dir(tmp_path: Path) -> None:
     with embedded(tmp_path):
-        second = EmbeddedAws(tmp_path, port=free_port())
+        second = EmbeddedAws(tmp_path, port=free_port(), lock_wait=0.5)
         with pytest.raises(RuntimeError, match="exited early"):
             second.start()
     assert "another embedded AWS is using" in (tmp_path / "aws.log").read_text()
