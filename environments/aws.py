@@ -21,7 +21,12 @@ class AwsTarget:
 
 
 class AwsClients:
-    """Thread-safe cache of boto3 clients (a boto3 Session is not safe to share)."""
+    """One boto3 client per service, shared by every thread.
+
+    botocore clients are thread-safe once made; sessions are not, so clients are made under a
+    lock from one session. Sharing matters: each session loads its own copy of the service
+    models (EC2's alone is tens of MB), which per-thread clients multiplied by the workers.
+    """
 
     def __init__(self, target: AwsTarget, *, max_attempts: int = 3) -> None:
         self.target = target
@@ -30,24 +35,26 @@ class AwsClients:
             retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=5,
             read_timeout=30,
+            max_pool_connections=32,
             s3={"addressing_style": "path"},
         )
         self._lock = threading.Lock()
-        self._clients: dict[tuple[int, str], Any] = {}
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        key = (threading.get_ident(), service)
-        found = self._clients.get(key)
+        found = self._clients.get(service)
         if found is not None:
             return found
         with self._lock:
-            session = boto3.session.Session(
-                aws_access_key_id=self.target.access_key_id,
-                aws_secret_access_key=self.target.secret_access_key,
-                region_name=self.target.region,
-            )
-            made = session.client(
-                service, endpoint_url=self.target.endpoint_url, config=self._config
-            )
-            self._clients[key] = made
-            return made
+            if service not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session(
+                        aws_access_key_id=self.target.access_key_id,
+                        aws_secret_access_key=self.target.secret_access_key,
+                        region_name=self.target.region,
+                    )
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.target.endpoint_url, config=self._config
+                )
+            return self._clients[service]

@@ -13,6 +13,7 @@ secret or the signature the server computed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -142,7 +143,16 @@ def _parse_stamp(text: str) -> dt.datetime:
     if not _STAMP.fullmatch(text):
         raise _incomplete("X-Amz-Date must be in the ISO-8601 basic format YYYYMMDD'T'HHMMSS'Z'.")
     try:
-        return dt.datetime.strptime(text, _STAMP_FORMAT).replace(tzinfo=dt.UTC)
+        # The pattern above fixed every position; slicing beats strptime on this hot path.
+        return dt.datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+            tzinfo=dt.UTC,
+        )
     except ValueError:
         raise _incomplete("X-Amz-Date is not a valid date.") from None
 
@@ -241,6 +251,24 @@ class _Recomputer(SigV4Auth):
 
     def payload(self, request: AWSRequest) -> str:
         return self._payload_hash
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        key = _signing_key(
+            self.credentials.secret_key,
+            request.context["timestamp"][0:8],
+            self._region_name,
+            self._service_name,
+        )
+        return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """SigV4's derived key, which changes only daily per key: worth four HMACs a request."""
+    key = ("AWS4" + secret).encode("utf-8")
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
 
 
 def verify_request(
