@@ -13,14 +13,14 @@ from pathlib import Path
 from controlplane.credentials import AccessKey, write_private
 
 PROFILE = "airdock"
-# Services whose calls go to the embedded AWS (boto3/CLI names, as in the config file).
+# Services whose calls go to the embedded AWS, by the key the config file uses for each: the
+# service id in snake case (so CloudWatch Logs is `cloudwatch_logs`, not `logs`).
 EMBEDDED_SERVICES = (
     "s3",
-    "s3api",
     "iam",
     "sts",
     "ec2",
-    "logs",
+    "cloudwatch_logs",
     "cloudwatch",
     "sqs",
     "kms",

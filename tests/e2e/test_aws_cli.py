@@ -43,3 +43,22 @@ def test_cli_reaches_the_embedded_aws(server):
     assert "cli-made-bucket" in made.stdout
     listed = server.aws_cli("s3", "ls")
     assert "cli-made-bucket" in listed.stdout
+
+
+def test_cli_reaches_every_embedded_service(server):
+    for args in (
+        ("logs", "describe-log-groups"),
+        ("iam", "list-roles"),
+        ("ec2", "describe-vpcs"),
+        ("kms", "list-keys"),
+        ("cloudwatch", "list-metrics"),
+        ("cloudformation", "list-stacks"),
+        ("sts", "get-caller-identity"),
+    ):
+        done = server.aws_cli(*args, check=False)
+        assert done.returncode == 0, (args, done.stderr)
+
+    # AWS CLI v1 forces https://queue.amazonaws.com for SQS in us-east-1 unless --endpoint-url
+    # is given on the command line, whatever the config file says.
+    done = server.aws_cli("sqs", "list-queues", "--endpoint-url", server.aws_url, check=False)
+    assert done.returncode == 0, done.stderr
