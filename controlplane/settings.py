@@ -30,7 +30,6 @@ class Settings:
     reconciler_workers: int = 8
     poll_interval: float = 0.5
     max_environments: int = 500
-    http_workers: int = 1
     dag_sync_interval: float = 5.0
     dag_events: bool = True
     airflow_venvs: bool = True

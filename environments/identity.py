@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from environments.errors import ResourceNotFoundException, ValidationException
 from environments.spec import LOG_GROUP_SUFFIX
@@ -54,7 +53,3 @@ class Placement:
 
     def vpce_service(self, env_id: str, kind: str) -> str:
         return f"com.amazonaws.vpce.{self.region}.vpce-svc-{kind}{env_id[:15]}"
-
-
-def quoted_arn(arn: str) -> str:
-    return quote(arn, safe="")

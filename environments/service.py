@@ -124,17 +124,36 @@ class EnvironmentService:
 
     def update(self, name: str, params: dict[str, Any]) -> str:
         shapes.validate("UpdateEnvironment", {**params, "Name": name})
-        # One retry covers the race with a concurrent writer: the re-read then sees the
-        # winner's status and refuses, as MWAA does for an environment already UPDATING.
-        for attempt in range(2):
-            row = self._row(name)
-            status = self._transition(row, Event.UPDATE_REQUESTED)
-            new_spec = specs.updated_spec(row.spec, params)
-            now = time.time()
-            last_update: dict[str, Any] = {"Status": "PENDING", "CreatedAt": now}
-            last_update["Source"] = "Customer"
+
+        def changes(row: EnvironmentRow) -> dict[str, Any]:
+            last_update: dict[str, Any] = {
+                "Status": "PENDING",
+                "CreatedAt": time.time(),
+                "Source": "Customer",
+            }
             if "WorkerReplacementStrategy" in params:
                 last_update["WorkerReplacementStrategy"] = params["WorkerReplacementStrategy"]
+            return {"spec": specs.updated_spec(row.spec, params), "last_update": last_update}
+
+        return self._request_transition(name, Event.UPDATE_REQUESTED, changes)
+
+    def delete(self, name: str) -> None:
+        shapes.validate("DeleteEnvironment", {"Name": name})
+        self._request_transition(name, Event.DELETE_REQUESTED, lambda row: {})
+
+    def _request_transition(
+        self,
+        name: str,
+        event: Event,
+        changes: Callable[[EnvironmentRow], dict[str, Any]],
+    ) -> str:
+        """Move an environment to the status `event` leads to, with a new generation for the
+        reconciler. One retry covers the race with a concurrent writer: the re-read then sees
+        the winner's status and refuses, as MWAA does for an environment already UPDATING."""
+        for attempt in range(2):
+            row = self._row(name)
+            status = self._transition(row, event)
+            values = changes(row)
             try:
                 with self._db.transaction() as session:
                     store.compare_and_set(
@@ -142,12 +161,11 @@ class EnvironmentService:
                         name,
                         row.row_version,
                         status=status.value,
-                        spec=new_spec,
                         generation=row.generation + 1,
                         progress={},
                         attempts=0,
                         next_attempt_at=0.0,
-                        last_update=last_update,
+                        **values,
                     )
                 break
             except ConcurrentModification:
@@ -157,31 +175,6 @@ class EnvironmentService:
                     ) from None
         self._on_change()
         return row.arn
-
-    def delete(self, name: str) -> None:
-        shapes.validate("DeleteEnvironment", {"Name": name})
-        for attempt in range(2):
-            row = self._row(name)
-            status = self._transition(row, Event.DELETE_REQUESTED)
-            try:
-                with self._db.transaction() as session:
-                    store.compare_and_set(
-                        session,
-                        name,
-                        row.row_version,
-                        status=status.value,
-                        generation=row.generation + 1,
-                        progress={},
-                        attempts=0,
-                        next_attempt_at=0.0,
-                    )
-                break
-            except ConcurrentModification:
-                if attempt == 1:
-                    raise ValidationException(
-                        f"Environment {name} was changed by another request; try again."
-                    ) from None
-        self._on_change()
 
     def list(self, max_results: int | None, next_token: str | None) -> tuple[list[str], str | None]:
         params: dict[str, Any] = {}
