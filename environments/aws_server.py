@@ -78,15 +78,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     persister = Persister(store, gate, changes, args.snapshot_interval) if store else None
 
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    # Stop signals are blocked in every thread and taken synchronously by sigwait below. A
+    # Python handler that sets an Event can deadlock: it runs in the main thread, possibly
+    # while that thread is inside Event.wait() holding the very lock set() needs.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     serving = threading.Thread(target=server.serve_forever, name="aws-server", daemon=True)
     serving.start()
     if persister:
         persister.start()
     log.info("serving on http://%s:%d", args.host, args.port)
-    stopped.wait()
+    signal.sigwait(stop_signals)
     server.shutdown()
     if persister:
         persister.stop()
