@@ -22,6 +22,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     or_,
     select,
     update,
@@ -144,7 +145,7 @@ def get_environment(session: Session, name: str) -> EnvironmentRow | None:
 
 
 def count_environments(session: Session) -> int:
-    return len(session.scalars(select(EnvironmentRow.name)).all())
+    return session.scalar(select(func.count()).select_from(EnvironmentRow)) or 0
 
 
 def list_names(session: Session, after: str | None, limit: int) -> list[str]:

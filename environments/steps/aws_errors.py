@@ -52,3 +52,11 @@ def outcome_for(err: Exception, action: str) -> Outcome:
     if is_transient(err):
         return RetryLater(f"{action}: {err}")
     return Failed("INTERNAL_ERROR", f"{action} failed: {err}")
+
+
+def misconfigured(err: ClientError, action: str, message: str) -> Outcome:
+    """A transient error during `action` retries; any other means the user's prerequisites
+    are wrong, reported as MWAA does with `message` and the AWS error code."""
+    if is_transient(err):
+        return RetryLater(f"{action}: {err}")
+    return Failed("INCORRECT_CONFIGURATION", f"{message} ({error_code(err)}).")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
-from environments.steps.base import DONE, Failed, Outcome, StepContext
+from environments.steps.aws_errors import misconfigured
+from environments.steps.base import DONE, Outcome, StepContext
 from environments.steps.check_bucket import bucket_name
 
 ARTIFACTS = (
@@ -32,13 +32,11 @@ class CheckArtifacts:
             try:
                 s3.head_object(**args)
             except ClientError as err:
-                if is_transient(err):
-                    return outcome_for(err, f"HeadObject {key}")
-                at = f" at version {version}" if version else ""
-                return Failed(
-                    "INCORRECT_CONFIGURATION",
+                return misconfigured(
+                    err,
+                    f"HeadObject {key}",
                     f"Unable to read version {version or 'latest'} of the {label} file "
-                    f"s3://{bucket}/{key}{at} ({error_code(err)}).",
+                    f"s3://{bucket}/{key}",
                 )
         return DONE
 

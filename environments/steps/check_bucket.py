@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.aws_errors import error_code, misconfigured, outcome_for
 from environments.steps.base import DONE, Failed, Outcome, StepContext
 
 _BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
@@ -27,11 +27,11 @@ class CheckSourceBucket:
         try:
             location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
         except ClientError as err:
-            if is_transient(err):
-                return outcome_for(err, "GetBucketLocation")
-            return _bad(
-                f"Unable to access the source bucket {bucket}: {error_code(err)}. Make sure the "
-                "bucket exists and the execution role can read it."
+            return misconfigured(
+                err,
+                "GetBucketLocation",
+                f"Unable to access the source bucket {bucket}; make sure it exists in this "
+                "account and the execution role can read it",
             )
         region = location or "us-east-1"
         if region == "EU":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.aws_errors import misconfigured
 from environments.steps.base import DONE, Failed, Outcome, StepContext
 
 
@@ -18,12 +18,7 @@ class CheckKmsKey:
         try:
             meta = ctx.services.aws.client("kms").describe_key(KeyId=key)["KeyMetadata"]
         except ClientError as err:
-            if is_transient(err):
-                return outcome_for(err, "DescribeKey")
-            return Failed(
-                "INCORRECT_CONFIGURATION",
-                f"The KMS key {key} could not be found ({error_code(err)}).",
-            )
+            return misconfigured(err, "DescribeKey", f"The KMS key {key} could not be found")
         if not meta.get("Enabled") or meta.get("KeyState") != "Enabled":
             return Failed(
                 "INCORRECT_CONFIGURATION",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.aws_errors import misconfigured
 from environments.steps.base import DONE, Failed, Outcome, StepContext
 
 
@@ -23,10 +23,8 @@ class CheckNetwork:
         try:
             subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
         except ClientError as err:
-            if is_transient(err):
-                return outcome_for(err, "DescribeSubnets")
-            return _bad(
-                f"The subnets {', '.join(subnet_ids)} could not be found ({error_code(err)})."
+            return misconfigured(
+                err, "DescribeSubnets", f"The subnets {', '.join(subnet_ids)} could not be found"
             )
         found = {s["SubnetId"]: s for s in subnets}
         missing = [s for s in subnet_ids if s not in found]
@@ -45,11 +43,10 @@ class CheckNetwork:
         try:
             groups = ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"]
         except ClientError as err:
-            if is_transient(err):
-                return outcome_for(err, "DescribeSecurityGroups")
-            return _bad(
-                f"The security groups {', '.join(group_ids)} could not be found "
-                f"({error_code(err)})."
+            return misconfigured(
+                err,
+                "DescribeSecurityGroups",
+                f"The security groups {', '.join(group_ids)} could not be found",
             )
         outside = [g["GroupId"] for g in groups if g.get("VpcId") != vpc_id]
         absent = sorted(set(group_ids) - {g["GroupId"] for g in groups})

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.aws_errors import misconfigured
 from environments.steps.base import DONE, Failed, Outcome, StepContext
 
 AIRFLOW_PRINCIPALS = ("airflow.amazonaws.com", "airflow-env.amazonaws.com")
@@ -48,12 +48,8 @@ class CheckExecutionRole:
         try:
             role = iam.get_role(RoleName=role_name(arn))["Role"]
         except ClientError as err:
-            if is_transient(err):
-                return outcome_for(err, "GetRole")
-            return Failed(
-                "INCORRECT_CONFIGURATION",
-                f"The execution role {arn} could not be read ({error_code(err)}). "
-                "Make sure the role exists.",
+            return misconfigured(
+                err, "GetRole", f"The execution role {arn} could not be read; make sure it exists"
             )
         if role.get("Arn") != arn:
             return Failed(

@@ -6,7 +6,7 @@ from botocore.exceptions import ClientError
 
 from environments.dag_reports import refresh_dag_report
 from environments.dagsync import DagSyncer, SyncError
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.aws_errors import misconfigured
 from environments.steps.base import DONE, Failed, Outcome, StepContext
 from environments.steps.check_bucket import bucket_name
 
@@ -22,12 +22,10 @@ class SyncDags:
         except SyncError as err:
             return Failed("INCORRECT_CONFIGURATION", f"DagS3Path {ctx.spec['DagS3Path']}: {err}")
         except ClientError as err:
-            if is_transient(err):
-                return outcome_for(err, "syncing DAGs")
-            return Failed(
-                "INCORRECT_CONFIGURATION",
-                f"Unable to read DAGs from s3://{bucket}/{ctx.spec['DagS3Path']} "
-                f"({error_code(err)}).",
+            return misconfigured(
+                err,
+                "syncing DAGs",
+                f"Unable to read DAGs from s3://{bucket}/{ctx.spec['DagS3Path']}",
             )
         ctx.resources["dags"] = {
             "files": report.unchanged + len(report.downloaded),

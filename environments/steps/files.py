@@ -7,7 +7,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from environments.spec import LOG_MODULES, log_group_name
-from environments.steps.aws_errors import error_code, is_transient, outcome_for
+from environments.steps.aws_errors import misconfigured
 from environments.steps.base import Failed, Outcome, StepContext
 from environments.steps.check_bucket import bucket_name
 from environments.workspace import atomic_write
@@ -33,12 +33,10 @@ def fetch_artifact(ctx: StepContext, field: str, label: str, dest: Path) -> Outc
             )
         atomic_write(dest, answer["Body"].read())
     except ClientError as err:
-        if is_transient(err):
-            return outcome_for(err, f"GetObject {key}")
-        return Failed(
-            "INCORRECT_CONFIGURATION",
-            f"Unable to read version {version or 'latest'} of the {label} file "
-            f"s3://{bucket}/{key} ({error_code(err)}).",
+        return misconfigured(
+            err,
+            f"GetObject {key}",
+            f"Unable to read version {version or 'latest'} of the {label} file s3://{bucket}/{key}",
         )
     return None
 

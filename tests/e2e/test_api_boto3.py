@@ -244,11 +244,15 @@ def test_tokens_and_rest_api(params, mwaa, env_name):
 
 
 def test_tokens_need_a_running_environment(params, mwaa, env_name):
-    mwaa.create_environment(Name=env_name, **params())
-    mwaa_status = mwaa.get_environment(Name=env_name)["Environment"]["Status"]
-    if mwaa_status == "CREATING":
+    mwaa.create_environment(Name=env_name, **params(SourceBucketArn="arn:aws:s3:::never-made"))
+    wait_for_status(mwaa, env_name, {"CREATE_FAILED"})
+    for call in (
+        lambda: mwaa.create_cli_token(Name=env_name),
+        lambda: mwaa.create_web_login_token(Name=env_name),
+        lambda: mwaa.invoke_rest_api(Name=env_name, Path="/dags", Method="GET"),
+    ):
         with pytest.raises(mwaa.exceptions.ValidationException, match="not available"):
-            mwaa.create_cli_token(Name=env_name)
+            call()
 
 
 def test_publish_metrics_is_deprecated(params, mwaa, env_name):
