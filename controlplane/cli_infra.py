@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from environments import infra
-from environments.aws import AwsClients, AwsTarget
+from environments.aws.clients import AwsClients, AwsTarget
+from environments.prerequisites import stack as infra
 
 DEFAULT_ENVIRONMENT = "airflow"
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from controlplane.security import Gatekeeper
-from environments.identity import Placement
+from environments.naming import Placement
 from environments.service import EnvironmentService
 
 

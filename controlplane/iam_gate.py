@@ -24,7 +24,7 @@ import iam
 from controlplane.iam_config import DirectorySource
 from controlplane.security import Intent
 from environments.errors import AccessDeniedException, AirdockError
-from environments.identity import Placement
+from environments.naming import Placement
 from environments.service import Caller
 
 log = logging.getLogger("airdock.auth")

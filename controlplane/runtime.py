@@ -14,15 +14,15 @@ from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
-from environments.aws import AwsClients, AwsTarget
-from environments.dag_reports import DagReporter, refresh_dag_report
-from environments.dagsync_service import DagSyncService
-from environments.embedded_aws import EmbeddedAws
-from environments.identity import Placement
-from environments.provisioning import default_steps
-from environments.reconciler import Reconciler
+from environments.aws.clients import AwsClients, AwsTarget
+from environments.contents.dag_reports import DagReporter, refresh_dag_report
+from environments.contents.sync_service import DagSyncService
+from environments.emulator.supervisor import EmbeddedAws
+from environments.naming import Placement
+from environments.provisioning.plan import default_steps
+from environments.provisioning.reconciler import Reconciler
+from environments.provisioning.step import StepServices
 from environments.service import Caller, EnvironmentService
-from environments.steps.base import StepServices
 from environments.store import Store
 
 log = logging.getLogger(__name__)

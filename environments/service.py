@@ -24,8 +24,8 @@ from environments.errors import (
     ValidationException,
     not_found,
 )
-from environments.identity import Placement
 from environments.lifecycle import Event, Status, TransitionRefused, next_status
+from environments.naming import Placement
 from environments.pagination import PageTokens
 from environments.store import EnvironmentRow, Store, TokenRow
 from environments.view import describe

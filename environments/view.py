@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from environments.identity import Placement
+from environments.naming import Placement
 from environments.spec import LOG_MODULES
 from environments.store import EnvironmentRow
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import benchlib
 from bench_lifecycle import clients, prerequisites
 
-from environments.dagsync import DagSyncer
-from environments.embedded_aws import EmbeddedAws
+from environments.contents.dagsync import DagSyncer
+from environments.emulator.supervisor import EmbeddedAws
 from environments.workspace import Workspace
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import benchlib
 
-from environments.dag_check import check_dags
-from environments.venvs import build_venv, find_uv, remove_venvs
+from environments.airflow.venvs import build_venv, find_uv, remove_venvs
+from environments.contents.dag_check import check_dags
 
 DAG_FILE = """\
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""Regenerate environments/locks/airflow-<version>.txt with `uv pip compile`.
+"""Regenerate environments/airflow/lockfiles/airflow-<version>.txt with `uv pip compile`.
 
 Each lock is the fully pinned, hashed package set an environment's virtualenv starts from:
 Apache Airflow with the extras MWAA images install (celery, statsd) and the providers they

@@ -15,7 +15,7 @@ from controlplane.iam_config import DirectorySource
 from controlplane.iam_gate import AuthenticationError, IamGatekeeper, raw_target
 from controlplane.security import Intent
 from environments.errors import AccessDeniedException
-from environments.identity import Placement
+from environments.naming import Placement
 
 ACCOUNT = "123456789012"
 ADMIN = AccessKey("AKIAADMIN00000000001", "admin-secret")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from environments.embedded_aws import EmbeddedAws
+from environments.emulator.supervisor import EmbeddedAws
 from tests.conftest import make_prerequisites, start_server, wait_for_status, wait_gone
 from tests.e2e.faulty_proxy import FaultyProxy
 

@@ -9,7 +9,7 @@ import pytest
 
 from environments import store
 from environments.errors import ConcurrentModification, ValidationException
-from environments.identity import Placement
+from environments.naming import Placement
 from environments.service import EnvironmentService
 from environments.store import Store
 from tests.conftest import create_params

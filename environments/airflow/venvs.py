@@ -1,0 +1,448 @@
+"""An environment's own virtualenv: Airflow from its lock, then the user's requirements.txt.
+
+Layout, for a target such as `<workspace>/venv`:
+
+    <workspace>/venv                      symlink -> .venv.d/<airflow>-<spec hash>
+    <workspace>/.venv.d/<airflow>-<hash>/ one complete virtualenv per spec ever built (2 kept)
+    <workspace>/.venv.d/logs/install-*.log full installer output of the last attempts
+
+Why a symlink swap rather than building in a temp dir and renaming: a virtualenv is not
+relocatable (scripts carry absolute shebangs, pyvenv.cfg and .pth files absolute paths). uv can
+make relocatable venvs, but swapping two directories takes two renames with a moment in between
+where `venv` is missing, and a rename under a running Airflow would pull its files away. Here each
+venv is built at the path it will always live at; going live is one atomic `rename(2)` of a
+symlink, so `venv/bin/python` always names a complete environment, the previous one stays intact
+(and on disk) when a build fails, and processes started from the resolved path
+(InstallResult.python) keep their files until the venv after next replaces them.
+
+Idempotency: the directory name carries a hash of everything the result depends on (lock file,
+requirements bytes, files they reference in plugins.zip, the interpreter), so an unchanged spec
+is a no-op and going back to the previous spec is just the swap.
+
+Speed: uv's cache (`cache_dir`, shared by all environments) holds unpacked wheels, and uv
+hardlinks them into each venv, so a second venv of the same Airflow version costs a few seconds
+and little disk, as long as the cache and the venvs are on the same filesystem.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from environments.airflow.locks import (
+    LOCKS_DIR,
+    AirflowLock,
+    UnsupportedAirflowVersion,
+    lock_for,
+)
+from environments.airflow.requirements import (
+    PreparedRequirements,
+    RequirementsError,
+    prepare_requirements,
+)
+from environments.plumbing import processes as procs
+
+# Bump when the way a venv is built changes, so existing venvs are rebuilt once.
+RECIPE = "airdock-venv-1"
+MWAA_INSTALL_TIMEOUT = 540.0  # MWAA stops requirements installs after 9 minutes
+KEEP_LOGS = 10
+MARKER = ".airdock/venv.json"
+
+REQUIREMENTS_INSTALL_FAILED = "REQUIREMENTS_INSTALL_FAILED"
+REQUIREMENTS_INSTALL_TIMEOUT = "REQUIREMENTS_INSTALL_TIMEOUT"
+AIRFLOW_INSTALL_FAILED = "AIRFLOW_INSTALL_FAILED"
+UNSUPPORTED_AIRFLOW_VERSION = "UNSUPPORTED_AIRFLOW_VERSION"
+UNSUPPORTED_PYTHON = "UNSUPPORTED_PYTHON"
+VENV_BUSY = "VENV_BUSY"
+INSTALLER_FAILURES = (
+    REQUIREMENTS_INSTALL_FAILED,
+    REQUIREMENTS_INSTALL_TIMEOUT,
+    AIRFLOW_INSTALL_FAILED,
+)
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    ok: bool
+    output: str  # the full installer output, with Airdock's own lines marked [airdock]
+    error_code: str | None = None
+    error_message: str | None = None
+    duration: float = 0.0
+    skipped: bool = False  # the spec was already live: nothing was done
+    spec_hash: str = ""
+    venv_path: Path | None = None  # the real directory; stable while this venv exists
+    log_path: Path | None = None
+
+    @property
+    def python(self) -> Path | None:
+        return self.venv_path / "bin" / "python" if self.venv_path else None
+
+
+class _Failure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def store_dir(target: Path) -> Path:
+    return target.parent / f".{target.name}.d"
+
+
+def current_venv(target: Path) -> Path | None:
+    """The real directory `target` points at, if it is a complete Airdock venv."""
+    try:
+        real = target.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        return None
+    return real if _complete(real) else None
+
+
+def _complete(venv: Path) -> bool:
+    """Built to the end, and still where it was built (a moved venv has stale absolute paths)."""
+    try:
+        return json.loads((venv / MARKER).read_text()).get("path") == str(venv.resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def remove_venvs(target: Path) -> None:
+    """Teardown: the symlink and every venv built for it."""
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
+    shutil.rmtree(store_dir(target), ignore_errors=True)
+
+
+def find_uv() -> str:
+    """The uv binary: the `uv` package's own, else the one next to this Python, else PATH."""
+    try:
+        from uv import find_uv_bin  # optional: the `uv` distribution ships it
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not found:
+        raise FileNotFoundError("uv is not installed (pip install uv)")
+    return found
+
+
+def build_venv(
+    target: Path,
+    airflow_version: str,
+    requirements: bytes | None,
+    *,
+    cache_dir: Path,
+    timeout: float = MWAA_INSTALL_TIMEOUT,
+    python: str = sys.executable,
+    plugins_dir: Path | None = None,
+    locks_dir: Path = LOCKS_DIR,
+) -> InstallResult:
+    """Make `target` a virtualenv with Airflow `airflow_version` plus `requirements`.
+
+    Never raises for a bad spec: the result says what failed, with an MWAA-style error code, and
+    `target` is left as it was. `plugins_dir` is where `/usr/local/airflow/plugins/...` paths
+    in the requirements point to (the environment's unpacked plugins.zip).
+    """
+    start = time.monotonic()
+    target = Path(target).absolute()
+    store = store_dir(target)
+    log_path = _new_log(store / "logs")
+    with open(log_path, "w", encoding="utf-8") as log:
+        run = _Build(target, store, log, Path(cache_dir).absolute(), timeout)
+        try:
+            with _exclusive(store / ".lock", run.deadline):
+                result = run.build(airflow_version, requirements, python, plugins_dir, locks_dir)
+        except _Failure as failure:
+            message = failure.message
+            if failure.code in INSTALLER_FAILURES:  # the installer ran: its output explains
+                message += f" Full installer output: {log_path}"
+            run.say(f"failed: {failure.code}: {failure.message}")
+            # The venv still in use (if any): a failed build never touches it.
+            result = InstallResult(False, "", failure.code, message, venv_path=current_venv(target))
+    output = log_path.read_text(encoding="utf-8", errors="replace")
+    return InstallResult(
+        ok=result.ok,
+        output=output,
+        error_code=result.error_code,
+        error_message=result.error_message,
+        duration=time.monotonic() - start,
+        skipped=result.skipped,
+        spec_hash=result.spec_hash,
+        venv_path=result.venv_path,
+        log_path=log_path,
+    )
+
+
+class _Build:
+    def __init__(self, target: Path, store: Path, log: IO[str], cache: Path, timeout: float):
+        self.target, self.store, self.log, self.cache = target, store, log, cache
+        self.limit = timeout
+        self.deadline = time.monotonic() + timeout
+        self.uv = find_uv()
+
+    def say(self, line: str) -> None:
+        self.log.write(f"[airdock] {line}\n")
+        self.log.flush()
+
+    def build(
+        self,
+        airflow_version: str,
+        requirements: bytes | None,
+        python: str,
+        plugins_dir: Path | None,
+        locks_dir: Path,
+    ) -> InstallResult:
+        try:
+            lock = lock_for(airflow_version, locks_dir)
+        except UnsupportedAirflowVersion as error:
+            raise _Failure(UNSUPPORTED_AIRFLOW_VERSION, str(error)) from None
+        try:
+            prepared = prepare_requirements(
+                requirements, airflow_version=airflow_version, plugins_dir=plugins_dir,
+                locks_dir=locks_dir,
+            )  # fmt: skip
+        except RequirementsError as error:
+            raise _Failure(
+                error.code, f"requirements.txt was not installed: {error.message}"
+            ) from None
+        interpreter = _interpreter(python)
+        if interpreter["version"] != lock.python:
+            raise _Failure(
+                UNSUPPORTED_PYTHON,
+                f"The lock for Airflow {airflow_version} is resolved for Python {lock.python}, "
+                f"but {python} is Python {interpreter['version']}.",
+            )
+        spec_hash = _spec_hash(lock, requirements, prepared, interpreter)
+        venv = self.store / f"{airflow_version}-{spec_hash[:16]}"
+        for note in prepared.notes:
+            self.say(note)
+
+        if current_venv(self.target) == venv.resolve():
+            self.say(f"{self.target} is already {venv.name}: nothing to do")
+            return InstallResult(True, "", skipped=True, spec_hash=spec_hash, venv_path=venv)
+        if _complete(venv):
+            self.say(f"{venv.name} was built before; switching back to it")
+        else:
+            self._install(venv, lock, prepared, python, airflow_version, spec_hash)
+        previous = current_venv(self.target)
+        self._swap(venv)
+        self._prune(keep={venv.resolve(), previous})
+        self.say(f"{self.target} -> {venv.name}")
+        return InstallResult(True, "", spec_hash=spec_hash, venv_path=venv)
+
+    def _install(
+        self,
+        venv: Path,
+        lock: AirflowLock,
+        prepared: PreparedRequirements,
+        python: str,
+        airflow_version: str,
+        spec_hash: str,
+    ) -> None:
+        if venv.exists():  # a build that crashed or failed half-way
+            shutil.rmtree(venv)
+        try:
+            self._uv("venv", venv, "--python", python, what="Creating the virtualenv")
+            py = venv / "bin" / "python"
+            sync: tuple[object, ...] = ("pip", "sync", lock.path, "--python", py)
+            if lock.build_constraints:
+                sync += ("--build-constraints", lock.build_constraints)
+            # Every package of the lock is pinned and hashed, so when the cache already holds
+            # them the index need not be asked: faster, and it works without network access.
+            if not self._uv(
+                *sync, "--offline", what="Installing Airflow from the cache", check=False
+            ):
+                self.say("not everything is cached yet: installing from the package index")
+                self._uv(*sync, what=f"Installing Airflow {airflow_version}")
+            if prepared.requirements.strip():
+                self._install_requirements(venv, lock, prepared)
+            else:
+                self.say("no requirements.txt packages to install")
+            (venv / MARKER).parent.mkdir(exist_ok=True)
+            (venv / MARKER).write_text(
+                json.dumps(
+                    {
+                        "spec_hash": spec_hash,
+                        "path": str(venv.resolve()),
+                        "airflow_version": airflow_version,
+                        "python": python,
+                        "built_at": datetime.now(UTC).isoformat(),
+                    },
+                    indent=2,
+                )
+            )
+        except BaseException:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
+
+    def _install_requirements(
+        self, venv: Path, lock: AirflowLock, prepared: PreparedRequirements
+    ) -> None:
+        work = venv / ".airdock"
+        work.mkdir(exist_ok=True)
+        (work / "requirements.txt").write_text(prepared.requirements)
+        # MWAA's essential constraints apply whatever the user brings (its safe-pip-install).
+        (work / "essential-constraints.txt").write_text(lock.essential_constraints())
+        constraints = ["-c", work / "essential-constraints.txt"]
+        if prepared.has_user_constraints:
+            self.say("requirements.txt brings its own constraints: the lock is not applied")
+            for path in prepared.constraint_files:
+                constraints += ["-c", path]
+        else:
+            self.say(f"no constraints in requirements.txt: using the lock ({lock.path.name})")
+            constraints += ["-c", lock.path]
+        self._uv(
+            "pip", "install", "-r", work / "requirements.txt", *constraints,
+            *prepared.extra_args, "--python", venv / "bin" / "python",
+            what="Installing requirements.txt", code=REQUIREMENTS_INSTALL_FAILED,
+        )  # fmt: skip
+
+    def _uv(
+        self, *args: object, what: str, code: str = AIRFLOW_INSTALL_FAILED, check: bool = True
+    ) -> bool:
+        command = [self.uv, *map(os.fspath, args), "--cache-dir", self.cache, "--no-config"]
+        self.say("$ " + " ".join(map(str, command)))
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _timeout(self.limit)
+        # cwd "/": no project or config file around the workspace can steer uv.
+        result = procs.run(command, timeout=remaining, env=_uv_env(), cwd=Path("/"), log=self.log)
+        self.say(f"{what}: {'ok' if result.ok else 'failed'} in {result.duration:.1f}s")
+        if result.timed_out:
+            raise _timeout(self.limit)
+        if not result.ok and check:
+            summary = summarize(result.output).rstrip(".")
+            raise _Failure(code, f"{what} failed: {summary}.")
+        return result.ok
+
+    def _swap(self, venv: Path) -> None:
+        if self.target.exists() and not self.target.is_symlink():
+            # A plain directory from before this layout: moved aside (it has no marker, so the
+            # prune after the swap removes it).
+            legacy = self.store / f"legacy-{int(time.time())}"
+            self.say(f"moving the existing {self.target} to {legacy}")
+            self.target.rename(legacy)
+        link = self.target.with_name(f".{self.target.name}.swap-{os.getpid()}")
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(venv, self.target.parent))
+        os.replace(link, self.target)
+
+    def _prune(self, keep: set[Path | None]) -> None:
+        for entry in self.store.iterdir():
+            if entry.name == "logs" or entry.name.startswith(".") or not entry.is_dir():
+                continue
+            if entry.resolve() not in keep:
+                self.say(f"removing old venv {entry.name}")
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _new_log(logs: Path) -> Path:
+    logs.mkdir(parents=True, exist_ok=True)
+    for old in sorted(logs.glob("install-*.log"))[: -(KEEP_LOGS - 1)]:
+        old.unlink(missing_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return logs / f"install-{stamp}.log"
+
+
+def summarize(output: str, limit: int = 700) -> str:
+    """The installer's own error (uv: "error: ..." and its "cause:" lines) in a few lines."""
+    lines = output.splitlines()
+    start = next(
+        (i for i, line in enumerate(lines) if line.lstrip().startswith(("error:", "\u00d7"))), None
+    )
+    picked = lines[start : start + 8] if start is not None else lines[-5:]
+    text = " ".join(line.strip().strip("╰─▶│").strip() for line in picked if line.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _timeout(limit: float) -> _Failure:
+    return _Failure(
+        REQUIREMENTS_INSTALL_TIMEOUT,
+        f"Installing the environment's packages did not finish within {limit:.3g} seconds and "
+        "was stopped; the previous virtualenv is still in use.",
+    )
+
+
+def _uv_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    # Plain, stable log text, and never fetch a Python behind the caller's back.
+    env.update(NO_COLOR="1", UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
+    return env
+
+
+def _interpreter(python: str) -> dict[str, str]:
+    probe = (
+        "import json, os, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+        "'full': sys.version, 'base': os.path.realpath(sys._base_executable)}))"
+    )
+    try:
+        done = subprocess.run(
+            [python, "-c", probe], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise _Failure(
+            UNSUPPORTED_PYTHON, f"Cannot run the interpreter {python}: {error}"
+        ) from None
+    return json.loads(done.stdout)
+
+
+def _spec_hash(
+    lock: AirflowLock,
+    requirements: bytes | None,
+    prepared: PreparedRequirements,
+    interpreter: dict[str, str],
+) -> str:
+    digest = hashlib.sha256()
+    for part in (RECIPE.encode(), lock.read_bytes(), requirements or b"", interpreter["full"]):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    digest.update(interpreter["base"].encode())
+    for path in prepared.inputs:
+        for entry in _fingerprint(path):
+            digest.update(entry.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path) -> Iterator[str]:
+    """What a referenced plugins.zip file or --find-links folder contributes to the hash."""
+    if path.is_file():
+        yield f"{path}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    elif path.is_dir():
+        for child in sorted(path.iterdir()):
+            if child.is_file():
+                stat = child.stat()
+                yield f"{child}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@contextmanager
+def _exclusive(lock_file: Path, deadline: float) -> Iterator[None]:
+    """One build per target at a time (the reconciler's lease should already ensure it)."""
+    with open(lock_file, "a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _Failure(
+                        VENV_BUSY, "Another install of this virtualenv is running."
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

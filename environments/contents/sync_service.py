@@ -1,0 +1,157 @@
+"""Keeps every running environment's DAG mirror current, three ways:
+
+- polling: a full incremental pass over each environment every `interval` seconds;
+- S3 event notifications: a listener on Airdock's event queue applies each created or
+  removed object within moments of the change;
+- on demand: `sync_now(name)`, behind `airdock env sync NAME`.
+
+All three go through DagSyncer, which serialises per workspace with a file lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from environments import store
+from environments.contents.dagsync import DagSyncer, SyncError, SyncReport, dag_prefix
+from environments.errors import ValidationException, not_found
+from environments.lifecycle import Status
+from environments.provisioning.step import StepServices
+from environments.provisioning.steps.check_bucket import bucket_name
+from environments.provisioning.steps.dag_events import EVENT_QUEUE
+from environments.store import Store
+
+log = logging.getLogger(__name__)
+
+SYNCING = [Status.AVAILABLE.value, Status.UPDATING.value, Status.UPDATE_FAILED.value]
+SYNCING += [Status.ROLLING_BACK.value]
+
+
+class DagSyncService:
+    def __init__(
+        self,
+        db: Store,
+        services: StepServices,
+        *,
+        interval: float = 5.0,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._services = services
+        self._interval = interval
+        self._on_change = on_change or (lambda name: None)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        targets = [(self._poll_loop, "dag-sync-poll")]
+        if self._services.dag_events:
+            targets.append((self._event_loop, "dag-sync-events"))
+        for target, name in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+
+    # --- on demand --------------------------------------------------------------------
+
+    def sync_now(self, name: str) -> SyncReport:
+        row = self._db.read_environment(name)
+        if row is None:
+            raise not_found(name)
+        if row.status not in SYNCING:
+            raise ValidationException(
+                f"Environment {name} is {row.status}; DAGs sync only while it runs."
+            )
+        report = self._sync(name, row.spec)
+        if report.changed:
+            self._on_change(name)
+        return report
+
+    # --- polling ----------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with self._db.transaction() as session:
+                    running = store.environments_in(session, SYNCING)
+            except Exception:
+                log.exception("listing environments for DAG sync failed")
+                continue
+            for name, spec in running:
+                if self._stop.is_set():
+                    return
+                try:
+                    if self._sync(name, spec).changed:
+                        self._on_change(name)
+                except (SyncError, ClientError, BotoCoreError) as err:
+                    log.warning("DAG sync of %s failed: %s", name, err)
+
+    def _sync(self, name: str, spec: dict[str, Any]) -> SyncReport:
+        workspace = self._services.workspace(name)
+        if not workspace.root.exists():
+            return SyncReport()  # not provisioned on this host (yet)
+        s3 = self._services.aws.client("s3")
+        return DagSyncer(workspace).sync(
+            s3, bucket_name(spec["SourceBucketArn"]), spec["DagS3Path"]
+        )
+
+    # --- S3 events --------------------------------------------------------------------
+
+    def _event_loop(self) -> None:
+        sqs = self._services.aws.client("sqs")
+        url: str | None = None
+        while not self._stop.is_set():
+            try:
+                if url is None:
+                    url = sqs.get_queue_url(QueueName=EVENT_QUEUE)["QueueUrl"]
+                answer = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
+            except (ClientError, BotoCoreError):
+                url = None  # no queue yet (no environment asked for events): look again later
+                self._stop.wait(1.0)
+                continue
+            for message in answer.get("Messages", []):
+                try:
+                    self._handle_event(json.loads(message["Body"]))
+                except Exception:
+                    log.exception("could not apply a DAG event")
+                try:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                except (ClientError, BotoCoreError):
+                    log.warning("could not delete a DAG event message")
+
+    def _handle_event(self, body: dict[str, Any]) -> None:
+        records = body.get("Records") or []
+        if not records:
+            return  # s3:TestEvent and the like
+        with self._db.transaction() as session:
+            running = store.environments_in(session, SYNCING)
+        s3 = self._services.aws.client("s3")
+        for record in records:
+            bucket = record.get("s3", {}).get("bucket", {}).get("name")
+            key = unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
+            created = str(record.get("eventName", "")).startswith("ObjectCreated")
+            for name, spec in running:
+                if bucket_name(spec["SourceBucketArn"]) != bucket:
+                    continue
+                if not key.startswith(dag_prefix(spec["DagS3Path"])):
+                    continue
+                workspace = self._services.workspace(name)
+                if not workspace.root.exists():
+                    continue
+                syncer = DagSyncer(workspace)
+                if syncer.apply_event(s3, bucket, spec["DagS3Path"], key, created):
+                    self._on_change(name)

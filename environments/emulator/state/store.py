@@ -1,0 +1,161 @@
+"""The state directory: snapshot generations, fallback on damage, and blob garbage collection.
+
+    <state-dir>/lock                 held while a server uses the directory
+    <state-dir>/snapshots/gen-N.snap the newest few snapshots; the highest N is the current one
+    <state-dir>/blobs/ab/abcd...     S3 object bodies by SHA-256
+    <state-dir>/quarantine/          snapshots that failed to load, kept for inspection
+
+A snapshot that fails to load is moved to quarantine and the next older one is tried, so one
+damaged file costs the changes since the snapshot before it, not everything. Snapshot files are
+pickles: the directory is created private to its owner, and nothing else should write there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from environments.emulator.state import backends, snapshot_file
+from environments.emulator.state.blobs import BlobStore
+from environments.emulator.state.errors import CorruptState, IncompatibleState
+from environments.emulator.state.pickling import load_state
+
+log = logging.getLogger(__name__)
+
+KEEP_GENERATIONS = 3
+_NAME = re.compile(r"^gen-(\d+)\.snap$")
+
+
+class StateDirBusy(Exception):
+    """Another embedded AWS already uses the state directory."""
+
+
+@dataclass
+class Restored:
+    generation: int | None = None
+    services: list[str] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+class StateStore:
+    def __init__(self, root: Path, lock_wait: float = 0.0) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_file = self._lock(root / "lock", lock_wait)
+        self.snapshots = root / "snapshots"
+        self.quarantine = root / "quarantine"
+        self.snapshots.mkdir(exist_ok=True)
+        self.quarantine.mkdir(exist_ok=True)
+        for leftover in self.snapshots.glob("*.tmp"):
+            leftover.unlink()
+        self.blobs = BlobStore(root / "blobs")
+        # The blobs each kept snapshot refers to; None where a header could not be read.
+        self._references: dict[Path, set[str] | None] = {}
+        for path in [*self._generations().values(), *self.quarantine.iterdir()]:
+            self._references[path] = self._blob_references(path)
+        self._next_generation = max(self._generations(), default=0) + 1
+
+    def load(self) -> Restored:
+        """Install the newest snapshot that loads, trying older ones after damage."""
+        restored = Restored()
+        for generation, path in sorted(self._generations().items(), reverse=True):
+            try:
+                states = self._read(path)
+            except IncompatibleState:
+                raise
+            except Exception as error:
+                # Whatever broke (damage, a missing blob, a bug), an older snapshot may load.
+                log.warning("snapshot %s cannot be loaded (%s); trying an older one", path, error)
+                backends.forget_all()
+                self._quarantine(path)
+                restored.skipped.append(generation)
+                continue
+            backends.install(states)
+            restored.generation = generation
+            restored.services = [state.service_name for state in states]
+            return restored
+        if restored.skipped:
+            log.warning("no snapshot in %s could be loaded; starting empty", self.snapshots)
+        return restored
+
+    def save(self, payload: bytes, blobs: set[str], services: list[str]) -> Path:
+        path = self.snapshots / f"gen-{self._next_generation:010d}.snap"
+        snapshot_file.write(path, payload, blobs, services)
+        self._next_generation += 1
+        self._references[path] = set(blobs)
+        generations = sorted(self._generations().items(), reverse=True)
+        for _, old in generations[KEEP_GENERATIONS:]:
+            old.unlink(missing_ok=True)
+            self._references.pop(old, None)
+        return path
+
+    def collect_garbage(self) -> int:
+        """Delete blobs that no kept snapshot refers to."""
+        keep: set[str] = set()
+        for path, references in self._references.items():
+            if references is not None:
+                keep |= references
+            elif path.parent == self.snapshots:
+                # A kept snapshot whose blobs are unknown: deleting anything could hurt it.
+                log.info("not collecting blobs while %s has an unreadable header", path)
+                return 0
+        return self.blobs.collect_garbage(keep)
+
+    def _read(self, path: Path) -> list[backends.ServiceState]:
+        header, payload = snapshot_file.read(path)
+        states = load_state(payload, self.blobs)
+        if not isinstance(states, list) or not all(
+            isinstance(state, backends.ServiceState) for state in states
+        ):
+            raise CorruptState(f"{path} does not hold embedded AWS state")
+        log.info(
+            "restored %s (%d services, %d S3 bodies)",
+            path.name,
+            len(states),
+            len(header.get("blobs", [])),
+        )
+        return states
+
+    def _generations(self) -> dict[int, Path]:
+        found = {}
+        for path in self.snapshots.iterdir():
+            match = _NAME.match(path.name)
+            if match:
+                found[int(match.group(1))] = path
+        return found
+
+    def _quarantine(self, path: Path) -> None:
+        target = self.quarantine / f"{path.name}.{int(time.time())}"
+        os.replace(path, target)
+        self._references[target] = self._references.pop(path, None)
+
+    @staticmethod
+    def _blob_references(path: Path) -> set[str] | None:
+        try:
+            header: dict[str, Any] = snapshot_file.read_header(path)
+        except (OSError, CorruptState):
+            return None
+        blobs = header.get("blobs")
+        return set(blobs) if isinstance(blobs, list) else None
+
+    @staticmethod
+    def _lock(path: Path, wait: float) -> Any:
+        """Take the state dir, waiting up to `wait` seconds: a predecessor that was told to
+        stop (its parent was killed) may still be writing its final snapshot."""
+        handle = open(path, "a+b")  # noqa: SIM115 - held open for the server's lifetime
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError as error:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise StateDirBusy(f"another embedded AWS is using {path.parent}") from error
+                time.sleep(0.1)

@@ -1,0 +1,123 @@
+"""The embedded AWS: a moto server in a child process on a loopback port.
+
+A child process keeps moto's memory and threads out of the control plane, and dies with its
+parent (PR_SET_PDEATHSIG) so a killed `airdock serve` leaves nothing running. Its state lives
+under `<data_dir>/aws-state` and survives restarts (see environments.emulator.state). It also comes
+back on the same port when it can, because some saved values embed the endpoint: SQS queue
+URLs are built from the host and port a request was sent to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_PORT_FILE = "aws.port"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _remembered_port(data_dir: Path, host: str) -> int | None:
+    """The port of the previous run, if it is still free."""
+    try:
+        port = int((data_dir / _PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    with socket.socket() as sock:
+        # The server binds with SO_REUSEADDR too, so lingering closed connections do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return None
+    return port
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedAws:
+    def __init__(
+        self,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        lock_wait: float = 20.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.lock_wait = lock_wait
+        self.port = port or _remembered_port(data_dir, host) or free_port(host)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        log_path = self.data_dir / "aws.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
+        command = [
+            sys.executable,
+            "-m",
+            "environments.emulator.server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--state-dir",
+            str(self.data_dir / "aws-state"),
+            "--lock-wait",
+            str(self.lock_wait),
+        ]
+        self._process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
+        )
+        log.close()
+        self._wait_ready(timeout)
+        (self.data_dir / _PORT_FILE).write_text(str(self.port))
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(
+                    f"the embedded AWS exited early; see {self.data_dir / 'aws.log'}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the embedded AWS did not answer on {self.endpoint}")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None

@@ -1,0 +1,48 @@
+"""The SQS queue the Celery executor uses (GetEnvironment's CeleryExecutorQueue)."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from environments.provisioning.aws_outcomes import error_code, outcome_for
+from environments.provisioning.step import DONE, OWNER_TAG, Outcome, StepContext
+
+_QUEUE_ATTRIBUTES = {"VisibilityTimeout": "43200", "MessageRetentionPeriod": "1209600"}
+
+
+class CeleryQueue:
+    name = "celery-queue"
+
+    def ensure(self, ctx: StepContext) -> Outcome:
+        sqs = ctx.services.aws.client("sqs")
+        queue_name = ctx.placement.queue_name(ctx.env_id)
+        try:
+            url = sqs.create_queue(
+                QueueName=queue_name,
+                Attributes=_QUEUE_ATTRIBUTES,
+                tags={OWNER_TAG: ctx.arn},
+            )["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        except ClientError as err:
+            return outcome_for(err, f"creating queue {queue_name}")
+        ctx.resources["celery_queue"] = {"url": url, "arn": arn}
+        return DONE
+
+    def teardown(self, ctx: StepContext) -> Outcome:
+        sqs = ctx.services.aws.client("sqs")
+        queue_name = ctx.placement.queue_name(ctx.env_id)
+        try:
+            url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            if tags.get(OWNER_TAG) == ctx.arn:
+                sqs.delete_queue(QueueUrl=url)
+        except ClientError as err:
+            if error_code(err) not in (
+                "AWS.SimpleQueueService.NonExistentQueue",
+                "QueueDoesNotExist",
+            ):
+                return outcome_for(err, f"deleting queue {queue_name}")
+        ctx.resources.pop("celery_queue", None)
+        return DONE

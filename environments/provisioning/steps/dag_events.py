@@ -1,0 +1,119 @@
+"""S3 event notifications from the source bucket's DAG prefix to Airdock's event queue.
+
+The queue is shared by every environment of this Airdock (one listener, any number of
+buckets). The bucket's notification configuration belongs to the user: we add one entry
+with our own Id and remove exactly that entry again, leaving every other entry untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from environments.contents.dagsync import dag_prefix
+from environments.provisioning.aws_outcomes import error_code, outcome_for
+from environments.provisioning.step import DONE, Outcome, StepContext
+from environments.provisioning.steps.check_bucket import bucket_name
+
+EVENT_QUEUE = "airdock-dag-events"
+SHARED_TAG = {"airdock:role": "dag-events"}
+
+
+def notification_id(ctx: StepContext) -> str:
+    return f"airdock-dags-{ctx.env_id}"
+
+
+def ensure_event_queue(sqs: Any, region: str, account_id: str) -> tuple[str, str]:
+    """The shared queue's URL and ARN; S3 in this account may send to it."""
+    url = sqs.create_queue(QueueName=EVENT_QUEUE, tags=SHARED_TAG)["QueueUrl"]
+    arn = f"arn:aws:sqs:{region}:{account_id}:{EVENT_QUEUE}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "S3DagEvents",
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    return url, arn
+
+
+class DagEvents:
+    name = "dag-events"
+
+    def ensure(self, ctx: StepContext) -> Outcome:
+        if not ctx.services.dag_events:
+            return DONE
+        s3, sqs = ctx.services.aws.client("s3"), ctx.services.aws.client("sqs")
+        bucket = bucket_name(ctx.spec["SourceBucketArn"])
+        previous = (ctx.resources.get("dag_events") or {}).get("bucket")
+        if previous and previous != bucket:  # the source bucket changed: leave the old one
+            outcome = _remove_entry(s3, previous, notification_id(ctx))
+            if outcome is not DONE:
+                return outcome
+        try:
+            _, queue_arn = ensure_event_queue(sqs, ctx.placement.region, ctx.placement.account_id)
+            config = _current(s3, bucket)
+            ours = {
+                "Id": notification_id(ctx),
+                "QueueArn": queue_arn,
+                "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+            }
+            prefix = dag_prefix(ctx.spec["DagS3Path"])
+            if prefix:
+                ours["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
+            queues = [q for q in config.get("QueueConfigurations", []) if q.get("Id") != ours["Id"]]
+            config["QueueConfigurations"] = [*queues, ours]
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=config
+            )
+        except ClientError as err:
+            return outcome_for(err, "configuring DAG event notifications")
+        ctx.resources["dag_events"] = {"bucket": bucket, "id": ours["Id"]}
+        return DONE
+
+    def teardown(self, ctx: StepContext) -> Outcome:
+        # Look in the bucket of the spec and in the one recorded, in case a crash came
+        # between changing the bucket's configuration and recording it.
+        buckets = {bucket_name(ctx.spec["SourceBucketArn"])}
+        recorded = (ctx.resources.get("dag_events") or {}).get("bucket")
+        if recorded:
+            buckets.add(recorded)
+        for bucket in sorted(buckets):
+            outcome = _remove_entry(ctx.services.aws.client("s3"), bucket, notification_id(ctx))
+            if outcome is not DONE:
+                return outcome
+        ctx.resources.pop("dag_events", None)
+        return DONE
+
+
+def _remove_entry(s3: Any, bucket: str, entry_id: str) -> Outcome:
+    try:
+        config = _current(s3, bucket)
+        queues = config.get("QueueConfigurations", [])
+        kept = [q for q in queues if q.get("Id") != entry_id]
+        if len(kept) != len(queues):
+            config["QueueConfigurations"] = kept
+            if not kept:
+                config.pop("QueueConfigurations")
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=config
+            )
+    except ClientError as err:
+        if error_code(err) != "NoSuchBucket":
+            return outcome_for(err, "removing DAG event notifications")
+    return DONE
+
+
+def _current(s3: Any, bucket: str) -> dict[str, Any]:
+    config = s3.get_bucket_notification_configuration(Bucket=bucket)
+    config.pop("ResponseMetadata", None)
+    return {k: v for k, v in config.items() if v}

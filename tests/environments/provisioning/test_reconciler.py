@@ -1,0 +1,201 @@
+"""The reconciler with scripted steps: convergence, retries, failures, rollback, resume."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from environments import store
+from environments.naming import Placement
+from environments.provisioning.reconciler import Reconciler
+from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, StepContext
+from environments.service import EnvironmentService
+from environments.store import Store
+from tests.conftest import create_params
+
+PLACE = Placement(account_id="123456789012", region="us-east-1")
+
+
+class ScriptedStep:
+    """A step whose outcomes are given in advance; it records every call it gets."""
+
+    def __init__(self, name: str, outcomes: list[Outcome] | None = None) -> None:
+        self.name = name
+        self.outcomes = list(outcomes or [])
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def ensure(self, ctx: StepContext) -> Outcome:
+        with self.lock:
+            self.calls.append(f"ensure:{ctx.name}:{ctx.spec.get('MaxWorkers')}")
+            outcome = self.outcomes.pop(0) if self.outcomes else DONE
+        if isinstance(outcome, Failed) and outcome.code == "ONLY_FOR_SEVEN":
+            return outcome if ctx.spec.get("MaxWorkers") == 7 else DONE
+        if outcome == DONE:
+            ctx.resources[self.name] = {"made": True}
+        return outcome
+
+    def teardown(self, ctx: StepContext) -> Outcome:
+        with self.lock:
+            self.calls.append(f"teardown:{ctx.name}")
+        ctx.resources.pop(self.name, None)
+        return DONE
+
+
+@pytest.fixture
+def db(db_url: str):
+    made = Store(db_url)
+    made.create_schema()
+    yield made
+    made.dispose()
+
+
+def _reconciler(db: Store, steps, owner: str = "r1", **kwargs) -> Reconciler:
+    return Reconciler(db, PLACE, steps, owner=owner, poll_interval=0.02, **kwargs)
+
+
+def _status(service: EnvironmentService, name: str) -> str:
+    return service.get(name)["Status"]
+
+
+def test_create_update_delete_converge(db):
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("one")
+    reconciler = _reconciler(db, [step])
+    service.create("e1", create_params())
+    reconciler.run_until_idle()
+    env = service.get("e1")
+    assert env["Status"] == "AVAILABLE" and env["LastUpdate"]["Status"] == "SUCCESS"
+    service.update("e1", {"MaxWorkers": 3})
+    assert _status(service, "e1") == "UPDATING"
+    reconciler.run_until_idle()
+    assert service.get("e1")["MaxWorkers"] == 3
+    service.delete("e1")
+    reconciler.run_until_idle()
+    assert service.list(None, None)[0] == []
+    assert step.calls[-1] == "teardown:e1"
+
+
+def test_transient_failures_are_retried_with_backoff(db, monkeypatch):
+    monkeypatch.setattr("environments.provisioning.reconciler.BACKOFF_BASE_SECONDS", 0.01)
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("flaky", [RetryLater("throttled"), RetryLater("throttled")])
+    reconciler = _reconciler(db, [step])
+    service.create("flaky", create_params())
+    reconciler.run_until_idle()
+    assert _status(service, "flaky") == "AVAILABLE"
+    assert len(step.calls) == 3
+
+
+def test_retries_are_bounded(db, monkeypatch):
+    monkeypatch.setattr("environments.provisioning.reconciler.BACKOFF_BASE_SECONDS", 0.001)
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("stuck", [RetryLater("503")] * 20)
+    reconciler = _reconciler(db, [step], max_attempts=4)
+    service.create("stuck", create_params())
+    reconciler.run_until_idle()
+    env = service.get("stuck")
+    assert env["Status"] == "CREATE_FAILED"
+    assert "503" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    assert len(step.calls) == 4
+
+
+def test_permanent_failure_on_create(db):
+    service = EnvironmentService(db, PLACE)
+    reconciler = _reconciler(db, [ScriptedStep("bad", [Failed("INCORRECT_CONFIGURATION", "no")])])
+    service.create("bad", create_params())
+    reconciler.run_until_idle()
+    env = service.get("bad")
+    assert env["Status"] == "CREATE_FAILED"
+    assert env["LastUpdate"]["Error"] == {
+        "ErrorCode": "INCORRECT_CONFIGURATION",
+        "ErrorMessage": "no",
+    }
+    with pytest.raises(Exception, match="CREATE_FAILED status cannot be updated"):
+        service.update("bad", {"MaxWorkers": 2})
+    service.delete("bad")
+    reconciler.run_until_idle()
+    assert service.list(None, None)[0] == []
+
+
+def test_failed_update_rolls_back_to_the_last_good_spec(db):
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("picky", [DONE, Failed("INCORRECT_CONFIGURATION", "seven is bad")])
+    reconciler = _reconciler(db, [step])
+    service.create("rb", create_params(MaxWorkers=4))
+    reconciler.run_until_idle()
+    service.update("rb", {"MaxWorkers": 7})
+    reconciler.run_until_idle()
+    env = service.get("rb")
+    assert env["Status"] == "UPDATE_FAILED"
+    assert env["MaxWorkers"] == 4
+    assert env["LastUpdate"]["Status"] == "FAILED"
+    assert "seven" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    assert step.calls == ["ensure:rb:4", "ensure:rb:7", "ensure:rb:4"]
+    service.update("rb", {"MaxWorkers": 5})  # UPDATE_FAILED environments stay updatable
+    reconciler.run_until_idle()
+    assert _status(service, "rb") == "AVAILABLE"
+
+
+def test_finished_steps_are_not_redone_after_a_crash(db):
+    service = EnvironmentService(db, PLACE)
+    first, second = ScriptedStep("first"), ScriptedStep("second", [RetryLater("later")])
+    reconciler = _reconciler(db, [first, second])
+    service.create("resume", create_params())
+    with db.transaction() as session:
+        assert store.try_lease(session, "resume", "r1", time.time(), 60)
+    reconciler.reconcile("resume")  # first done, second asks to retry: progress is stored
+    with db.transaction() as session:
+        row = store.get_environment(session, "resume")
+        assert row.progress == {"done": ["first"]}
+        store.compare_and_set(session, "resume", row.row_version, next_attempt_at=0.0)
+        store.release_lease(session, "resume", "r1")
+    # A different replica (a restart) picks it up and runs only what is left.
+    _reconciler(db, [first, second], owner="r2").run_until_idle()
+    assert first.calls == ["ensure:resume:10"]
+    assert second.calls == ["ensure:resume:10", "ensure:resume:10"]
+    assert _status(service, "resume") == "AVAILABLE"
+
+
+def test_replicas_never_work_one_environment_at_once(db):
+    service = EnvironmentService(db, PLACE)
+    active: Counter[str] = Counter()
+    overlaps: list[str] = []
+    guard = threading.Lock()
+
+    class SlowStep:
+        name = "slow"
+
+        def ensure(self, ctx: StepContext) -> Outcome:
+            with guard:
+                active[ctx.name] += 1
+                if active[ctx.name] > 1:
+                    overlaps.append(ctx.name)
+            time.sleep(0.05)
+            with guard:
+                active[ctx.name] -= 1
+            return DONE
+
+        def teardown(self, ctx: StepContext) -> Outcome:
+            return DONE
+
+    names = [f"r{i}" for i in range(12)]
+    for name in names:
+        service.create(name, create_params())
+    replicas = [_reconciler(db, [SlowStep()], owner=f"replica-{i}", workers=4) for i in range(3)]
+    for replica in replicas:
+        replica.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if all(_status(service, n) == "AVAILABLE" for n in names):
+                break
+            time.sleep(0.05)
+    finally:
+        for replica in replicas:
+            replica.stop()
+    assert overlaps == []
+    assert all(_status(service, n) == "AVAILABLE" for n in names)
