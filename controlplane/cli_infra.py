@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from environments.aws.clients import AwsClients, AwsTarget
-from environments.prerequisites import stack as infra
+from environments.prerequisites import arguments
+from environments.prerequisites import stack as prerequisites
+from environments.prerequisites.errors import InfraError
+from environments.prerequisites.template import find_template
 
 DEFAULT_ENVIRONMENT = "airflow"
 
@@ -121,11 +124,11 @@ def _up(args: argparse.Namespace) -> int:
             parameters["EnvironmentName"] = args.environment_name
         stack = _stack_name(args)
         try:
-            template = infra.find_template(args.template)
-        except infra.InfraError as err:
+            template = find_template(args.template)
+        except InfraError as err:
             raise _UsageError(str(err)) from None
         clients = AwsClients(where.target)
-        deployment = infra.deploy(
+        deployment = prerequisites.deploy(
             clients,
             template.read_text(),
             stack,
@@ -140,16 +143,16 @@ def _up(args: argparse.Namespace) -> int:
     except _UsageError as err:
         print(f"airdock infra up: {err}", file=sys.stderr)
         return 2
-    except infra.InfraError as err:
+    except InfraError as err:
         print(f"airdock infra up: {err}", file=sys.stderr)
         return 1
     if not args.wait:
         _note(f"stack {deployment.stack_name}: {deployment.action}, {deployment.status}")
         return 0
     try:
-        create_args = infra.create_environment_args(deployment.outputs, args.dag_s3_path)
-        problems = infra.preflight(clients, create_args, where.target.region)
-    except infra.InfraError as err:
+        create_args = arguments.create_environment_args(deployment.outputs, args.dag_s3_path)
+        problems = arguments.preflight(clients, create_args, where.target.region)
+    except InfraError as err:
         print(f"airdock infra up: {err}", file=sys.stderr)
         return 1
     if args.output == "json":
@@ -170,7 +173,7 @@ def _down(args: argparse.Namespace) -> int:
     try:
         where = _where(args)
         stack = _stack_name(args)
-        teardown = infra.destroy(
+        teardown = prerequisites.destroy(
             AwsClients(where.target),
             stack,
             emulated=where.emulated,
@@ -180,7 +183,7 @@ def _down(args: argparse.Namespace) -> int:
     except _UsageError as err:
         print(f"airdock infra down: {err}", file=sys.stderr)
         return 2
-    except infra.InfraError as err:
+    except InfraError as err:
         print(f"airdock infra down: {err}", file=sys.stderr)
         return 1
     if not teardown.existed:
@@ -194,12 +197,12 @@ def _down(args: argparse.Namespace) -> int:
 
 def _where(args: argparse.Namespace) -> _Where:
     if args.real_aws:
-        region = args.region or infra.default_region()
+        region = args.region or prerequisites.default_region()
         if not region:
             raise _UsageError("no region: pass --region or configure one (AWS_REGION, profile)")
         return _Where(AwsTarget(region=region), False, None, f"AWS {region}")
     if args.endpoint_url:
-        region = args.region or infra.default_region() or "us-east-1"
+        region = args.region or prerequisites.default_region() or "us-east-1"
         return _Where(
             AwsTarget(region=region, endpoint_url=args.endpoint_url),
             True,
@@ -261,7 +264,7 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _summary(deployment: infra.Deployment, where: _Where) -> list[str]:
+def _summary(deployment: prerequisites.Deployment, where: _Where) -> list[str]:
     lines = [
         f"stack {deployment.stack_name}: {deployment.action} ({deployment.status}) "
         f"in {where.description}"

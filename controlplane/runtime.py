@@ -18,10 +18,10 @@ from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
 from environments.emulator.supervisor import EmbeddedAws
+from environments.host import HostServices
 from environments.naming import Placement
 from environments.provisioning.plan import default_steps
 from environments.provisioning.reconciler import Reconciler
-from environments.provisioning.step import StepServices
 from environments.service import Caller, EnvironmentService
 from environments.store import Store
 
@@ -111,7 +111,7 @@ def build_runtime(settings: Settings) -> Runtime:
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )
-    services = StepServices(
+    services = HostServices(
         aws=AwsClients(target),
         data_dir=settings.data_dir,
         dag_events=settings.dag_events,
@@ -159,7 +159,7 @@ class LocalHandle:
     """The parts of a server's state that commands on the same host work with directly."""
 
     store: Store
-    services: StepServices
+    services: HostServices
     dag_sync: DagSyncService
 
     def close(self) -> None:
@@ -182,7 +182,7 @@ def open_local(data_dir: Path, database_url: str | None = None) -> LocalHandle:
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )
-    services = StepServices(aws=AwsClients(target), data_dir=data_dir)
+    services = HostServices(aws=AwsClients(target), data_dir=data_dir)
     # On demand, the check runs in the foreground: the command waits for the report.
     sync = DagSyncService(
         db,

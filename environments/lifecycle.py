@@ -31,6 +31,8 @@ class Event(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
+    # An update failed and no configuration ever converged, so there is nothing to restore.
+    FAILED_WITHOUT_ROLLBACK = "failed_without_rollback"
 
 
 # (from, event) -> to. Creation has no "from": a new row starts in CREATING.
@@ -45,6 +47,7 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (Status.CREATING, Event.FAILED): Status.CREATE_FAILED,
     (Status.UPDATING, Event.CONVERGED): Status.AVAILABLE,
     (Status.UPDATING, Event.FAILED): Status.ROLLING_BACK,
+    (Status.UPDATING, Event.FAILED_WITHOUT_ROLLBACK): Status.UPDATE_FAILED,
     (Status.ROLLING_BACK, Event.ROLLED_BACK): Status.UPDATE_FAILED,
     (Status.ROLLING_BACK, Event.ROLLBACK_FAILED): Status.UNAVAILABLE,
     (Status.DELETING, Event.CONVERGED): Status.DELETED,

@@ -7,6 +7,14 @@ from dataclasses import dataclass
 from environments.errors import ResourceNotFoundException, ValidationException
 from environments.spec import LOG_GROUP_SUFFIX
 
+# The one queue that receives S3 event notifications for every environment's DAG prefix.
+DAG_EVENT_QUEUE = "airdock-dag-events"
+
+
+def bucket_name(bucket_arn: str) -> str:
+    """`arn:aws:s3:::my-dags` -> `my-dags`."""
+    return bucket_arn.rsplit(":", 1)[-1]
+
 
 @dataclass(frozen=True)
 class Placement:

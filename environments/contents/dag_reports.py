@@ -12,7 +12,7 @@ from typing import Any
 from environments.airflow.venvs import current_venv
 from environments.aws.cwlogs import put_lines
 from environments.contents.dag_check import DagCheckError, check_dags
-from environments.provisioning.step import StepServices
+from environments.host import HostServices
 from environments.spec import log_group_name
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ REPORT = "dag-report.json"
 ERROR_STREAM = "dag_processing_errors"
 
 
-def refresh_dag_report(services: StepServices, name: str, spec: dict[str, Any]) -> dict | None:
+def refresh_dag_report(services: HostServices, name: str, spec: dict[str, Any]) -> dict | None:
     """Parse the DAG folder and store the report; None when no Airflow venv exists yet."""
     workspace = services.workspace(name)
     venv = current_venv(workspace.venv)
@@ -54,7 +54,7 @@ def refresh_dag_report(services: StepServices, name: str, spec: dict[str, Any]) 
     return report
 
 
-def _log_errors(services: StepServices, name: str, spec: dict[str, Any], report: dict) -> None:
+def _log_errors(services: HostServices, name: str, spec: dict[str, Any], report: dict) -> None:
     config = (spec.get("LoggingConfiguration") or {}).get("DagProcessingLogs") or {}
     if not config.get("Enabled"):
         return
@@ -78,7 +78,7 @@ class DagReporter:
     """Re-parses an environment's DAGs after its mirror changed, one environment at a time;
     requests that arrive while a check runs are merged into the next one."""
 
-    def __init__(self, services: StepServices, spec_of: Any) -> None:
+    def __init__(self, services: HostServices, spec_of: Any) -> None:
         self._services = services
         self._spec_of = spec_of  # name -> spec dict or None (the environment is gone)
         self._pending: set[str] = set()

@@ -22,10 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from environments import store
 from environments.contents.dagsync import DagSyncer, SyncError, SyncReport, dag_prefix
 from environments.errors import ValidationException, not_found
+from environments.host import HostServices
 from environments.lifecycle import Status
-from environments.provisioning.step import StepServices
-from environments.provisioning.steps.check_bucket import bucket_name
-from environments.provisioning.steps.dag_events import EVENT_QUEUE
+from environments.naming import DAG_EVENT_QUEUE, bucket_name
 from environments.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ class DagSyncService:
     def __init__(
         self,
         db: Store,
-        services: StepServices,
+        services: HostServices,
         *,
         interval: float = 5.0,
         on_change: Callable[[str], None] | None = None,
@@ -115,7 +114,7 @@ class DagSyncService:
         while not self._stop.is_set():
             try:
                 if url is None:
-                    url = sqs.get_queue_url(QueueName=EVENT_QUEUE)["QueueUrl"]
+                    url = sqs.get_queue_url(QueueName=DAG_EVENT_QUEUE)["QueueUrl"]
                 answer = sqs.receive_message(
                     QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
                 )

@@ -2,10 +2,9 @@
 
 `infra/prerequisites.yaml` declares what CreateEnvironment needs (VPC, two private subnets,
 security group, DAG bucket, execution role). `deploy` creates or updates the stack and waits;
-`create_environment_args` turns its outputs into CreateEnvironment arguments, and `preflight`
-runs the reconciler's own prerequisite checks on them, so a problem shows up here rather than
-as CREATE_FAILED later. Against an emulator (`emulated=True`, e.g. the embedded moto) the gaps
-of its CloudFormation are closed as environments.prerequisites.embedded describes.
+environments.prerequisites.arguments turns its outputs into CreateEnvironment arguments.
+Against an emulator (`emulated=True`, e.g. the embedded moto) the gaps of its CloudFormation are
+closed as environments.prerequisites.embedded describes.
 """
 
 from __future__ import annotations
@@ -13,79 +12,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from environments.aws.clients import AwsClients
-from environments.naming import Placement
 from environments.prerequisites import embedded as infra_emulator
-from environments.provisioning.step import Failed, RetryLater, StepContext, StepServices
-from environments.provisioning.steps.check_bucket import CheckSourceBucket
-from environments.provisioning.steps.check_kms import CheckKmsKey
-from environments.provisioning.steps.check_network import CheckNetwork
-from environments.provisioning.steps.check_role import CheckExecutionRole
+from environments.prerequisites.errors import InfraError, explain
+from environments.prerequisites.template import parse_template
 
-TEMPLATE_FILE = "prerequisites.yaml"
 # The template names the execution role, which CloudFormation only does when told it may.
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 _NO_UPDATES = "No updates are to be performed"
-
-
-class InfraError(Exception):
-    """A failure the user can act on; the message says what happened and what to do."""
-
-
-def find_template(explicit: Path | None = None) -> Path:
-    """The template to deploy: the given path, else infra/ of the source tree we run from."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise InfraError(f"template {explicit} does not exist")
-        return explicit
-    # An editable install or a checkout; a wheel carries no infra/ folder.
-    candidate = Path(__file__).resolve().parents[2] / "infra" / TEMPLATE_FILE
-    if candidate.is_file():
-        return candidate
-    raise InfraError(
-        f"cannot find infra/{TEMPLATE_FILE} next to the installed package ({candidate}); "
-        "run from an Airdock checkout or pass --template PATH"
-    )
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short-form intrinsics (!Ref, !Sub, !GetAtt a.b, ...)."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
-def parse_template(body: str) -> dict[str, Any]:
-    try:
-        parsed = yaml.load(
-            body, Loader=_TemplateLoader
-        )  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as err:
-        raise InfraError(f"the template is not valid YAML: {err}") from err
-    if not isinstance(parsed, dict) or "Resources" not in parsed:
-        raise InfraError("the template has no Resources section")
-    return parsed
 
 
 @dataclass(frozen=True)
@@ -206,7 +146,7 @@ def deploy(
             else []
         )
     except (ClientError, BotoCoreError) as err:
-        raise InfraError(_explain(err)) from err
+        raise InfraError(explain(err)) from err
     return Deployment(
         stack_name,
         stack_id,
@@ -249,76 +189,11 @@ def destroy(
         if wait:
             _wait_gone(cf, stack_name, timeout, poll)
     except (ClientError, BotoCoreError) as err:
-        raise InfraError(_explain(err)) from err
+        raise InfraError(explain(err)) from err
     return Teardown(stack_name, existed=True, retained=retained)
 
 
-def create_environment_args(outputs: dict[str, str], dag_s3_path: str = "dags") -> dict[str, Any]:
-    """CreateEnvironment input (as for `aws mwaa create-environment --cli-input-json`)."""
-    missing = [
-        key
-        for key in ("EnvironmentName", "ExecutionRoleArn", "BucketArn", "SecurityGroupId")
-        if not outputs.get(key)
-    ]
-    subnets = outputs.get("SubnetIds", "").split(",") if outputs.get("SubnetIds") else []
-    if not subnets and outputs.get("PrivateSubnet1Id") and outputs.get("PrivateSubnet2Id"):
-        subnets = [outputs["PrivateSubnet1Id"], outputs["PrivateSubnet2Id"]]
-    if len(subnets) != 2:
-        missing.append("SubnetIds")
-    if missing:
-        raise InfraError(f"the stack has no output(s) {', '.join(missing)}")
-    args: dict[str, Any] = {
-        "Name": outputs["EnvironmentName"],
-        "ExecutionRoleArn": outputs["ExecutionRoleArn"],
-        "SourceBucketArn": outputs["BucketArn"],
-        "DagS3Path": dag_s3_path,
-        "NetworkConfiguration": {
-            "SubnetIds": subnets,
-            "SecurityGroupIds": [outputs["SecurityGroupId"]],
-        },
-    }
-    if outputs.get("KmsKey"):
-        args["KmsKey"] = outputs["KmsKey"]
-    return args
-
-
-def preflight(clients: AwsClients, args: dict[str, Any], region: str) -> list[str]:
-    """Run the reconciler's prerequisite checks on CreateEnvironment arguments: the problems."""
-    # arn:aws:iam::123456789012:role/... names the account and partition without an STS call.
-    role_arn_parts = args["ExecutionRoleArn"].split(":")
-    placement = Placement(account_id=role_arn_parts[4], region=region, partition=role_arn_parts[1])
-    ctx = StepContext(
-        name=args["Name"],
-        arn=placement.environment_arn(args["Name"]),
-        env_id="preflight",
-        spec=args,
-        tags={},
-        placement=placement,
-        services=StepServices(aws=clients),
-    )
-    problems = []
-    for step in (CheckSourceBucket(), CheckExecutionRole(), CheckNetwork(), CheckKmsKey()):
-        try:
-            outcome = step.ensure(ctx)
-        except (ClientError, BotoCoreError) as err:  # steps turn only some errors into outcomes
-            raise InfraError(_explain(err)) from err
-        if isinstance(outcome, Failed):
-            problems.append(outcome.message)
-        elif isinstance(outcome, RetryLater):
-            problems.append(f"{step.name} could not finish: {outcome.reason}")
-    return problems
-
-
 # --- CloudFormation plumbing ------------------------------------------------------------------
-
-
-def _explain(err: ClientError | BotoCoreError) -> str:
-    if isinstance(err, NoCredentialsError):
-        return (
-            f"{err}: configure AWS credentials (environment, `aws configure`, AWS_PROFILE) "
-            "or target a server with --data-dir"
-        )
-    return str(err)
 
 
 def _describe(cf: Any, stack: str) -> dict[str, Any] | None:

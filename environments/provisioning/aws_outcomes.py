@@ -2,49 +2,10 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError
 
+from environments.aws.errors import error_code, is_transient
 from environments.provisioning.step import Failed, Outcome, RetryLater
-
-_THROTTLING = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "SlowDown",
-        "RequestThrottled",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "OperationAbortedException",
-    }
-)
-
-
-def error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def is_transient(err: Exception) -> bool:
-    if isinstance(err, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
-        return True
-    if isinstance(err, ClientError):
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(err) in _THROTTLING or status >= 500 or status == 429
-    return isinstance(err, BotoCoreError)
 
 
 def outcome_for(err: Exception, action: str) -> Outcome:

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from environments import store
 from environments.errors import ConcurrentModification
+from environments.host import HostServices
 from environments.lifecycle import Event, Status, next_status
 from environments.naming import Placement
 from environments.provisioning.aws_outcomes import outcome_for
@@ -56,9 +57,9 @@ class Reconciler:
         steps: Sequence[Step],
         *,
         owner: str,
+        services: HostServices,
         workers: int = 8,
         poll_interval: float = 0.5,
-        services: Any = None,
         lease_ttl: float = LEASE_TTL_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
@@ -222,7 +223,6 @@ class Reconciler:
             if isinstance(outcome, Done):
                 done.add(step.name)
                 self._write(row, resources=ctx.resources, progress={"done": sorted(done)})
-                row.row_version += 1
                 continue
             if isinstance(outcome, RetryLater):
                 if row.attempts + 1 < self._max_attempts:
@@ -289,9 +289,10 @@ class Reconciler:
                 next_attempt_at=0.0,
             )
             return
+        event = Event.FAILED_WITHOUT_ROLLBACK if status is Status.UPDATING else Event.FAILED
         self._write(
             row,
-            status=next_status(Status.CREATING, Event.FAILED).value,
+            status=next_status(status, event).value,
             resources=ctx.resources,
             observed_generation=row.generation,
             last_update=last_update,
@@ -308,7 +309,6 @@ class Reconciler:
             if isinstance(outcome, Done):
                 removed.add(step.name)
                 self._write(row, resources=ctx.resources, progress={"removed": sorted(removed)})
-                row.row_version += 1
                 continue
             # Deletion never gives up (a finalizer): it keeps retrying with capped backoff.
             reason = outcome.reason if isinstance(outcome, RetryLater) else outcome.message

@@ -26,6 +26,9 @@ from environments.emulator.state.errors import CorruptState, IncompatibleState
 
 # Bump whenever the payload's layout or the pickling of any object changes.
 FORMAT_VERSION = 1
+# The moto release whose objects the pickling in this package was written and tested against.
+# pyproject.toml pins moto to exactly this; a test fails if the three ever disagree.
+BUILT_FOR_MOTO = "5.2.5"
 MAGIC = b"AIRDOCK-AWS-STATE\x00"
 _LENGTH = struct.Struct(">I")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.provisioning.aws_outcomes import error_code, outcome_for
+from environments.aws.errors import error_code
+from environments.provisioning.aws_outcomes import outcome_for
 from environments.provisioning.step import DONE, OWNER_TAG, Outcome, StepContext
 
 _QUEUE_ATTRIBUTES = {"VisibilityTimeout": "43200", "MessageRetentionPeriod": "1209600"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from environments.naming import bucket_name
 from environments.provisioning.aws_outcomes import misconfigured
 from environments.provisioning.step import DONE, Outcome, StepContext
-from environments.provisioning.steps.check_bucket import bucket_name
 
 ARTIFACTS = (
     ("Plugins", "plugins"),

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.provisioning.aws_outcomes import error_code, misconfigured, outcome_for
+from environments.aws.errors import error_code
+from environments.naming import bucket_name
+from environments.provisioning.aws_outcomes import misconfigured, outcome_for
 from environments.provisioning.step import DONE, Failed, Outcome, StepContext
 
 _BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-
-
-def bucket_name(bucket_arn: str) -> str:
-    return bucket_arn.rsplit(":", 1)[-1]
 
 
 def _bad(message: str) -> Failed:

@@ -12,12 +12,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from environments.aws.errors import error_code
 from environments.contents.dagsync import dag_prefix
-from environments.provisioning.aws_outcomes import error_code, outcome_for
+from environments.naming import DAG_EVENT_QUEUE, bucket_name
+from environments.provisioning.aws_outcomes import outcome_for
 from environments.provisioning.step import DONE, Outcome, StepContext
-from environments.provisioning.steps.check_bucket import bucket_name
 
-EVENT_QUEUE = "airdock-dag-events"
 SHARED_TAG = {"airdock:role": "dag-events"}
 
 
@@ -27,8 +27,8 @@ def notification_id(ctx: StepContext) -> str:
 
 def ensure_event_queue(sqs: Any, region: str, account_id: str) -> tuple[str, str]:
     """The shared queue's URL and ARN; S3 in this account may send to it."""
-    url = sqs.create_queue(QueueName=EVENT_QUEUE, tags=SHARED_TAG)["QueueUrl"]
-    arn = f"arn:aws:sqs:{region}:{account_id}:{EVENT_QUEUE}"
+    url = sqs.create_queue(QueueName=DAG_EVENT_QUEUE, tags=SHARED_TAG)["QueueUrl"]
+    arn = f"arn:aws:sqs:{region}:{account_id}:{DAG_EVENT_QUEUE}"
     policy = {
         "Version": "2012-10-17",
         "Statement": [

@@ -6,9 +6,9 @@ from botocore.exceptions import ClientError
 
 from environments.contents.dag_reports import refresh_dag_report
 from environments.contents.dagsync import DagSyncer, SyncError
+from environments.naming import bucket_name
 from environments.provisioning.aws_outcomes import misconfigured
 from environments.provisioning.step import DONE, Failed, Outcome, StepContext
-from environments.provisioning.steps.check_bucket import bucket_name
 
 
 class SyncDags:

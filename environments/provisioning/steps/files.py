@@ -6,9 +6,9 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from environments.naming import bucket_name
 from environments.provisioning.aws_outcomes import misconfigured
 from environments.provisioning.step import Failed, Outcome, StepContext
-from environments.provisioning.steps.check_bucket import bucket_name
 from environments.spec import LOG_MODULES, log_group_name
 from environments.workspace import atomic_write
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from environments.provisioning.aws_outcomes import error_code, outcome_for
+from environments.aws.errors import error_code
+from environments.provisioning.aws_outcomes import outcome_for
 from environments.provisioning.step import DONE, OWNER_TAG, Outcome, StepContext
 from environments.spec import LOG_MODULES, log_group_name
 

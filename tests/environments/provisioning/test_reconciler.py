@@ -9,6 +9,8 @@ from collections import Counter
 import pytest
 
 from environments import store
+from environments.aws.clients import AwsClients, AwsTarget
+from environments.host import HostServices
 from environments.naming import Placement
 from environments.provisioning.reconciler import Reconciler
 from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, StepContext
@@ -53,8 +55,12 @@ def db(db_url: str):
     made.dispose()
 
 
+# Scripted steps never touch AWS; clients are made lazily, so none is ever created here.
+HOST = HostServices(aws=AwsClients(AwsTarget(region=PLACE.region)))
+
+
 def _reconciler(db: Store, steps, owner: str = "r1", **kwargs) -> Reconciler:
-    return Reconciler(db, PLACE, steps, owner=owner, poll_interval=0.02, **kwargs)
+    return Reconciler(db, PLACE, steps, owner=owner, services=HOST, poll_interval=0.02, **kwargs)
 
 
 def _status(service: EnvironmentService, name: str) -> str:
@@ -138,6 +144,21 @@ def test_failed_update_rolls_back_to_the_last_good_spec(db):
     service.update("rb", {"MaxWorkers": 5})  # UPDATE_FAILED environments stay updatable
     reconciler.run_until_idle()
     assert _status(service, "rb") == "AVAILABLE"
+
+
+def test_failed_update_with_nothing_to_restore_ends_update_failed(db):
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("picky", [DONE, Failed("INCORRECT_CONFIGURATION", "seven is bad")])
+    reconciler = _reconciler(db, [step])
+    service.create("fresh", create_params())
+    reconciler.run_until_idle()
+    service.update("fresh", {"MaxWorkers": 7})
+    with db.transaction() as session:  # as if no configuration had ever converged
+        session.get(store.EnvironmentRow, "fresh").applied_spec = None
+    reconciler.run_until_idle()
+    env = service.get("fresh")
+    assert env["Status"] == "UPDATE_FAILED"  # never CREATE_FAILED for a failed update
+    assert env["LastUpdate"]["Error"]["ErrorMessage"] == "seven is bad"
 
 
 def test_finished_steps_are_not_redone_after_a_crash(db):

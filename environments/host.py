@@ -1,0 +1,42 @@
+"""What this host gives everything that works on environments: AWS clients, the data dir where
+workspaces live, the shared package cache, and a few switches.
+
+The reconciler's steps, the DAG sync service, the DAG reporter and the CLI's local commands all
+receive one `HostServices`; none of them builds clients or paths of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from environments.aws.clients import AwsClients
+from environments.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class HostServices:
+    aws: AwsClients
+    data_dir: Path | None = None  # workspaces live under data_dir/environments/
+    log_retention_days: int = 30
+    dag_events: bool = True  # S3 event notifications for sub-second DAG pickup
+    # Build each environment's Airflow virtualenv. Off only for control-plane tests and
+    # benchmarks, where installing Airflow for every environment would measure pip, not us.
+    airflow_venvs: bool = True
+    uv_cache_dir: Path | None = None  # default: data_dir/cache/uv
+    # Called with an environment name when its DAGs changed; None parses them right away.
+    dags_changed: Callable[[str], None] | None = None
+
+    @property
+    def uv_cache(self) -> Path:
+        if self.uv_cache_dir is not None:
+            return self.uv_cache_dir
+        if self.data_dir is None:
+            raise RuntimeError("no data dir configured for the package cache")
+        return self.data_dir / "cache" / "uv"
+
+    def workspace(self, name: str) -> Workspace:
+        if self.data_dir is None:
+            raise RuntimeError("no data dir configured for environment workspaces")
+        return Workspace.for_environment(self.data_dir, name)
