@@ -6,11 +6,11 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from environments.plumbing.files import atomic_write
 from environments.provisioning.aws_outcomes import misconfigured
 from environments.provisioning.step import Failed, Outcome, StepContext
 from environments.provisioning.steps.check_bucket import bucket_name
 from environments.spec import LOG_MODULES, log_group_name
-from environments.workspace import atomic_write
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
