@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import iam
+from controlplane.clientconfig import read_endpoints
 from controlplane.iam_config import IamConfigError, read_config, recorded_config_source
 from controlplane.keystore import KeyStore, KeyStoreError, MintedKey
 
@@ -127,8 +128,8 @@ def _directory(args: argparse.Namespace) -> iam.Directory:
 
 def _account_id(data_dir: Path) -> str:
     try:
-        return str(json.loads((data_dir / "endpoints.json").read_text())["account_id"])
-    except (OSError, ValueError, KeyError):
+        return read_endpoints(data_dir).account_id
+    except (OSError, ValueError):
         return "123456789012"  # the server's default
 
 

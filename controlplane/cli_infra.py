@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
+from controlplane.credentials import ADMIN_FILE, read_admin
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.prerequisites import arguments
 from environments.prerequisites import stack as prerequisites
@@ -211,26 +213,26 @@ def _where(args: argparse.Namespace) -> _Where:
         )
     data_dir = (args.data_dir or Path(".airdock")).resolve()
     try:
-        endpoints = json.loads((data_dir / "endpoints.json").read_text())
+        endpoints = read_endpoints(data_dir)
     except (OSError, ValueError) as err:
         raise _UsageError(
             f"no running `airdock serve` found in {data_dir} ({err.__class__.__name__}: "
-            "endpoints.json is missing or unreadable); start one, or pass --data-dir DIR, "
+            f"{ENDPOINTS_FILE} is missing or unreadable); start one, or pass --data-dir DIR, "
             "--endpoint-url URL, or --real-aws"
         ) from None
-    region = args.region or endpoints["region"]
-    if region != endpoints["region"]:
+    region = args.region or endpoints.region
+    if region != endpoints.region:
         _note(
-            f"note: the server serves {endpoints['region']}; it checks environments against "
+            f"note: the server serves {endpoints.region}; it checks environments against "
             f"prerequisites there, not in {region}"
         )
-    if not endpoints.get("aws_endpoint"):  # the server runs with --real-aws
+    if not endpoints.aws_endpoint:  # the server runs with --real-aws
         return _Where(AwsTarget(region=region), False, data_dir, f"AWS {region}")
-    embedded = bool(endpoints.get("aws_embedded"))
+    embedded = endpoints.aws_embedded
     key = _admin_key(data_dir) if embedded else (None, None)
     target = AwsTarget(
         region=region,
-        endpoint_url=endpoints["aws_endpoint"],
+        endpoint_url=endpoints.aws_endpoint,
         access_key_id=key[0],
         secret_access_key=key[1],
     )
@@ -240,10 +242,10 @@ def _where(args: argparse.Namespace) -> _Where:
 
 def _admin_key(data_dir: Path) -> tuple[str, str]:
     try:
-        admin = json.loads((data_dir / "admin.json").read_text())
-        return admin["access_key_id"], admin["secret_access_key"]
-    except (OSError, ValueError, KeyError) as err:
-        raise _UsageError(f"cannot read {data_dir / 'admin.json'}: {err}") from None
+        admin = read_admin(data_dir)
+    except (OSError, ValueError) as err:
+        raise _UsageError(f"cannot read {data_dir / ADMIN_FILE}: {err}") from None
+    return admin.access_key_id, admin.secret_access_key
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:

@@ -8,11 +8,14 @@ injection off (botocore would otherwise call `api.127.0.0.1`).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from controlplane.credentials import AccessKey, write_private
+from controlplane.credentials import AccessKey
+from environments.plumbing.files import atomic_write
 
 PROFILE = "airdock"
+ENDPOINTS_FILE = "endpoints.json"
 # Services whose calls go to the embedded AWS, by the key the config file uses for each: the
 # service id in snake case (so CloudWatch Logs is `cloudwatch_logs`, not `logs`).
 EMBEDDED_SERVICES = (
@@ -28,30 +31,43 @@ EMBEDDED_SERVICES = (
 )
 
 
-def write_client_files(
-    data_dir: Path,
-    *,
-    mwaa_endpoint: str,
-    aws_endpoint: str | None,
-    region: str,
-    account_id: str,
-    admin: AccessKey,
-    aws_embedded: bool,
-) -> None:
-    endpoints = {
-        "mwaa_endpoint": mwaa_endpoint,
-        "aws_endpoint": aws_endpoint,
-        "aws_embedded": aws_embedded,
-        "region": region,
-        "account_id": account_id,
-    }
-    write_private(data_dir / "endpoints.json", json.dumps(endpoints, indent=2) + "\n")
-    services = [f"mwaa =\n  endpoint_url = {mwaa_endpoint}\n"]
-    if aws_endpoint:
-        services += [f"{name} =\n  endpoint_url = {aws_endpoint}\n" for name in EMBEDDED_SERVICES]
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a running `airdock serve` answers, as it records in ENDPOINTS_FILE."""
+
+    mwaa_endpoint: str
+    aws_endpoint: str | None  # None: the server works against real AWS
+    aws_embedded: bool
+    region: str
+    account_id: str
+
+
+def read_endpoints(data_dir: Path) -> Endpoints:
+    """What the server of a data dir recorded: OSError when it has not written the file (it has
+    never served there), ValueError when the file is damaged."""
+    data = json.loads((data_dir / ENDPOINTS_FILE).read_text())
+    try:
+        return Endpoints(
+            mwaa_endpoint=data["mwaa_endpoint"],
+            aws_endpoint=data.get("aws_endpoint"),
+            aws_embedded=bool(data.get("aws_embedded")),
+            region=data["region"],
+            account_id=str(data["account_id"]),
+        )
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{data_dir / ENDPOINTS_FILE} is incomplete ({err!r})") from None
+
+
+def write_client_files(data_dir: Path, endpoints: Endpoints, admin: AccessKey) -> None:
+    atomic_write(data_dir / ENDPOINTS_FILE, json.dumps(asdict(endpoints), indent=2) + "\n")
+    services = [f"mwaa =\n  endpoint_url = {endpoints.mwaa_endpoint}\n"]
+    if endpoints.aws_endpoint:
+        services += [
+            f"{name} =\n  endpoint_url = {endpoints.aws_endpoint}\n" for name in EMBEDDED_SERVICES
+        ]
     config = (
         f"[profile {PROFILE}]\n"
-        f"region = {region}\n"
+        f"region = {endpoints.region}\n"
         "output = json\n"
         "disable_host_prefix_injection = true\n"
         f"services = {PROFILE}-endpoints\n"
@@ -63,5 +79,5 @@ def write_client_files(
         f"aws_access_key_id = {admin.access_key_id}\n"
         f"aws_secret_access_key = {admin.secret_access_key}\n"
     )
-    write_private(data_dir / "aws" / "config", config)
-    write_private(data_dir / "aws" / "credentials", credentials)
+    atomic_write(data_dir / "aws" / "config", config)
+    atomic_write(data_dir / "aws" / "credentials", credentials)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from environments.plumbing.files import create_once
+
+ADMIN_FILE = "admin.json"
 _KEY_ALPHABET = string.ascii_uppercase + "234567"
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 
@@ -25,26 +27,22 @@ def new_access_key(prefix: str = "AKIA") -> AccessKey:
     return AccessKey(key_id, secret)
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+def read_admin(data_dir: Path) -> AccessKey:
+    """The admin key of a data dir: OSError when there is none, ValueError when it is damaged."""
+    data = json.loads((data_dir / ADMIN_FILE).read_text())
+    try:
+        return AccessKey(data["access_key_id"], data["secret_access_key"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{data_dir / ADMIN_FILE} holds no access key") from None
 
 
 def load_or_create_admin(data_dir: Path) -> AccessKey:
-    path = data_dir / "admin.json"
-    if path.exists():
-        data = json.loads(path.read_text())
-        return AccessKey(data["access_key_id"], data["secret_access_key"])
+    try:
+        return read_admin(data_dir)
+    except FileNotFoundError:
+        pass
     key = new_access_key()
-    write_private(
-        path,
-        json.dumps(
-            {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
-        ),
-    )
-    return key
+    record = {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+    if create_once(data_dir / ADMIN_FILE, json.dumps(record).encode()):
+        return key
+    return read_admin(data_dir)  # another process (a CLI, a second server) was first

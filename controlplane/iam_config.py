@@ -24,8 +24,9 @@ import yaml
 
 import iam
 from controlplane.credentials import AccessKey as AdminKey
-from controlplane.credentials import write_private
 from controlplane.keystore import KeyCache, KeyStore, KeyStoreError
+from environments.plumbing.files import atomic_write
+from environments.plumbing.watching import FileWatch
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +56,12 @@ def _read_text(path: Path, where: str) -> str:
         raise IamConfigError(f"{where}: cannot read {path}: {type(err).__name__}") from None
 
 
-FileStat = tuple[int, int, int] | None
-Watched = list[tuple[Path, FileStat]]
-
-
-def _stat(path: Path) -> FileStat:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_ino, info.st_mtime_ns, info.st_size)
-
-
-def _read_watched(path: Path, where: str, watched: Watched) -> str:
-    # Stat before reading: a change that lands after the read still looks like a change.
-    watched.append((path, _stat(path)))
+def _read_watched(path: Path, where: str, watched: FileWatch) -> str:
+    watched.note(path)
     return _read_text(path, where)
 
 
-def _policy_files(data: Any, base: Path, watched: Watched) -> Any:
+def _policy_files(data: Any, base: Path, watched: FileWatch) -> Any:
     """Replace ``file://PATH`` managed policies by the text of those files."""
     if not isinstance(data, dict) or not isinstance(data.get("policies"), dict):
         return data
@@ -85,10 +73,10 @@ def _policy_files(data: Any, base: Path, watched: Watched) -> Any:
     return {**data, "policies": policies}
 
 
-def read_config(path: Path, account_id: str, watched: Watched | None = None) -> iam.Directory:
-    """Parse and validate one IAM config file (YAML or JSON). Every file read is appended to
-    ``watched`` with its stat from just before the read, also when the config is broken."""
-    watched = [] if watched is None else watched
+def read_config(path: Path, account_id: str, watched: FileWatch | None = None) -> iam.Directory:
+    """Parse and validate one IAM config file (YAML or JSON). Every file read is noted in
+    ``watched`` just before the read, also when the config is broken."""
+    watched = FileWatch() if watched is None else watched
     try:
         data: Any = yaml.safe_load(_read_watched(path, str(path), watched))
     except yaml.YAMLError as err:
@@ -98,10 +86,6 @@ def read_config(path: Path, account_id: str, watched: Watched | None = None) -> 
         return iam.Directory.from_mapping(data or {}, default_account_id=account_id)
     except (iam.DirectoryError, iam.PolicyError) as err:
         raise IamConfigError(f"{path}: {err}") from None
-
-
-def _changed(watched: Watched) -> bool:
-    return any(_stat(path) != seen for path, seen in watched)
 
 
 class DirectorySource:
@@ -121,7 +105,7 @@ class DirectorySource:
         self._admin = admin
         self._keys = keys
         self._poll_seconds = poll_seconds
-        self._watched: Watched = []
+        self._watched = FileWatch()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: iam.Directory = self._build()  # raises IamConfigError at start-up
@@ -130,7 +114,7 @@ class DirectorySource:
         if self.path is None:
             base = iam.Directory.from_mapping({}, default_account_id=self._account_id)
         else:
-            watched: Watched = []
+            watched = FileWatch()
             try:
                 base = read_config(self.path, self._account_id, watched)
             finally:
@@ -149,7 +133,7 @@ class DirectorySource:
             self._keys.refresh()
         if self.path is None:
             return False
-        if not _changed(self._watched):
+        if not self._watched.changed():
             return False
         try:
             directory = self._build()
@@ -192,7 +176,7 @@ def record_config_source(data_dir: Path, path: Path | None) -> None:
     """Note which config the server reads, so `airdock iam` commands check users against it."""
     value = str(path.resolve()) if path else None
     (data_dir / "iam").mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_private(data_dir / "iam" / SOURCE_FILE, json.dumps({"iam_config": value}) + "\n")
+    atomic_write(data_dir / "iam" / SOURCE_FILE, json.dumps({"iam_config": value}) + "\n")
 
 
 def recorded_config_source(data_dir: Path) -> Path | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -33,7 +32,10 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 import iam
-from controlplane.credentials import new_access_key, write_private
+from controlplane.credentials import new_access_key
+from environments.plumbing import watching
+from environments.plumbing.files import atomic_write, create_once
+from environments.plumbing.locks import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +134,9 @@ class KeyStore:
 
     def _load_or_create_key(self) -> bytes:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.key_path.exists():
-            return self.key_path.read_bytes().strip()
-        # Written aside, then linked into place: link() fails if the name exists, so when the
-        # server and a CLI start at once both end up with the same, complete key.
-        tmp = self.root / f".keystore.key.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(Fernet.generate_key() + b"\n")
-        try:
-            os.link(tmp, self.key_path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        if not self.key_path.exists():
+            # When the server and a CLI start at once, both end up with the same, complete key.
+            create_once(self.key_path, Fernet.generate_key() + b"\n")
         return self.key_path.read_bytes().strip()
 
     def ensure_key(self) -> None:
@@ -154,13 +145,9 @@ class KeyStore:
 
     # --- reading and writing ------------------------------------------------------------
 
-    def signature(self) -> tuple[int, int, int] | None:
+    def signature(self) -> watching.Signature | None:
         """What changes whenever the file is replaced: a cheap way to notice new keys."""
-        try:
-            info = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (info.st_ino, info.st_mtime_ns, info.st_size)
+        return watching.signature(self.path)
 
     def read(self) -> list[MintedKey]:
         try:
@@ -179,21 +166,17 @@ class KeyStore:
 
     def _write(self, keys: list[MintedKey]) -> None:
         plain = json.dumps({"version": 1, "keys": [k.to_record() for k in keys]}).encode()
-        write_private(self.path, self._cipher().encrypt(plain).decode() + "\n")
+        atomic_write(self.path, self._cipher().encrypt(plain).decode() + "\n")
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[MintedKey]]:
         """Read-modify-write under an exclusive lock; the caller mutates the yielded list."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with FileLock(self._lock_path):
             keys = self.read()
             yield keys
             cutoff = _now() - _EXPIRED_RETENTION
             self._write([k for k in keys if not k.expired(cutoff)])
-        finally:
-            os.close(fd)
 
     # --- operations ---------------------------------------------------------------------
 
@@ -246,8 +229,8 @@ class KeyCache:
         self._store = store
         self._lock = threading.Lock()
         self._keys: dict[str, iam.AccessKey] = {}
-        self._signature: tuple[int, int, int] | None = None
-        self._failed: tuple[int, int, int] | None = None
+        self._signature: watching.Signature | None = None
+        self._failed: watching.Signature | None = None
 
     def refresh(self) -> None:
         signature = self._store.signature()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import AccessKey, load_or_create_admin
 from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
@@ -20,6 +20,7 @@ from environments.contents.sync_service import DagSyncService
 from environments.emulator.supervisor import EmbeddedAws
 from environments.host import HostServices
 from environments.naming import Placement
+from environments.plumbing.files import create_once
 from environments.provisioning.plan import default_steps
 from environments.provisioning.reconciler import Reconciler
 from environments.service import Caller, EnvironmentService
@@ -32,7 +33,7 @@ def replica_id(data_dir: Path) -> str:
     """A stable name for this replica, so a restart reclaims its own leases at once."""
     path = data_dir / "replica-id"
     if not path.exists():
-        path.write_text(f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n")
+        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o644)
     return path.read_text().strip()
 
 
@@ -167,18 +168,20 @@ class LocalHandle:
 
 
 def open_local(data_dir: Path, database_url: str | None = None) -> LocalHandle:
-    """Open a data dir the way `airdock serve` left it (endpoints.json, admin.json)."""
-    endpoints_file = data_dir / "endpoints.json"
-    if not endpoints_file.exists():
-        raise SystemExit(f"{data_dir} holds no endpoints.json: has `airdock serve` run there?")
-    endpoints = json.loads(endpoints_file.read_text())
+    """Open a data dir the way `airdock serve` left it (its client files and admin key)."""
+    try:
+        endpoints = read_endpoints(data_dir)
+    except FileNotFoundError:
+        raise SystemExit(
+            f"{data_dir} holds no {ENDPOINTS_FILE}: has `airdock serve` run there?"
+        ) from None
     admin = load_or_create_admin(data_dir)
     settings = Settings(data_dir=data_dir, database_url=database_url)
     db = Store(settings.db_url)
-    embedded = bool(endpoints.get("aws_embedded"))
+    embedded = endpoints.aws_embedded
     target = AwsTarget(
-        region=endpoints["region"],
-        endpoint_url=endpoints.get("aws_endpoint"),
+        region=endpoints.region,
+        endpoint_url=endpoints.aws_endpoint,
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )

@@ -8,7 +8,7 @@ import socket
 import uvicorn
 
 from controlplane.app import create_app
-from controlplane.clientconfig import PROFILE, write_client_files
+from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.runtime import build_runtime
 from controlplane.settings import Settings
 
@@ -34,15 +34,14 @@ def serve(settings: Settings) -> None:
         host, port = sock.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
         mwaa_endpoint = f"http://{shown_host}:{port}"
-        write_client_files(
-            settings.data_dir,
+        endpoints = Endpoints(
             mwaa_endpoint=mwaa_endpoint,
             aws_endpoint=runtime.aws_endpoint,
+            aws_embedded=runtime.embedded_aws is not None,
             region=settings.region,
             account_id=settings.account_id,
-            admin=runtime.admin,
-            aws_embedded=runtime.embedded_aws is not None,
         )
+        write_client_files(settings.data_dir, endpoints, runtime.admin)
         _announce(settings, mwaa_endpoint, runtime.aws_endpoint)
         config = uvicorn.Config(
             create_app(runtime),

@@ -10,15 +10,15 @@ state/     sync manifest, DAG report, startup environment, content hashes
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from environments.plumbing.files import atomic_write
+from environments.plumbing.locks import FileLock
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,8 @@ class Workspace:
     def locked(self, name: str) -> Iterator[None]:
         """An exclusive lock between processes (the server and `airdock env sync`)."""
         self.state.mkdir(parents=True, exist_ok=True)
-        with open(self.state / f"{name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(self.state / f"{name}.lock"):
+            yield
 
     def read_json(self, name: str, default: Any) -> Any:
         try:
@@ -76,19 +72,3 @@ class Workspace:
 
     def write_json(self, name: str, value: Any) -> None:
         atomic_write(self.state / name, json.dumps(value, sort_keys=True).encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` so that readers see the old file or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".airdock-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shutil
 import statistics
 import sys
@@ -28,6 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
+
+from controlplane.clientconfig import Endpoints
+from controlplane.credentials import read_admin
 
 # A user of team "2" with the ready-made team policy; environment i is tagged team=i%4.
 TEAM_KEY = ("AKIABENCHTEAMUSER001", "bench-team-user-secret-xxxxxxxxxxxxxxxx")
@@ -42,15 +44,15 @@ users:
 """
 
 
-def _mwaa_factory(endpoints: dict, key: tuple[str, str]):
+def _mwaa_factory(endpoints: Endpoints, key: tuple[str, str]):
     def make():
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             "mwaa",
-            endpoint_url=endpoints["mwaa_endpoint"],
-            region_name=endpoints["region"],
+            endpoint_url=endpoints.mwaa_endpoint,
+            region_name=endpoints.region,
             aws_access_key_id=key[0],
             aws_secret_access_key=key[1],
             config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
@@ -74,18 +76,18 @@ def make_health(endpoints):
         import urllib3
 
         pool = urllib3.PoolManager(maxsize=1)
-        url = endpoints["mwaa_endpoint"] + "/_airdock/health"
+        url = endpoints.mwaa_endpoint + "/_airdock/health"
         return lambda: pool.request("GET", url)
 
     return make
 
 
 def admin_key(data: Path) -> tuple[str, str]:
-    admin = json.loads((data / "admin.json").read_text())
-    return admin["access_key_id"], admin["secret_access_key"]
+    admin = read_admin(data)
+    return admin.access_key_id, admin.secret_access_key
 
 
-def populate(endpoints: dict, key: tuple[str, str], count: int) -> None:
+def populate(endpoints: Endpoints, key: tuple[str, str], count: int) -> None:
     setup = _mwaa_factory(endpoints, key)()
     params = {
         "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",

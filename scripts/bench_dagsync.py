@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import benchlib
 from bench_lifecycle import clients, prerequisites
 
+from controlplane.credentials import read_admin
 from environments.contents.dagsync import DagSyncer
 from environments.emulator.supervisor import EmbeddedAws
 from environments.workspace import Workspace
@@ -37,8 +37,7 @@ from environments.workspace import Workspace
 
 def latency(rounds: int) -> tuple[list[float], list[float]]:
     with benchlib.live_server() as (_, endpoints, data):
-        admin_data = json.loads((data / "admin.json").read_text())
-        admin = (admin_data["access_key_id"], admin_data["secret_access_key"])
+        admin = read_admin(data)
         mwaa, aws = clients(endpoints, admin)
         params = prerequisites(aws)
         mwaa.create_environment(Name="sync", **params)

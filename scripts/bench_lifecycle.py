@@ -27,6 +27,9 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 
+from controlplane.clientconfig import Endpoints
+from controlplane.credentials import AccessKey, read_admin
+
 MODULES = ("DagProcessing", "Scheduler", "Task", "WebServer", "Worker")
 EVERY_LOG = {
     m: {"Enabled": True, "LogLevel": "INFO"}
@@ -34,19 +37,19 @@ EVERY_LOG = {
 }
 
 
-def clients(endpoints: dict, admin: tuple[str, str]):
-    def make(service: str, url: str):
+def clients(endpoints: Endpoints, admin: AccessKey):
+    def make(service: str, url: str | None):
         return boto3.client(
             service,
             endpoint_url=url,
-            region_name=endpoints["region"],
-            aws_access_key_id=admin[0],
-            aws_secret_access_key=admin[1],
+            region_name=endpoints.region,
+            aws_access_key_id=admin.access_key_id,
+            aws_secret_access_key=admin.secret_access_key,
             config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
         )
 
-    aws = endpoints["aws_endpoint"]
-    return make("mwaa", endpoints["mwaa_endpoint"]), lambda s: make(s, aws)
+    aws = endpoints.aws_endpoint
+    return make("mwaa", endpoints.mwaa_endpoint), lambda s: make(s, aws)
 
 
 def prerequisites(aws) -> dict:
@@ -163,8 +166,7 @@ def main() -> int:
     args = parser.parse_args()
     control_plane = ("--no-airflow", "--max-environments", str(args.fleet + 10))
     with benchlib.live_server(*control_plane) as (_, endpoints, data):
-        admin_data = json.loads((data / "admin.json").read_text())
-        admin = (admin_data["access_key_id"], admin_data["secret_access_key"])
+        admin = read_admin(data)
         mwaa, aws = clients(endpoints, admin)
         params = prerequisites(aws)
         base = [direct_baseline(aws, params, i) for i in range(args.rounds)]
@@ -174,8 +176,7 @@ def main() -> int:
     # a warm package cache (the first round of a new machine fills it).
     os.environ.setdefault("AIRDOCK_UV_CACHE_DIR", str(Path.home() / ".cache/airdock-bench/uv"))
     with benchlib.live_server() as (_, endpoints, data):
-        admin_data = json.loads((data / "admin.json").read_text())
-        admin = (admin_data["access_key_id"], admin_data["secret_access_key"])
+        admin = read_admin(data)
         mwaa, aws = clients(endpoints, admin)
         params = prerequisites(aws)
         one_environment(mwaa, params, "warm-up")

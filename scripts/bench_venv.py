@@ -32,7 +32,8 @@ from pathlib import Path
 
 import benchlib
 
-from environments.airflow.venvs import build_venv, find_uv, remove_venvs
+from environments.airflow.venv_store import remove_venvs
+from environments.airflow.venvs import build_venv, find_uv
 from environments.contents.dag_check import check_dags
 
 DAG_FILE = """\

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import statistics
@@ -15,6 +14,9 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from controlplane.clientconfig import Endpoints, read_endpoints
+from environments.plumbing import processes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,7 @@ def live_server(*extra: str, data_dir: Path | None = None):
     with tempfile.TemporaryDirectory(prefix="airdock-bench-") as tmp:
         data = data_dir or Path(tmp) / "data"
         log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
+        process = processes.spawn(
             [
                 sys.executable,
                 "-m",
@@ -43,31 +45,24 @@ def live_server(*extra: str, data_dir: Path | None = None):
             stderr=subprocess.STDOUT,
         )
         try:
-            endpoints = _wait_healthy(process, data / "endpoints.json")
+            endpoints = _wait_healthy(process, data)
             yield process, endpoints, data
         finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            processes.kill_group(process, grace=20)
             log.close()
 
 
-def _wait_healthy(process: subprocess.Popen, endpoints_file: Path) -> dict:
+def _wait_healthy(process: subprocess.Popen[bytes], data_dir: Path) -> Endpoints:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("airdock serve exited during start-up")
-        if endpoints_file.exists():
-            endpoints = json.loads(endpoints_file.read_text())
-            try:
-                with urllib.request.urlopen(
-                    endpoints["mwaa_endpoint"] + "/_airdock/health", timeout=1
-                ):
-                    return endpoints
-            except OSError:
-                pass
+        try:
+            endpoints = read_endpoints(data_dir)
+            with urllib.request.urlopen(endpoints.mwaa_endpoint + "/_airdock/health", timeout=1):
+                return endpoints
+        except (OSError, ValueError):
+            pass  # not written yet, or not answering yet
         time.sleep(0.1)
     raise RuntimeError("airdock serve did not become healthy")
 

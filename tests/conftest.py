@@ -7,16 +7,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
+
+from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
+from controlplane.credentials import read_admin
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +41,8 @@ class LiveServer:
         return self.endpoints["aws_endpoint"]
 
     def admin_key(self) -> tuple[str, str]:
-        data = json.loads((self.data_dir / "admin.json").read_text())
-        return data["access_key_id"], data["secret_access_key"]
+        admin = read_admin(self.data_dir)
+        return admin.access_key_id, admin.secret_access_key
 
     def mwaa(self, key: tuple[str, str] | None = None, **config: object):
         access, secret = key or self.admin_key()
@@ -100,8 +103,7 @@ def start_server(
     airflow: bool = False,
 ) -> LiveServer:
     """Start `airdock serve` on a free port and wait until /_airdock/health answers 200."""
-    endpoints_file = data_dir / "endpoints.json"
-    endpoints_file.unlink(missing_ok=True)
+    (data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
     log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [
@@ -128,22 +130,30 @@ def start_server(
         env={**os.environ, "AIRDOCK_UV_CACHE_DIR": str(TEST_UV_CACHE), **(env or {})},
     )
     log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def healthy() -> dict | None:
         if process.poll() is not None:
             raise RuntimeError(f"airdock serve exited: see {log.name}")
-        if endpoints_file.exists():
-            endpoints = json.loads(endpoints_file.read_text())
-            try:
-                url = endpoints["mwaa_endpoint"] + "/_airdock/health"
-                with urllib.request.urlopen(url, timeout=1) as answer:
-                    if answer.status == 200:
-                        return LiveServer(data_dir, process, endpoints)
-            except OSError:
-                pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("airdock serve did not become healthy")
+        try:
+            endpoints = read_endpoints(data_dir)
+            url = endpoints.mwaa_endpoint + "/_airdock/health"
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                return asdict(endpoints) if answer.status == 200 else None
+        except (OSError, ValueError):
+            return None  # not written yet, or not answering yet
+
+    try:
+        endpoints = wait_until(
+            healthy,
+            timeout=timeout,
+            interval=0.1,
+            message=f"airdock serve to answer /_airdock/health (log: {log.name})",
+        )
+    except AssertionError:
+        process.kill()
+        process.wait()
+        raise
+    return LiveServer(data_dir, process, endpoints)
 
 
 @pytest.fixture(scope="session")
@@ -178,25 +188,29 @@ def create_params(**overrides: object) -> dict:
 
 
 def wait_for_status(client, name: str, wanted: set[str], timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    seen: list[str] = []
+
+    def reached() -> dict | None:
         env = client.get_environment(Name=name)["Environment"]
-        if env["Status"] in wanted:
-            return env
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} stuck in {env['Status']}, wanted {wanted}")
-        time.sleep(0.05)
+        seen.append(env["Status"])
+        return env if env["Status"] in wanted else None
+
+    return wait_until(
+        reached,
+        timeout=timeout,
+        message=lambda: f"{name} to reach {sorted(wanted)}; it is stuck in {seen[-1]}",
+    )
 
 
 def wait_gone(client, name: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             client.get_environment(Name=name)
         except client.exceptions.ResourceNotFoundException:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{name} was not deleted")
+            return True
+        return False
+
+    wait_until(gone, timeout=timeout, message=f"{name} to be deleted")
 
 
 # --- databases ----------------------------------------------------------------------------

@@ -1,21 +1,9 @@
 """An environment's own virtualenv: Airflow from its lock, then the user's requirements.txt.
 
-Layout, for a target such as `<workspace>/venv`:
+Each spec gets a venv of its own, built where it will always live and then switched to in one
+atomic step (the layout and the switch: environments.airflow.venv_store).
 
-    <workspace>/venv                      symlink -> .venv.d/<airflow>-<spec hash>
-    <workspace>/.venv.d/<airflow>-<hash>/ one complete virtualenv per spec ever built (2 kept)
-    <workspace>/.venv.d/logs/install-*.log full installer output of the last attempts
-
-Why a symlink swap rather than building in a temp dir and renaming: a virtualenv is not
-relocatable (scripts carry absolute shebangs, pyvenv.cfg and .pth files absolute paths). uv can
-make relocatable venvs, but swapping two directories takes two renames with a moment in between
-where `venv` is missing, and a rename under a running Airflow would pull its files away. Here each
-venv is built at the path it will always live at; going live is one atomic `rename(2)` of a
-symlink, so `venv/bin/python` always names a complete environment, the previous one stays intact
-(and on disk) when a build fails, and processes started from the resolved path
-(InstallResult.python) keep their files until the venv after next replaces them.
-
-Idempotency: the directory name carries a hash of everything the result depends on (lock file,
+Idempotency: the venv's name carries a hash of everything the result depends on (lock file,
 requirements bytes, files they reference in plugins.zip, the interpreter), so an unchanged spec
 is a no-op and going back to the previous spec is just the swap.
 
@@ -26,7 +14,6 @@ and little disk, as long as the cache and the venvs are on the same filesystem.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +24,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -52,13 +38,21 @@ from environments.airflow.requirements import (
     RequirementsError,
     prepare_requirements,
 )
+from environments.airflow.venv_store import (
+    current_venv,
+    is_complete,
+    mark_complete,
+    new_log,
+    prune,
+    store_dir,
+    switch,
+)
 from environments.plumbing import processes as procs
+from environments.plumbing.locks import FileLock, LockTimeout
 
 # Bump when the way a venv is built changes, so existing venvs are rebuilt once.
 RECIPE = "airdock-venv-1"
 MWAA_INSTALL_TIMEOUT = 540.0  # MWAA stops requirements installs after 9 minutes
-KEEP_LOGS = 10
-MARKER = ".airdock/venv.json"
 
 REQUIREMENTS_INSTALL_FAILED = "REQUIREMENTS_INSTALL_FAILED"
 REQUIREMENTS_INSTALL_TIMEOUT = "REQUIREMENTS_INSTALL_TIMEOUT"
@@ -96,36 +90,6 @@ class _Failure(Exception):
         self.code, self.message = code, message
 
 
-def store_dir(target: Path) -> Path:
-    return target.parent / f".{target.name}.d"
-
-
-def current_venv(target: Path) -> Path | None:
-    """The real directory `target` points at, if it is a complete Airdock venv."""
-    try:
-        real = target.resolve(strict=True)
-    except (FileNotFoundError, RuntimeError):
-        return None
-    return real if _complete(real) else None
-
-
-def _complete(venv: Path) -> bool:
-    """Built to the end, and still where it was built (a moved venv has stale absolute paths)."""
-    try:
-        return json.loads((venv / MARKER).read_text()).get("path") == str(venv.resolve())
-    except (OSError, ValueError):
-        return False
-
-
-def remove_venvs(target: Path) -> None:
-    """Teardown: the symlink and every venv built for it."""
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.is_dir():
-        shutil.rmtree(target)
-    shutil.rmtree(store_dir(target), ignore_errors=True)
-
-
 def find_uv() -> str:
     """The uv binary: the `uv` package's own, else the one next to this Python, else PATH."""
     try:
@@ -159,12 +123,11 @@ def build_venv(
     """
     start = time.monotonic()
     target = Path(target).absolute()
-    store = store_dir(target)
-    log_path = _new_log(store / "logs")
+    log_path = new_log(target)
     with open(log_path, "w", encoding="utf-8") as log:
-        run = _Build(target, store, log, Path(cache_dir).absolute(), timeout)
+        run = _Build(target, log, Path(cache_dir).absolute(), timeout)
         try:
-            with _exclusive(store / ".lock", run.deadline):
+            with run.exclusive():
                 result = run.build(airflow_version, requirements, python, plugins_dir, locks_dir)
         except _Failure as failure:
             message = failure.message
@@ -188,8 +151,8 @@ def build_venv(
 
 
 class _Build:
-    def __init__(self, target: Path, store: Path, log: IO[str], cache: Path, timeout: float):
-        self.target, self.store, self.log, self.cache = target, store, log, cache
+    def __init__(self, target: Path, log: IO[str], cache: Path, timeout: float):
+        self.target, self.store, self.log, self.cache = target, store_dir(target), log, cache
         self.limit = timeout
         self.deadline = time.monotonic() + timeout
         self.uv = find_uv()
@@ -197,6 +160,19 @@ class _Build:
     def say(self, line: str) -> None:
         self.log.write(f"[airdock] {line}\n")
         self.log.flush()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One build per target at a time (the reconciler's lease should already ensure it)."""
+        lock = FileLock(self.store / ".lock", timeout=self.deadline - time.monotonic())
+        try:
+            lock.acquire()
+        except LockTimeout:
+            raise _Failure(VENV_BUSY, "Another install of this virtualenv is running.") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def build(
         self,
@@ -234,13 +210,13 @@ class _Build:
         if current_venv(self.target) == venv.resolve():
             self.say(f"{self.target} is already {venv.name}: nothing to do")
             return InstallResult(True, "", skipped=True, spec_hash=spec_hash, venv_path=venv)
-        if _complete(venv):
+        if is_complete(venv):
             self.say(f"{venv.name} was built before; switching back to it")
         else:
             self._install(venv, lock, prepared, python, airflow_version, spec_hash)
         previous = current_venv(self.target)
-        self._swap(venv)
-        self._prune(keep={venv.resolve(), previous})
+        switch(self.target, venv, self.say)
+        prune(self.target, {venv.resolve(), previous}, self.say)
         self.say(f"{self.target} -> {venv.name}")
         return InstallResult(True, "", spec_hash=spec_hash, venv_path=venv)
 
@@ -272,19 +248,7 @@ class _Build:
                 self._install_requirements(venv, lock, prepared)
             else:
                 self.say("no requirements.txt packages to install")
-            (venv / MARKER).parent.mkdir(exist_ok=True)
-            (venv / MARKER).write_text(
-                json.dumps(
-                    {
-                        "spec_hash": spec_hash,
-                        "path": str(venv.resolve()),
-                        "airflow_version": airflow_version,
-                        "python": python,
-                        "built_at": datetime.now(UTC).isoformat(),
-                    },
-                    indent=2,
-                )
-            )
+            mark_complete(venv, spec_hash=spec_hash, airflow_version=airflow_version, python=python)
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise
@@ -328,34 +292,6 @@ class _Build:
             summary = summarize(result.output).rstrip(".")
             raise _Failure(code, f"{what} failed: {summary}.")
         return result.ok
-
-    def _swap(self, venv: Path) -> None:
-        if self.target.exists() and not self.target.is_symlink():
-            # A plain directory from before this layout: moved aside (it has no marker, so the
-            # prune after the swap removes it).
-            legacy = self.store / f"legacy-{int(time.time())}"
-            self.say(f"moving the existing {self.target} to {legacy}")
-            self.target.rename(legacy)
-        link = self.target.with_name(f".{self.target.name}.swap-{os.getpid()}")
-        link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(venv, self.target.parent))
-        os.replace(link, self.target)
-
-    def _prune(self, keep: set[Path | None]) -> None:
-        for entry in self.store.iterdir():
-            if entry.name == "logs" or entry.name.startswith(".") or not entry.is_dir():
-                continue
-            if entry.resolve() not in keep:
-                self.say(f"removing old venv {entry.name}")
-                shutil.rmtree(entry, ignore_errors=True)
-
-
-def _new_log(logs: Path) -> Path:
-    logs.mkdir(parents=True, exist_ok=True)
-    for old in sorted(logs.glob("install-*.log"))[: -(KEEP_LOGS - 1)]:
-        old.unlink(missing_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    return logs / f"install-{stamp}.log"
 
 
 def summarize(output: str, limit: int = 700) -> str:
@@ -426,23 +362,3 @@ def _fingerprint(path: Path) -> Iterator[str]:
             if child.is_file():
                 stat = child.stat()
                 yield f"{child}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-@contextmanager
-def _exclusive(lock_file: Path, deadline: float) -> Iterator[None]:
-    """One build per target at a time (the reconciler's lease should already ensure it)."""
-    with open(lock_file, "a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _Failure(
-                        VENV_BUSY, "Another install of this virtualenv is running."
-                    ) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

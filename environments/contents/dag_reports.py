@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from environments.airflow.venvs import current_venv
+from environments.airflow.venv_store import current_venv
 from environments.aws.cwlogs import put_lines
 from environments.contents.dag_check import DagCheckError, check_dags
 from environments.host import HostServices

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from environments.plumbing.files import TEMP_PREFIX, atomic_output
 from environments.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "dags-manifest.json"
-_TEMP_PREFIX = ".airdock-"
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def relative_path(key: str, prefix: str) -> PurePosixPath:
     for part in parts:
         if part in ("", ".", ".."):
             raise UnsafeKey(f"'{part or '(empty)'}' path segment")
-        if part.startswith(_TEMP_PREFIX):
+        if part.startswith(TEMP_PREFIX):
             raise UnsafeKey("name reserved for temporary files")
         if len(part.encode()) > 255:
             raise UnsafeKey("path segment longer than 255 bytes")
@@ -199,16 +197,9 @@ class DagSyncer:
             report.refused.append((key, "a folder already uses this path"))
             return None
         answer = s3.get_object(Bucket=bucket, Key=key)
-        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in answer["Body"].iter_chunks(1 << 16):
-                    handle.write(chunk)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_output(target) as handle:
+            for chunk in answer["Body"].iter_chunks(1 << 16):
+                handle.write(chunk)
         report.downloaded.append(rel)
         return answer["ETag"]
 

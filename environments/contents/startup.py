@@ -7,13 +7,11 @@ kept for the component, except the ones MWAA protects. Its output is returned fo
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from environments.plumbing import processes
 
 DEFAULT_TIMEOUT_SECONDS = 300.0  # MWAA allows five minutes
 _PROTECTED_EXACT = frozenset(
@@ -44,7 +42,7 @@ def is_protected(name: str) -> bool:
 @dataclass
 class StartupRun:
     component: str
-    exit_code: int
+    exit_code: int | None  # None when it was stopped for running out of time
     output: str
     timed_out: bool = False
     exported: dict[str, str] = field(default_factory=dict)
@@ -98,27 +96,17 @@ def run_startup_script(
     # Source the script, then dump the resulting environment NUL-separated for parsing.
     wrapper = 'source "$1" || exit $?; env -0 > "$2"'
     try:
-        process = subprocess.Popen(
-            ["bash", "-c", wrapper, "startup", str(script), str(dump_path)],
-            cwd=cwd,
+        result = processes.run(
+            ["bash", "-c", wrapper, "startup", script, dump_path],
+            timeout=timeout,
             env=base,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cwd=cwd,
         )
-        try:
-            out, _ = process.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            out, _ = process.communicate()
-            timed_out = True
         run = StartupRun(
             component=variables.get("MWAA_AIRFLOW_COMPONENT", ""),
-            exit_code=process.returncode,
-            output=out.decode(errors="replace"),
-            timed_out=timed_out,
+            exit_code=result.returncode,
+            output=result.output,
+            timed_out=result.timed_out,
         )
         if run.ok:
             _collect_exports(run, base, dump_path.read_bytes())

@@ -1,7 +1,9 @@
 """The embedded AWS: a moto server in a child process on a loopback port.
 
 A child process keeps moto's memory and threads out of the control plane, and dies with its
-parent (PR_SET_PDEATHSIG) so a killed `airdock serve` leaves nothing running. Its state lives
+parent (PR_SET_PDEATHSIG) so a killed `airdock serve` leaves nothing running. It runs in a
+process group of its own: a Ctrl-C at the terminal reaches `airdock serve` alone, which then
+stops the embedded AWS in order. Its state lives
 under `<data_dir>/aws-state` and survives restarts (see environments.emulator.state). It also comes
 back on the same port when it can, because some saved values embed the endpoint: SQS queue
 URLs are built from the host and port a request was sent to.
@@ -20,8 +22,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from environments.plumbing import processes
+from environments.plumbing.files import atomic_write
+
 _PR_SET_PDEATHSIG = 1
 _PORT_FILE = "aws.port"
+# Time to write the final snapshot after SIGTERM before it is killed outright.
+STOP_GRACE_SECONDS = 10.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -86,7 +93,7 @@ class EmbeddedAws:
             "--lock-wait",
             str(self.lock_wait),
         ]
-        self._process = subprocess.Popen(
+        self._process = processes.spawn(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -95,7 +102,7 @@ class EmbeddedAws:
         )
         log.close()
         self._wait_ready(timeout)
-        (self.data_dir / _PORT_FILE).write_text(str(self.port))
+        atomic_write(self.data_dir / _PORT_FILE, str(self.port), mode=0o644)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -114,10 +121,5 @@ class EmbeddedAws:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        processes.kill_group(self._process, grace=STOP_GRACE_SECONDS)
         self._process = None

@@ -1,8 +1,9 @@
-"""Run a child process with a hard time limit that takes its whole process tree down.
+"""Child processes in a process group of their own, and one way to stop such a group.
 
 Installers and DAG parsers start children of their own (build backends, Airflow's per-file
-parsing). The child runs in a new session, so on timeout one signal to its process group reaches
+parsing). A child spawned here runs in a new session, so one signal to its process group reaches
 all of them; nothing is left holding the output pipe or writing into a venv being thrown away.
+`run` adds a hard time limit that takes the whole tree down.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 GRACE_SECONDS = 5.0
 
@@ -43,15 +44,7 @@ def run(
 ) -> ProcessResult:
     """Run `command`; output is also copied line by line to `log` as it arrives."""
     start = time.monotonic()
-    process = subprocess.Popen(
-        [os.fspath(part) for part in command],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        start_new_session=True,
-    )
+    process = spawn(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     chunks: list[str] = []
     reader = threading.Thread(target=_pump, args=(process.stdout, chunks, log), daemon=True)
     reader.start()
@@ -60,10 +53,10 @@ def run(
         process.wait(timeout=max(timeout, 0.0))
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(process)
+        kill_group(process)
     finally:
         # Whatever the outcome, nothing the command started may outlive it.
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
     reader.join(GRACE_SECONDS)
     return ProcessResult(
         returncode=None if timed_out else process.returncode,
@@ -85,15 +78,42 @@ def _pump(stream: IO[bytes] | None, chunks: list[str], log: IO[str] | None) -> N
                 log.flush()
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    _signal_group(process.pid, signal.SIGTERM)
+def spawn(
+    command: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: Any = subprocess.DEVNULL,
+    stdout: Any = None,
+    stderr: Any = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `command` as the leader of a new session and process group (its pid is the
+    group's id), with no input unless `stdin` says otherwise."""
+    return subprocess.Popen(
+        [os.fspath(part) for part in command],
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+    )
+
+
+def kill_group(process: subprocess.Popen[Any], grace: float = GRACE_SECONDS) -> None:
+    """Stop a process spawned by `spawn` and its group: SIGTERM, and SIGKILL for whatever has
+    not exited after `grace` seconds. Returns once the leader is reaped."""
+    signal_group(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=GRACE_SECONDS)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         process.wait()
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to a process group; a group that is already gone is no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+        os.killpg(pgid, sig)

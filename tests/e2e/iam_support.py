@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,9 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
+from environments.plumbing.files import atomic_write
 from tests.conftest import ROOT, TRUST_POLICY, LiveServer, start_server
 
 REGION = "us-east-1"
@@ -127,9 +128,8 @@ def write_config(directory: Path, config: dict) -> Path:
     if not (directory / "policies").exists():
         shutil.copytree(INFRA / "policies", directory / "policies")
     path = directory / "iam.yaml"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.replace(path)  # the server never reads a half-written file
+    # Atomic: the server never reads a half-written file.
+    atomic_write(path, yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -187,19 +187,13 @@ def execution_role(live: LiveServer, name: str) -> str:
     )["Role"]["Arn"]
 
 
-def wait_until(check, timeout: float = 10.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
+def error_code(call) -> str | None:
+    """The AWS error code `call` fails with; None when it succeeds."""
+    try:
+        call()
+    except ClientError as err:
+        return err.response["Error"]["Code"]
+    return None
 
 
 def unique(prefix: str) -> str:

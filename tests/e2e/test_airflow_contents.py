@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status
+from tests.waiting import wait_until
 
 GOOD_DAG = b"""
 from datetime import datetime
@@ -63,9 +63,8 @@ def test_requirements_dags_and_a_rolled_back_update(airflow_server):
     assert probe.returncode == 0 and probe.stdout.strip() == "3.0.6", probe.stderr
 
     report_file = live.data_dir / "environments" / "flow" / "state" / "dag-report.json"
-    deadline = time.monotonic() + 120
-    while not report_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)  # DAGs are parsed in the background after the environment is up
+    # DAGs are parsed in the background after the environment is up.
+    wait_until(report_file.exists, timeout=120, interval=0.2, message="the DAG report of flow")
     shown = subprocess.run(
         [sys.executable, "-m", "controlplane.cli", "env", "dags", "flow", "--json",
          "--data-dir", str(live.data_dir)],

@@ -12,19 +12,16 @@ import zipfile
 import pytest
 
 from tests.conftest import ROOT, wait_for_status, wait_gone
+from tests.waiting import wait_until
 
 
 def _bucket(params) -> str:
     return params()["SourceBucketArn"].rsplit(":", 1)[-1]
 
 
-def _wait_for(predicate, timeout: float = 15.0) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-    return time.monotonic() - start
+def _synced(predicate, what: str, timeout: float = 15.0) -> None:
+    # A short interval: test_event_pickup_is_fast times how soon the file shows up.
+    wait_until(predicate, timeout=timeout, interval=0.02, message=what)
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:
@@ -64,10 +61,13 @@ def test_dags_mirror_the_prefix(server, mwaa, dag_env):
     s3 = server.aws("s3")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/team/etl/job.py", Body=b"# job v2\n")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/new.py", Body=b"# new\n")
-    _wait_for(lambda: (dags / "new.py").exists())
-    _wait_for(lambda: (dags / "team" / "etl" / "job.py").read_text() == "# job v2\n")
+    _synced(lambda: (dags / "new.py").exists(), "new.py to be synced")
+    _synced(
+        lambda: (dags / "team" / "etl" / "job.py").read_text() == "# job v2\n",
+        "the new version of team/etl/job.py to be synced",
+    )
     s3.delete_object(Bucket=bucket, Key=f"{prefix}/team/sql/query.sql")
-    _wait_for(lambda: not (dags / "team" / "sql").exists())
+    _synced(lambda: not (dags / "team" / "sql").exists(), "team/sql to be removed")
     assert not [p for p in dags.rglob(".airdock-*")]
 
     mwaa.delete_environment(Name=name)
@@ -85,7 +85,11 @@ def test_event_pickup_is_fast(server, dag_env):
     for i in range(5):
         start = time.monotonic()
         s3.put_object(Bucket=bucket, Key=f"{prefix}/fast_{i}.py", Body=b"# fast\n")
-        _wait_for(lambda i=i: (workspace / "dags" / f"fast_{i}.py").exists(), timeout=10)
+        _synced(
+            lambda i=i: (workspace / "dags" / f"fast_{i}.py").exists(),
+            f"fast_{i}.py to be synced",
+            timeout=10,
+        )
         delays.append(time.monotonic() - start)
     # Generous bound: the polling fallback alone would take up to the 5 s interval.
     assert sorted(delays)[2] < 3.0, delays

@@ -15,6 +15,7 @@ import pytest
 from environments.emulator.supervisor import EmbeddedAws
 from tests.conftest import make_prerequisites, start_server, wait_for_status, wait_gone
 from tests.e2e.faulty_proxy import FaultyProxy
+from tests.waiting import wait_until
 
 OWNER_TAG = "airdock:environment"
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -103,6 +104,7 @@ def test_repeated_sigkill_during_create_update_delete(tmp_path, aws):
             client = live.mwaa()
             action(client)
             for _ in range(3):  # kill it a few times while the reconciler is mid-work
+                # Not a wait for anything: a random moment to crash is what this test is about.
                 time.sleep(rng.uniform(0.05, 0.4))
                 live.stop(signal.SIGKILL)
                 live = start_server(data_dir, "--aws-endpoint", aws.endpoint, env=AWS_ENV)
@@ -122,23 +124,25 @@ def test_repeated_sigkill_during_create_update_delete(tmp_path, aws):
 
 
 def _try(call, **kwargs) -> None:
-    try:
-        call(**kwargs)
-    except Exception as err:  # an update may race a still-CREATING environment: retry later
-        if "cannot be" not in str(err):
-            raise
-        time.sleep(0.2)
-        _try(call, **kwargs)
+    def accepted() -> bool:
+        try:
+            call(**kwargs)
+        except Exception as err:  # an update may race a still-CREATING environment: retry
+            if "cannot be" not in str(err):
+                raise
+            return False
+        return True
+
+    what = f"{call.__name__}({kwargs}) to be accepted"
+    wait_until(accepted, timeout=60, interval=0.2, message=what)
 
 
 def _settle(client, name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         try:
             status = client.get_environment(Name=name)["Environment"]["Status"]
         except client.exceptions.ResourceNotFoundException:
-            return
-        if status in ("AVAILABLE", "CREATE_FAILED", "UPDATE_FAILED"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{name} did not settle")
+            return True
+        return status in ("AVAILABLE", "CREATE_FAILED", "UPDATE_FAILED")
+
+    wait_until(settled, timeout=timeout, interval=0.1, message=f"{name} to settle")

@@ -118,6 +118,7 @@ def test_presigned_url_works(iam_server):
     longer = url.replace("X-Amz-Expires=300", "X-Amz-Expires=600")
     _assert_refused(httpx.get(longer, timeout=10), "InvalidSignatureException")
     expiring = presign(f"{iam_server.live.url}/environments", ALICE, expires=1)
+    # Not a wait for the server: the URL's own one second of validity has to run out.
     time.sleep(2.1)
     _assert_refused(httpx.get(expiring, timeout=10), "InvalidSignatureException")
 

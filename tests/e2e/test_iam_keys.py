@@ -6,19 +6,10 @@ from __future__ import annotations
 import json
 import stat
 
-from botocore.exceptions import ClientError
-
-from tests.e2e.iam_support import airdock, wait_until
+from tests.e2e.iam_support import airdock, error_code
+from tests.waiting import wait_until
 
 pytest_plugins = ["tests.e2e.iam_fixtures"]  # the iam_server fixture
-
-
-def _code(call) -> str | None:
-    try:
-        call()
-    except ClientError as err:
-        return err.response["Error"]["Code"]
-    return None
 
 
 def test_minted_key_works_at_once_and_is_encrypted_at_rest(iam_server):
@@ -30,7 +21,7 @@ def test_minted_key_works_at_once_and_is_encrypted_at_rest(iam_server):
 
     bea = iam_server.client((key["AccessKeyId"], key["SecretAccessKey"]))
     assert "Environments" in bea.list_environments()  # no restart, no waiting
-    assert _code(lambda: bea.delete_environment(Name="b-anything")) == "AccessDeniedException"
+    assert error_code(lambda: bea.delete_environment(Name="b-anything")) == "AccessDeniedException"
 
     store = data_dir / "iam" / "access-keys.fernet"
     raw = store.read_bytes()
@@ -46,7 +37,11 @@ def test_minted_key_works_at_once_and_is_encrypted_at_rest(iam_server):
     assert key["SecretAccessKey"] not in listed.stdout
 
     airdock("iam", "delete-access-key", key["AccessKeyId"], "--data-dir", str(data_dir))
-    wait_until(lambda: _code(bea.list_environments) == "UnrecognizedClientException", timeout=10)
+    wait_until(
+        lambda: error_code(bea.list_environments) == "UnrecognizedClientException",
+        timeout=10,
+        message="the deleted key to be refused",
+    )
     listed = airdock("iam", "list-access-keys", "bea", "--data-dir", str(data_dir))
     assert json.loads(listed.stdout)["AccessKeyMetadata"] == []
 

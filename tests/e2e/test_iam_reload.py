@@ -7,19 +7,28 @@ import subprocess
 import sys
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.conftest import ROOT
 from tests.e2e.iam_support import (
     INFRA,
     airdock,
+    error_code,
     example_config,
     start_iam_server,
-    wait_until,
     write_config,
 )
+from tests.waiting import wait_until
 
 NEW_KEY = ("AKIANEWUSER000000001", "new-user-secret-xxxxxxxxxxxxxxxx")
+
+
+def _until_listing_answers(client, code: str | None, what: str) -> None:
+    """Until ListEnvironments fails with `code` (None: succeeds): the reload took effect."""
+    wait_until(lambda: error_code(client.list_environments) == code, timeout=10, message=what)
+
+
+def _until_logged(server, text: str, what: str) -> None:
+    wait_until(lambda: text in server.log_text(), timeout=10, message=what)
 
 
 @pytest.fixture
@@ -29,43 +38,35 @@ def reloading(tmp_path):
     server.live.stop()
 
 
-def _code(call) -> str | None:
-    try:
-        call()
-    except ClientError as err:
-        return err.response["Error"]["Code"]
-    return None
-
-
 def test_new_user_works_without_restart_and_broken_files_are_ignored(reloading):
     config = example_config()
     newcomer = reloading.client(NEW_KEY)
-    assert _code(newcomer.list_environments) == "UnrecognizedClientException"
+    assert error_code(newcomer.list_environments) == "UnrecognizedClientException"
 
     config["users"]["nina"] = {
         "groups": ["auditors"],
         "access_keys": [{"access_key_id": NEW_KEY[0], "secret_access_key": NEW_KEY[1]}],
     }
     write_config(reloading.config_path.parent, config)
-    wait_until(lambda: _code(newcomer.list_environments) is None, timeout=10)
+    _until_listing_answers(newcomer, None, "the new user to be let in")
     pid = reloading.live.process.pid
 
     # Not YAML at all: logged, and the config in effect stays.
     reloading.config_path.write_text("users: [unclosed\n  secret_access_key: s3cr3t-in-yaml\n")
-    wait_until(lambda: "IAM config not reloaded" in reloading.log_text(), timeout=10)
-    assert _code(newcomer.list_environments) is None
+    _until_logged(reloading, "IAM config not reloaded", "the broken YAML to be logged")
+    assert error_code(newcomer.list_environments) is None
     # YAML, but not a valid directory (a group that does not exist): same.
     config["users"]["nina"]["groups"] = ["no-such-group"]
     write_config(reloading.config_path.parent, config)
-    wait_until(lambda: "unknown group 'no-such-group'" in reloading.log_text(), timeout=10)
-    assert _code(newcomer.list_environments) is None
+    _until_logged(reloading, "unknown group 'no-such-group'", "the unknown group to be logged")
+    assert error_code(newcomer.list_environments) is None
     assert "s3cr3t-in-yaml" not in reloading.log_text()
 
     # Removing the user takes effect the same way.
     del config["users"]["nina"]
     write_config(reloading.config_path.parent, config)
-    wait_until(
-        lambda: _code(newcomer.list_environments) == "UnrecognizedClientException", timeout=10
+    _until_listing_answers(
+        newcomer, "UnrecognizedClientException", "the removed user's key to be refused"
     )
     assert reloading.live.process.pid == pid and reloading.live.process.poll() is None
 
@@ -78,20 +79,24 @@ def test_a_changed_policy_file_is_picked_up(reloading):
         '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
         '"Action": "airflow:GetEnvironment", "Resource": "*"}]}'
     )
-    wait_until(lambda: _code(carol.list_environments) == "AccessDeniedException", timeout=10)
+    _until_listing_answers(
+        carol, "AccessDeniedException", "the narrowed policy to deny ListEnvironments"
+    )
     policy.write_text((INFRA / "policies" / "read-only.json").read_text())
-    wait_until(lambda: _code(carol.list_environments) is None, timeout=10)
+    _until_listing_answers(carol, None, "the restored policy to allow ListEnvironments")
 
 
 def test_a_minted_key_dies_with_its_user(reloading):
     minted = airdock("iam", "create-access-key", "amir", "--data-dir", str(reloading.live.data_dir))
     key = json.loads(minted.stdout)["AccessKey"]
     amir = reloading.client((key["AccessKeyId"], key["SecretAccessKey"]))
-    assert _code(amir.list_environments) is None
+    assert error_code(amir.list_environments) is None
     config = example_config()
     del config["users"]["amir"]
     write_config(reloading.config_path.parent, config)
-    wait_until(lambda: _code(amir.list_environments) == "UnrecognizedClientException", timeout=10)
+    _until_listing_answers(
+        amir, "UnrecognizedClientException", "the minted key of the removed user to be refused"
+    )
 
 
 def test_a_broken_config_stops_start_up(tmp_path):

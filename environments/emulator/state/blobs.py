@@ -2,31 +2,22 @@
 
 A body is written once, under its SHA-256, and every snapshot that needs it refers to it by
 that name; a snapshot therefore stays small and fast however much data the buckets hold.
-Files are written to a temporary name, flushed to disk and renamed, so a file under its final
-name is always complete.
+Files are written atomically, so a file under its final name is always complete; the renames
+are made durable in one go, by sync(), before a snapshot refers to them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from pathlib import Path
 
 from environments.emulator.state.errors import CorruptState
+from environments.plumbing.files import TEMP_SUFFIX, atomic_write, fsync_directory
 
 
 def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a rename inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -49,13 +40,7 @@ class BlobStore:
         if digest in self._known:
             return
         target = self.path(digest)
-        target.parent.mkdir(exist_ok=True)
-        temporary = target.with_name(f"{digest}.tmp")
-        with open(temporary, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
+        atomic_write(target, data, sync_directory=False)
         self._unsynced_dirs.add(target.parent)
         self._known.add(digest)
 
@@ -89,7 +74,7 @@ class BlobStore:
             if not shard.is_dir():
                 continue
             for entry in shard.iterdir():
-                if entry.name.endswith(".tmp"):
+                if entry.name.endswith(TEMP_SUFFIX):
                     # Left by a crash mid-write; never referenced by any snapshot.
                     entry.unlink(missing_ok=True)
                 else:

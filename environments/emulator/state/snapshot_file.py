@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import sys
 import time
@@ -21,8 +20,8 @@ from typing import Any
 
 import moto
 
-from environments.emulator.state.blobs import fsync_directory
 from environments.emulator.state.errors import CorruptState, IncompatibleState
+from environments.plumbing.files import atomic_output
 
 # Bump whenever the payload's layout or the pickling of any object changes.
 FORMAT_VERSION = 1
@@ -45,16 +44,11 @@ def write(path: Path, payload: bytes, blobs: set[str], services: list[str]) -> N
         "blobs": sorted(blobs),
     }
     encoded = json.dumps(header, separators=(",", ":")).encode()
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as out:
+    with atomic_output(path) as out:
         out.write(MAGIC)
         out.write(_LENGTH.pack(len(encoded)))
         out.write(encoded)
         out.write(payload)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
 
 
 def read_header(path: Path) -> dict[str, Any]:

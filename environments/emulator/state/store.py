@@ -12,7 +12,6 @@ pickles: the directory is created private to its owner, and nothing else should 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -25,6 +24,8 @@ from environments.emulator.state import backends, snapshot_file
 from environments.emulator.state.blobs import BlobStore
 from environments.emulator.state.errors import CorruptState, IncompatibleState
 from environments.emulator.state.pickling import load_state
+from environments.plumbing.files import TEMP_SUFFIX
+from environments.plumbing.locks import FileLock, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class StateStore:
         self.quarantine = root / "quarantine"
         self.snapshots.mkdir(exist_ok=True)
         self.quarantine.mkdir(exist_ok=True)
-        for leftover in self.snapshots.glob("*.tmp"):
+        for leftover in self.snapshots.glob(f"*{TEMP_SUFFIX}"):
             leftover.unlink()
         self.blobs = BlobStore(root / "blobs")
         # The blobs each kept snapshot refers to; None where a header could not be read.
@@ -145,17 +146,13 @@ class StateStore:
         return set(blobs) if isinstance(blobs, list) else None
 
     @staticmethod
-    def _lock(path: Path, wait: float) -> Any:
-        """Take the state dir, waiting up to `wait` seconds: a predecessor that was told to
-        stop (its parent was killed) may still be writing its final snapshot."""
-        handle = open(path, "a+b")  # noqa: SIM115 - held open for the server's lifetime
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return handle
-            except BlockingIOError as error:
-                if time.monotonic() >= deadline:
-                    handle.close()
-                    raise StateDirBusy(f"another embedded AWS is using {path.parent}") from error
-                time.sleep(0.1)
+    def _lock(path: Path, wait: float) -> FileLock:
+        """Take the state dir for the server's lifetime, waiting up to `wait` seconds: a
+        predecessor that was told to stop (its parent was killed) may still be writing its
+        final snapshot."""
+        lock = FileLock(path, timeout=wait)
+        try:
+            lock.acquire()
+        except LockTimeout as error:
+            raise StateDirBusy(f"another embedded AWS is using {path.parent}") from error
+        return lock

@@ -7,10 +7,10 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from environments.naming import bucket_name
+from environments.plumbing.files import atomic_write
 from environments.provisioning.aws_outcomes import misconfigured
 from environments.provisioning.step import Failed, Outcome, StepContext
 from environments.spec import LOG_MODULES, log_group_name
-from environments.workspace import atomic_write
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 

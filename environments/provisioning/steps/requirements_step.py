@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import socket
 
-from environments.airflow.venvs import build_venv, remove_venvs
+from environments.airflow.venv_store import remove_venvs
+from environments.airflow.venvs import build_venv
 from environments.aws.cwlogs import put_lines
 from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, StepContext
 from environments.provisioning.steps.files import enabled_log_groups, fetch_artifact

@@ -22,6 +22,7 @@ from environments.airflow.requirements import (
     RequirementsError,
     prepare_requirements,
 )
+from environments.airflow.venv_store import current_venv, remove_venvs, store_dir
 from environments.airflow.venvs import (
     REQUIREMENTS_INSTALL_FAILED,
     REQUIREMENTS_INSTALL_TIMEOUT,
@@ -29,9 +30,6 @@ from environments.airflow.venvs import (
     UNSUPPORTED_PYTHON,
     InstallResult,
     build_venv,
-    current_venv,
-    remove_venvs,
-    store_dir,
 )
 
 AIRFLOW = "3.0.6"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from environments.airflow.locks import supported_versions
-from environments.airflow.venvs import build_venv, remove_venvs
+from environments.airflow.venv_store import remove_venvs
+from environments.airflow.venvs import build_venv
 from environments.contents.dag_check import (
     DAG_CHECK_FAILED,
     DAG_CHECK_TIMEOUT,

@@ -7,6 +7,7 @@ it, starts a new one on the same data directory and compares what it answers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -25,11 +26,13 @@ import pytest
 from botocore.config import Config
 
 from environments.emulator.state import operations, snapshot_file
+from environments.emulator.state.errors import CorruptState
 from environments.emulator.supervisor import EmbeddedAws, free_port
+from tests.waiting import wait_until
 
 REGION = "us-east-1"
-# Long enough for a snapshot to land after the last change (the writer runs every 0.5 s).
-SETTLE = 1.5
+# The writer snapshots changes every 0.5 s; this is ample for one to land.
+SNAPSHOT_WAIT = 15.0
 TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
@@ -87,6 +90,27 @@ def snapshots(data_dir: Path) -> set[Path]:
     return set((data_dir / "aws-state" / "snapshots").glob("gen-*.snap"))
 
 
+def saved_to_disk(client: Clients, data_dir: Path, bucket: str) -> None:
+    """Make a last change and wait until a snapshot on disk holds it, and with it every change
+    made before. The change is an S3 object with a body of its own: a snapshot's header lists
+    the digests of the bodies its state refers to, so it shows whether that object is in."""
+    body = f"snapshot marker {time.time_ns()}".encode()
+    client("s3").put_object(Bucket=bucket, Key="snapshot-marker", Body=body)
+    digest = hashlib.sha256(body).hexdigest()
+
+    def holds_marker() -> bool:
+        for path in snapshots(data_dir):
+            try:
+                header = snapshot_file.read_header(path)
+            except (OSError, CorruptState):
+                continue  # pruned, or quarantined, while we looked
+            if digest in header.get("blobs", []):
+                return True
+        return False
+
+    wait_until(holds_marker, timeout=SNAPSHOT_WAIT, message=f"a snapshot holding s3://{bucket}")
+
+
 def bucket_names(client: Clients) -> set[str]:
     return {bucket["Name"] for bucket in client("s3").list_buckets()["Buckets"]}
 
@@ -97,7 +121,8 @@ def test_everything_survives_sigkill(tmp_path: Path) -> None:
         poller = LongPoll(clients_for(aws, read_timeout=30), client)
         made = populate(client)
         before = describe(client, made)
-        time.sleep(SETTLE)
+        client("s3").create_bucket(Bucket="marker")
+        saved_to_disk(client, tmp_path, "marker")
         # The long poll is still waiting: it must not have held the snapshots back.
         assert poller.waiting
         kill(aws)
@@ -115,15 +140,17 @@ def test_everything_survives_sigkill(tmp_path: Path) -> None:
 
 def test_a_damaged_snapshot_falls_back_to_the_previous_one(tmp_path: Path) -> None:
     with embedded(tmp_path) as aws:
-        clients_for(aws)("s3").create_bucket(Bucket="first")
-        time.sleep(SETTLE)
+        client = clients_for(aws)
+        client("s3").create_bucket(Bucket="first")
+        saved_to_disk(client, tmp_path, "first")
         kill(aws)
     good = snapshots(tmp_path)
     assert good
 
     with embedded(tmp_path) as aws:
-        clients_for(aws)("s3").create_bucket(Bucket="second")
-        time.sleep(SETTLE)
+        client = clients_for(aws)
+        client("s3").create_bucket(Bucket="second")
+        saved_to_disk(client, tmp_path, "second")
         kill(aws)
     newer = snapshots(tmp_path) - good
     assert newer
@@ -132,7 +159,12 @@ def test_a_damaged_snapshot_falls_back_to_the_previous_one(tmp_path: Path) -> No
 
     with embedded(tmp_path) as aws:
         assert bucket_names(clients_for(aws)) == {"first"}
-        time.sleep(SETTLE)
+        # Having skipped damaged snapshots, it writes a good newest one of its own.
+        wait_until(
+            lambda: snapshots(tmp_path) - good,
+            timeout=SNAPSHOT_WAIT,
+            message="a snapshot written after the fallback",
+        )
         kill(aws)
     log = (tmp_path / "aws.log").read_text()
     assert "cannot be loaded" in log

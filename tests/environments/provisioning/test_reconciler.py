@@ -17,6 +17,7 @@ from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, St
 from environments.service import EnvironmentService
 from environments.store import Store
 from tests.conftest import create_params
+from tests.waiting import wait_until
 
 PLACE = Placement(account_id="123456789012", region="us-east-1")
 
@@ -195,6 +196,8 @@ def test_replicas_never_work_one_environment_at_once(db):
                 active[ctx.name] += 1
                 if active[ctx.name] > 1:
                     overlaps.append(ctx.name)
+            # Hold the environment for a while, so that a second replica working it at the same
+            # time would be seen.
             time.sleep(0.05)
             with guard:
                 active[ctx.name] -= 1
@@ -210,11 +213,11 @@ def test_replicas_never_work_one_environment_at_once(db):
     for replica in replicas:
         replica.start()
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if all(_status(service, n) == "AVAILABLE" for n in names):
-                break
-            time.sleep(0.05)
+        wait_until(
+            lambda: all(_status(service, n) == "AVAILABLE" for n in names),
+            timeout=30,
+            message="every environment to be AVAILABLE",
+        )
     finally:
         for replica in replicas:
             replica.stop()
