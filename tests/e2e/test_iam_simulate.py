@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 from tests.e2e.iam_support import airdock
 
-CASES = ROOT.parent / "shared" / "reference" / "iam-cases.json"
+CASES = ROOT / "tests" / "iam" / "data" / "iam-cases.json"
 
 
 def _lines(stdout: str) -> list[dict]:
@@ -18,8 +16,6 @@ def _lines(stdout: str) -> list[dict]:
 
 
 def test_simulate_matches_the_reference_vectors():
-    if not CASES.is_file():
-        pytest.skip(f"IAM test vectors not found at {CASES} (the shared/ folder beside the repo)")
     done = airdock("iam", "simulate", "--cases", str(CASES))
     assert done.returncode == 0, done.stderr
     cases = json.loads(CASES.read_text())
