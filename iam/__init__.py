@@ -14,9 +14,10 @@ from iam.cases import decide_case, load_cases, simulate
 from iam.directory import AccessKey, Directory, Principal
 from iam.errors import DirectoryError, PolicyError, SigV4Error
 from iam.evaluate import Decision, evaluate
-from iam.policy import Policy, Statement, parse_policy
+from iam.policy import Policy, parse_policy
 from iam.request import Caller, Request, global_context
 from iam.sigv4 import VerifiedRequest, verify_request
+from iam.statement import Statement
 
 __all__ = [
     "AccessKey",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from iam.evaluate import Decision, evaluate
-from iam.policy import Policy, PolicyKind, parse_policy
+from iam.grammar import PolicyKind
+from iam.policy import Policy, parse_policy
 from iam.request import Caller, Request
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from iam.conditions import Condition
 from iam.matching import (
     Matcher,
     compile_actions,
@@ -23,14 +23,11 @@ from iam.matching import (
     compile_tokens,
     split_resource_pattern,
 )
+from iam.request import Caller, Request
+from iam.statement import PrincipalSpec, Statement
 from iam.variables import Template, parse_template
 
-if TYPE_CHECKING:
-    from iam.conditions import Condition
-    from iam.policy import PrincipalSpec, Statement
-    from iam.request import Caller, Request
-
-ResourceCheck = Callable[["Request"], bool]
+ResourceCheck = Callable[[Request], bool]
 
 
 class Reach(enum.IntEnum):

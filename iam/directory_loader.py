@@ -34,7 +34,8 @@ from iam.directory import (
     unique_id,
 )
 from iam.errors import DirectoryError, PolicyError
-from iam.policy import Policy, PolicyKind, parse_policy
+from iam.grammar import PolicyKind
+from iam.policy import Policy, parse_policy
 
 _TOP_KEYS = frozenset({"account_id", "policies", "groups", "users", "roles"})
 _GROUP_KEYS = frozenset({"policies", "inline_policies", "path"})
