@@ -11,9 +11,10 @@ Typical server use::
 
 from iam.authorize import access_denied_message, authorize, authorize_assume_role, build_request
 from iam.cases import decide_case, load_cases, simulate
-from iam.directory import AccessKey, Directory, Principal
+from iam.directory import Directory
 from iam.errors import DirectoryError, PolicyError, SigV4Error
 from iam.evaluate import Decision, evaluate
+from iam.identities import AccessKey, Principal
 from iam.policy import Policy, parse_policy
 from iam.request import Caller, Request, global_context
 from iam.sigv4 import VerifiedRequest, verify_request
