@@ -1,5 +1,7 @@
 """Airdock's IAM library: policy grammar, matching, conditions, evaluation, SigV4 verification
-and the principal directory. Pure Python; no web framework, no database.
+and the principal directory. No web framework, no database, no AWS client: the one outside
+dependency is botocore's SigV4 signer, used by :mod:`iam.sigv4` alone (pyproject.toml's
+import contracts hold all of this).
 
 Typical server use::
 
