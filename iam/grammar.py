@@ -10,7 +10,8 @@ Three kinds of document are understood:
 ``identity``  attached to users, groups and roles (also used for boundaries and session
               policies): no Principal, Resource required.
 ``resource``  attached to a resource: Principal or NotPrincipal required, Resource required.
-``trust``     a role's trust policy: Principal or NotPrincipal required, Resource optional.
+``trust``     a role's trust policy: Principal required (NotPrincipal is refused, as IAM
+              does), Resource optional.
 """
 
 from __future__ import annotations
@@ -270,6 +271,12 @@ class _Parser:
             return None, False
         if has and has_not:
             raise PolicyError(where, "use either Principal or NotPrincipal, not both")
+        if self.kind == "trust":
+            # IAM refuses NotPrincipal in a role trust policy: who may assume must be named.
+            if has_not:
+                raise PolicyError(f"{where}.NotPrincipal", "not allowed in a role trust policy")
+            if not has:
+                raise PolicyError(where, "missing Principal (trust policy)")
         if not has and not has_not:
             raise PolicyError(where, f"missing Principal or NotPrincipal ({self.kind} policy)")
         element = "Principal" if has else "NotPrincipal"

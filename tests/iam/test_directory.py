@@ -410,7 +410,7 @@ def _error(data: Any, default_account_id: str = ACCT) -> str:
                     }
                 }
             },
-            "roles.r.trust_policy: Statement: missing Principal or NotPrincipal",
+            "roles.r.trust_policy: Statement: missing Principal (trust policy)",
         ),
         (
             {
