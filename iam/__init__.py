@@ -12,7 +12,7 @@ Typical server use::
 """
 
 from iam.authorize import access_denied_message, authorize, authorize_assume_role, build_request
-from iam.cases import decide_case, load_cases, simulate
+from iam.cases import CASE_FORMAT, decide_case, load_cases, simulate
 from iam.directory import Directory
 from iam.errors import DirectoryError, PolicyError, SigV4Error
 from iam.evaluate import Decision, evaluate
@@ -23,6 +23,7 @@ from iam.sigv4 import VerifiedRequest, verify_request
 from iam.statement import Statement
 
 __all__ = [
+    "CASE_FORMAT",
     "AccessKey",
     "Caller",
     "Decision",
