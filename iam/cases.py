@@ -4,10 +4,10 @@ This backs ``airdock iam simulate --cases FILE``, and the reference vectors
 (tests/iam/data/iam-cases.json) are in the same format, which :data:`CASE_FORMAT` describes;
 infra/simulate-example.json is a small example.
 
-The principal's tags are the one part of a case that feeds the context by itself: each tag
-becomes ``aws:PrincipalTag/<key>``, so an ABAC case needs no copy of them. Every other key a
-policy tests (``aws:username``, ``aws:PrincipalArn``, ``aws:ResourceTag/...``) comes from
-``context`` alone, exactly as written.
+Of the principal's fields only ``tags`` reach the request context: each tag becomes
+``aws:PrincipalTag/<key>``, so an ABAC case needs no copy of them. Every other key a policy
+tests (``aws:username``, ``aws:PrincipalArn``, ``aws:ResourceTag/...``) comes from ``context``
+alone, exactly as written.
 """
 
 from __future__ import annotations
