@@ -19,12 +19,17 @@ from controlplane.clientconfig import read_endpoints
 from controlplane.iam_config import IamConfigError, read_config, recorded_config_source
 from controlplane.keystore import KeyStore, KeyStoreError, MintedKey
 
-_SIMULATE_EPILOG = """\
+_SIMULATE_EPILOG = (
+    iam.CASE_FORMAT
+    + """
+Example: airdock iam simulate --cases infra/simulate-example.json --check
+
 Prints one JSON line per case: {"id": ..., "decision": "Allow"|"ExplicitDeny"|"ImplicitDeny"},
 or {"id": ..., "error": "..."} for a case that cannot be evaluated (e.g. a malformed policy).
 Exit status: 0 every case was decided (and, with --check, matched its "expected");
 1 some case could not be evaluated or (with --check) did not match; 2 the file could not be read.
 """
+)
 
 
 class _Failure(Exception):
@@ -68,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     simulate = commands.add_parser(
         "simulate",
-        help="evaluate policy test cases (the iam-cases.json format)",
+        help="evaluate policy test cases (a JSON array of cases; see --help for the format)",
         epilog=_SIMULATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -219,7 +224,7 @@ def _simulate(args: argparse.Namespace) -> int:
         try:
             if not isinstance(case, dict):
                 raise ValueError("a case must be a JSON object")
-            decision = iam.decide_case(case).value
+            decision = iam.decide_case(case, base=args.cases.parent).value
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             # PolicyError and CaseError are ValueErrors: report the case and keep going.
             print(json.dumps({"id": case_id, "error": str(err)}), flush=True)

@@ -1,5 +1,7 @@
 """Airdock's IAM library: policy grammar, matching, conditions, evaluation, SigV4 verification
-and the principal directory. Pure Python; no web framework, no database.
+and the principal directory. No web framework, no database, no AWS client: the one outside
+dependency is botocore's SigV4 signer, used by :mod:`iam.sigv4` alone (pyproject.toml's
+import contracts hold all of this).
 
 Typical server use::
 
@@ -10,15 +12,18 @@ Typical server use::
 """
 
 from iam.authorize import access_denied_message, authorize, authorize_assume_role, build_request
-from iam.cases import decide_case, load_cases, simulate
-from iam.directory import AccessKey, Directory, Principal
+from iam.cases import CASE_FORMAT, decide_case, load_cases, simulate
+from iam.directory import Directory
 from iam.errors import DirectoryError, PolicyError, SigV4Error
 from iam.evaluate import Decision, evaluate
-from iam.policy import Policy, Statement, parse_policy
+from iam.identities import AccessKey, Principal
+from iam.policy import Policy, parse_policy
 from iam.request import Caller, Request, global_context
 from iam.sigv4 import VerifiedRequest, verify_request
+from iam.statement import Statement
 
 __all__ = [
+    "CASE_FORMAT",
     "AccessKey",
     "Caller",
     "Decision",

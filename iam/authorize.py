@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from iam.directory import Principal
 from iam.evaluate import Decision, evaluate
+from iam.identities import Principal
 from iam.policy import Policy
 from iam.request import Request, context_value
 

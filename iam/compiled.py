@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from iam.conditions import Condition
 from iam.matching import (
     Matcher,
     compile_actions,
@@ -23,14 +23,11 @@ from iam.matching import (
     compile_tokens,
     split_resource_pattern,
 )
+from iam.request import Caller, Request
+from iam.statement import PrincipalSpec, Statement
 from iam.variables import Template, parse_template
 
-if TYPE_CHECKING:
-    from iam.conditions import Condition
-    from iam.policy import PrincipalSpec, Statement
-    from iam.request import Caller, Request
-
-ResourceCheck = Callable[["Request"], bool]
+ResourceCheck = Callable[[Request], bool]
 
 
 class Reach(enum.IntEnum):
@@ -100,25 +97,29 @@ def _any_resource(checks: list[ResourceCheck]) -> ResourceCheck:
 
 
 class PrincipalMatcher:
-    """Principal/NotPrincipal of a resource-based or trust policy statement."""
+    """Principal/NotPrincipal of a resource-based or trust policy statement.
 
-    __slots__ = ("ids", "negated", "wildcard")
+    A caller is a chain of identities AWS may check one after the other: its account, then for a
+    role session the role, then the user or session itself. A Principal covers the caller as
+    far as it names the most specific of them (see :class:`Reach`). A NotPrincipal is decided
+    over the whole chain, always in the direction that denies: a Deny spares the caller only
+    when every identity of the chain is listed (naming a user without its account, or a role
+    without the session ARN, spares nothing), while an Allow grants to nobody whose chain holds
+    a listed identity.
+    """
 
-    def __init__(self, spec: PrincipalSpec, *, negated: bool) -> None:
+    __slots__ = ("allow", "ids", "negated", "wildcard")
+
+    def __init__(self, spec: PrincipalSpec, *, negated: bool, allow: bool) -> None:
         self.ids = spec.identifiers()
         self.wildcard = spec.wildcard
         self.negated = negated
+        self.allow = allow
 
-    def reach(self, caller: Caller) -> Reach:
+    def reach(self, caller: Caller, *, bounded: bool = False) -> Reach:
+        """``bounded``: the caller has a permissions boundary (it matters to NotPrincipal)."""
         if self.negated:
-            # NotPrincipal excludes the caller only when every identity in its chain (session or
-            # user ARN, role ARN, account) is listed; otherwise the statement applies to it.
-            if self.wildcard:
-                return Reach.NONE
-            chain = [caller.arn, caller.account_root_arn]
-            if caller.role_arn:
-                chain.append(caller.role_arn)
-            return Reach.NONE if all(i in self.ids for i in chain) else Reach.LIMITED
+            return self._reach_negated(caller, bounded)
         if caller.arn in self.ids:
             return Reach.DIRECT
         if self.wildcard or (caller.role_arn is not None and caller.role_arn in self.ids):
@@ -126,6 +127,22 @@ class PrincipalMatcher:
         if caller.account_root_arn in self.ids:
             return Reach.ACCOUNT
         return Reach.NONE
+
+    def _reach_negated(self, caller: Caller, bounded: bool) -> Reach:
+        chain = [caller.arn, caller.account_root_arn]
+        if caller.role_arn is not None:
+            chain.append(caller.role_arn)
+        if self.allow:
+            # "Everyone but these" never names the caller's own ARN, so, like a wildcard
+            # Principal, the grant stays subject to boundary and session policy.
+            listed = self.wildcard or any(identity in self.ids for identity in chain)
+            return Reach.NONE if listed else Reach.LIMITED
+        if bounded:
+            # AWS documents that a NotPrincipal Deny denies every principal with a permissions
+            # boundary, whatever the element lists.
+            return Reach.LIMITED
+        spared = self.wildcard or all(identity in self.ids for identity in chain)
+        return Reach.NONE if spared else Reach.LIMITED
 
 
 class CompiledStatement:
@@ -150,7 +167,9 @@ class CompiledStatement:
         self.resource_check = self._compile_resources(statement, variables)
         self.conditions: tuple[Condition, ...] = statement.checks
         self.principal = (
-            PrincipalMatcher(statement.principal, negated=statement.not_principal)
+            PrincipalMatcher(
+                statement.principal, negated=statement.not_principal, allow=statement.allow
+            )
             if statement.principal is not None
             else None
         )
@@ -185,11 +204,14 @@ class CompiledStatement:
                 return False
         return True
 
-    def reach(self, caller: Caller) -> Reach:
-        """Principal coverage; identity-policy statements (no Principal) always reach."""
+    def reach(self, caller: Caller, *, bounded: bool = False) -> Reach:
+        """Principal coverage; identity-policy statements (no Principal) always reach.
+
+        ``bounded``: the caller has a permissions boundary.
+        """
         if self.principal is None:
             return Reach.DIRECT
-        return self.principal.reach(caller)
+        return self.principal.reach(caller, bounded=bounded)
 
     def __repr__(self) -> str:
         return f"<CompiledStatement {self.source.where} {self.source.effect}>"

@@ -14,21 +14,10 @@ The request context handed to :meth:`KeyCondition.matches` must have lower-cased
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import ipaddress
-import re
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from collections.abc import Sequence
 
-from iam.errors import PolicyError
-from iam.matching import compile_arn_like, compile_arn_tokens, compile_glob, compile_tokens
-from iam.variables import ContextValue, Template, parse_template
-
-Context = Mapping[str, ContextValue]
-ValueTest = Callable[[str, Context], bool]
+from iam.comparisons import Context, ValueTest, value_test
+from iam.errors import PolicyError, clip
 
 _SET_PREFIXES = ("ForAllValues:", "ForAnyValue:")
 _IF_EXISTS = "IfExists"
@@ -66,14 +55,6 @@ _OPERATORS: dict[str, tuple[str, bool, str]] = {
 }
 
 OPERATOR_NAMES = frozenset(_OPERATORS)
-
-_COMPARE: dict[str, Callable[[object, object], bool]] = {
-    "eq": lambda a, b: a == b,
-    "lt": lambda a, b: a < b,  # type: ignore[operator]
-    "le": lambda a, b: a <= b,  # type: ignore[operator]
-    "gt": lambda a, b: a > b,  # type: ignore[operator]
-    "ge": lambda a, b: a >= b,  # type: ignore[operator]
-}
 
 
 class _Missing:
@@ -176,15 +157,14 @@ def parse_operator(name: str, where: str) -> tuple[str, str | None, bool]:
 def compile_condition(
     operator: str, key: str, values: Sequence[str], *, variables: bool, where: str
 ) -> Condition:
-    """Compile one operator/key entry; ``values`` are already strings (see policy parsing)."""
+    """Compile one operator/key entry; ``values`` are already strings (see :mod:`iam.grammar`)."""
     base, qualifier, if_exists = parse_operator(operator, where)
     family, negated, comparison = _OPERATORS[base]
     lowered_key = key.lower()
     key_where = f"{where}.{key}"
     if family == "null":
         return NullCondition(lowered_key, _null_values(values, key_where))
-    builder = _BUILDERS[family]
-    test = builder(comparison, values, variables, key_where)
+    test = value_test(family, comparison, values, variables=variables, where=key_where)
     return KeyCondition(
         operator,
         lowered_key,
@@ -195,248 +175,11 @@ def compile_condition(
     )
 
 
-# --- value tests per family ----------------------------------------------------------------
-
-
-def _string_test(comparison: str, values: Sequence[str], variables: bool, where: str) -> ValueTest:
-    parsed = [parse_template(v, enabled=variables) for v in values]
-    literals = [p for p in parsed if isinstance(p, str)]
-    templates = [p for p in parsed if isinstance(p, Template)]
-    if comparison == "eq":
-        exact = frozenset(literals)
-        if not templates:
-            return lambda value, _ctx: value in exact
-        return lambda value, ctx: (
-            value in exact or any(t.resolve_text(ctx) == value for t in templates)
-        )
-    if comparison == "ieq":
-        folded = frozenset(v.lower() for v in literals)
-
-        def ieq(value: str, ctx: Context) -> bool:
-            low = value.lower()
-            if low in folded:
-                return True
-            for t in templates:
-                text = t.resolve_text(ctx)
-                if text is not None and text.lower() == low:
-                    return True
-            return False
-
-        return ieq
-    globs = [compile_glob(v) for v in literals]
-
-    def like(value: str, ctx: Context) -> bool:
-        for g in globs:
-            if g(value):
-                return True
-        for t in templates:
-            matcher = t.matcher(ctx, compile_tokens)
-            if matcher is not None and matcher(value):
-                return True
-        return False
-
-    return like
-
-
-def _arn_test(_comparison: str, values: Sequence[str], variables: bool, where: str) -> ValueTest:
-    parsed = [parse_template(v, enabled=variables) for v in values]
-    matchers = [compile_arn_like(p) for p in parsed if isinstance(p, str)]
-    templates = [p for p in parsed if isinstance(p, Template)]
-
-    def arn_like(value: str, ctx: Context) -> bool:
-        for m in matchers:
-            if m(value):
-                return True
-        for t in templates:
-            matcher = t.matcher(ctx, compile_arn_tokens)
-            if matcher is not None and matcher(value):
-                return True
-        return False
-
-    return arn_like
-
-
-@lru_cache(maxsize=4096)
-def parse_number(text: str) -> Decimal | None:
-    """A finite decimal, or ``None`` (request values that are not numbers never match)."""
-    if len(text) > 64:
-        return None
-    try:
-        number = Decimal(text)
-    except (InvalidOperation, ValueError):
-        return None
-    return number if number.is_finite() else None
-
-
-def _numeric_test(comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    numbers = []
-    for v in values:
-        number = parse_number(v)
-        if number is None:
-            raise PolicyError(where, f"not a number: {_clip(v)!r}")
-        numbers.append(number)
-    compare = _COMPARE[comparison]
-
-    def numeric(value: str, _ctx: Context) -> bool:
-        number = parse_number(value)
-        if number is None:
-            return False
-        return any(compare(number, n) for n in numbers)
-
-    return numeric
-
-
-_ISO_DATE = re.compile(
-    r"(\d{4})-(\d{2})(?:-(\d{2})"
-    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
-    r"\s*([Zz]|[+-]\d{2}:?\d{2})?",
-    re.ASCII,
-)
-_EPOCH = re.compile(r"-?\d{1,15}(?:\.\d{1,9})?", re.ASCII)
-
-
-@lru_cache(maxsize=4096)
-def parse_date(text: str) -> float | None:
-    """Seconds since the epoch for a W3C ISO-8601 date or an epoch number; ``None`` if neither.
-
-    A bare integer is read as epoch seconds (``aws:EpochTime``); times without a zone are UTC.
-    """
-    text = text.strip()
-    if _EPOCH.fullmatch(text):
-        return float(text)
-    match = _ISO_DATE.fullmatch(text)
-    if not match:
-        return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    try:
-        tz = dt.UTC
-        if zone and zone not in ("Z", "z"):
-            sign = -1 if zone[0] == "-" else 1
-            digits = zone[1:].replace(":", "")
-            offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-            tz = dt.timezone(sign * offset)
-        moment = dt.datetime(
-            int(year),
-            int(month),
-            int(day or 1),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            tzinfo=tz,
-        )
-    except ValueError:
-        return None
-    stamp = moment.timestamp()
-    if fraction:
-        stamp += float(f"0.{fraction}")
-    return stamp
-
-
-def _date_test(comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    stamps = []
-    for v in values:
-        stamp = parse_date(v)
-        if stamp is None:
-            raise PolicyError(where, f"not an ISO-8601 date or epoch time: {_clip(v)!r}")
-        stamps.append(stamp)
-    compare = _COMPARE[comparison]
-
-    def date(value: str, _ctx: Context) -> bool:
-        stamp = parse_date(value)
-        if stamp is None:
-            return False
-        return any(compare(stamp, s) for s in stamps)
-
-    return date
-
-
-def _bool_test(_comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    wanted = set()
-    for v in values:
-        low = v.lower()
-        if low not in ("true", "false"):
-            raise PolicyError(where, f"Bool value must be 'true' or 'false', not {_clip(v)!r}")
-        wanted.add(low)
-    frozen = frozenset(wanted)
-    return lambda value, _ctx: value.lower() in frozen
-
-
-def _decode_base64(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _binary_test(_comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    blobs = set()
-    for v in values:
-        blob = _decode_base64(v)
-        if blob is None:
-            raise PolicyError(where, f"BinaryEquals value is not base64: {_clip(v)!r}")
-        blobs.add(blob)
-    frozen = frozenset(blobs)
-
-    def binary(value: str, _ctx: Context) -> bool:
-        blob = _decode_base64(value)
-        return blob is not None and blob in frozen
-
-    return binary
-
-
-@lru_cache(maxsize=4096)
-def _parse_address(text: str) -> tuple[int, int] | None:
-    """(IP version, address as int); integers make the range test a mask and a compare."""
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    return address.version, int(address)
-
-
-def _ip_test(_comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    ranges: list[tuple[int, int, int]] = []
-    for v in values:
-        try:
-            net = ipaddress.ip_network(v.strip(), strict=False)
-        except ValueError:
-            raise PolicyError(where, f"not an IP address or CIDR block: {_clip(v)!r}") from None
-        ranges.append((net.version, int(net.network_address), int(net.netmask)))
-    frozen = tuple(ranges)
-
-    def ip(value: str, _ctx: Context) -> bool:
-        parsed = _parse_address(value)
-        if parsed is None:
-            return False
-        version, address = parsed
-        for net_version, network, mask in frozen:
-            if net_version == version and address & mask == network:
-                return True
-        return False
-
-    return ip
-
-
 def _null_values(values: Sequence[str], where: str) -> frozenset[bool]:
     wants = set()
     for v in values:
         low = v.lower()
         if low not in ("true", "false"):
-            raise PolicyError(where, f"Null value must be 'true' or 'false', not {_clip(v)!r}")
+            raise PolicyError(where, f"Null value must be 'true' or 'false', not {clip(v)!r}")
         wants.add(low == "true")
     return frozenset(wants)
-
-
-_BUILDERS: dict[str, Callable[[str, Sequence[str], bool, str], ValueTest]] = {
-    "string": _string_test,
-    "arn": _arn_test,
-    "numeric": _numeric_test,
-    "date": _date_test,
-    "bool": _bool_test,
-    "binary": _binary_test,
-    "ip": _ip_test,
-}
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,6 +1,6 @@
 """The principal directory: users, groups, roles, their policies and access keys.
 
-Pure data: the directory is built from a mapping (the parsed YAML file, see
+Pure data: the directory is built from a mapping (the parsed YAML file, validated by
 :mod:`iam.directory_loader`) and never watches files or touches storage. Keys minted at runtime
 live elsewhere and are plugged in with :meth:`Directory.with_extra_keys` or
 :meth:`Directory.with_key_source`.
@@ -11,149 +11,26 @@ reloaded directory in atomically.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
+from iam.directory_loader import load_directory
 from iam.errors import DirectoryError, SigV4Error
-from iam.policy import Policy, parse_policy
-from iam.request import Caller
-
-ADMIN_USER = "airdock-admin"
-ADMIN_POLICY_NAME = "AdministratorAccess"
-ADMIN_POLICY = parse_policy(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "AdministratorAccess", "Effect": "Allow", "Action": "*", "Resource": "*"}
-        ],
-    },
-    name=ADMIN_POLICY_NAME,
+from iam.identities import (
+    ADMIN_POLICY,
+    ADMIN_USER,
+    AccessKey,
+    Group,
+    Principal,
+    Role,
+    User,
+    unique_id,
 )
-BUILTIN_POLICIES: Mapping[str, Policy] = {ADMIN_POLICY_NAME: ADMIN_POLICY}
+from iam.policy import Policy
 
-KeySource = Callable[[str], "AccessKey | None"]
-
-
-def unique_id(prefix: str, arn: str) -> str:
-    """A stable AWS-style unique id (``AIDA...``/``AROA...``, 21 characters) for an ARN."""
-    digest = base64.b32encode(hashlib.sha256(arn.encode()).digest()).decode()
-    return prefix + digest[:17]
-
-
-@dataclass(frozen=True)
-class AccessKey:
-    """An access key and whom it belongs to: a user, or a role (then it acts as a session).
-
-    ``session_token`` set means temporary credentials: requests must present that token.
-    """
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    user: str | None = None
-    role: str | None = None
-    session_name: str | None = None
-    session_token: str | None = field(default=None, repr=False)
-    issued_at: dt.datetime | None = None
-    expires_at: dt.datetime | None = None
-    session_policies: tuple[Policy, ...] | None = None
-    session_tags: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if (self.user is None) == (self.role is None):
-            raise ValueError("an access key belongs to exactly one user or role")
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str
-    arn: str
-    policies: tuple[Policy, ...]
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    path: str
-    arn: str
-    user_id: str
-    tags: Mapping[str, str]
-    groups: tuple[str, ...]
-    policies: tuple[Policy, ...]  # attached + inline, the user's own
-    boundary: Policy | None
-
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    path: str
-    arn: str
-    role_id: str
-    tags: Mapping[str, str]
-    policies: tuple[Policy, ...]
-    boundary: Policy | None
-    trust_policy: Policy | None
-
-
-@dataclass(frozen=True, eq=False)
-class Principal:
-    """An authenticated caller with everything authorization needs.
-
-    For a role session ``arn`` is the session ARN and ``role_arn`` the role's; ``name`` is the
-    user or role name.
-    """
-
-    arn: str
-    type: str
-    account: str
-    name: str
-    user_id: str
-    tags: Mapping[str, str]
-    identity_policies: tuple[Policy, ...]
-    boundary: Policy | None = None
-    session_policies: tuple[Policy, ...] | None = None
-    role_arn: str | None = None
-    session_name: str | None = None
-    token_issue_time: dt.datetime | None = None
-
-    @cached_property
-    def caller(self) -> Caller:
-        return Caller(
-            arn=self.arn,
-            type=self.type,
-            account=self.account,
-            tags=dict(self.tags),
-            role_arn=self.role_arn,
-        )
-
-    @cached_property
-    def context_keys(self) -> Mapping[str, str]:
-        """The condition keys this principal contributes to every request."""
-        keys: dict[str, str] = {
-            "aws:userid": self.user_id,
-            "aws:PrincipalArn": self.role_arn or self.arn,
-            "aws:PrincipalAccount": self.account,
-            "aws:PrincipalType": self.type,
-        }
-        if self.type == "User":
-            keys["aws:username"] = self.name
-        if self.token_issue_time is not None:
-            keys["aws:TokenIssueTime"] = self.token_issue_time.astimezone(dt.UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            )
-        for tag, value in self.tags.items():
-            keys[f"aws:PrincipalTag/{tag}"] = value
-        return keys
-
-    @cached_property
-    def context_lower(self) -> Mapping[str, str]:
-        """:attr:`context_keys` with lower-cased names, ready to merge into a request."""
-        return {key.lower(): value for key, value in self.context_keys.items()}
+KeySource = Callable[[str], AccessKey | None]
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -204,9 +81,16 @@ class Directory:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, *, default_account_id: str) -> Directory:
         """Build from the parsed YAML mapping; raise :class:`DirectoryError` naming the path."""
-        from iam.directory_loader import load_directory
-
-        return load_directory(data, default_account_id=default_account_id)
+        config = load_directory(data, default_account_id=default_account_id)
+        return cls(
+            account_id=config.account_id,
+            policies=config.policies,
+            groups=config.groups,
+            users=config.users,
+            roles=config.roles,
+            keys=config.keys,
+            key_origins=config.key_origins,
+        )
 
     def _copy(self, **changes: Any) -> Directory:
         state: dict[str, Any] = {
@@ -403,18 +287,3 @@ class Directory:
             f"<Directory {self.account_id} users={len(self.users)} roles={len(self.roles)} "
             f"groups={len(self.groups)} keys={len(self._keys)}>"
         )
-
-
-__all__ = [
-    "ADMIN_POLICY",
-    "ADMIN_POLICY_NAME",
-    "ADMIN_USER",
-    "BUILTIN_POLICIES",
-    "AccessKey",
-    "Directory",
-    "Group",
-    "Principal",
-    "Role",
-    "User",
-    "unique_id",
-]

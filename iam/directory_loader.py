@@ -1,4 +1,5 @@
-"""Build a :class:`~iam.directory.Directory` from its YAML/JSON mapping, validating as it goes.
+"""Validate the directory's YAML/JSON mapping into the parts a
+:class:`~iam.directory.Directory` is built from (see :meth:`Directory.from_mapping`).
 
 Shape::
 
@@ -21,20 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from iam.directory import (
-    ADMIN_USER,
-    BUILTIN_POLICIES,
-    AccessKey,
-    Directory,
-    Group,
-    Role,
-    User,
-    unique_id,
-)
 from iam.errors import DirectoryError, PolicyError
-from iam.policy import Policy, PolicyKind, parse_policy
+from iam.grammar import PolicyKind
+from iam.identities import ADMIN_USER, BUILTIN_POLICIES, AccessKey, Group, Role, User, unique_id
+from iam.policy import Policy, parse_policy
 
 _TOP_KEYS = frozenset({"account_id", "policies", "groups", "users", "roles"})
 _GROUP_KEYS = frozenset({"policies", "inline_policies", "path"})
@@ -62,6 +56,22 @@ _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 _ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    """A validated configuration: everything :class:`iam.directory.Directory` is built from.
+
+    ``key_origins`` names where each access key was defined, for duplicate-key messages.
+    """
+
+    account_id: str
+    policies: Mapping[str, Policy]
+    groups: Mapping[str, Group]
+    users: Mapping[str, User]
+    roles: Mapping[str, Role]
+    keys: Mapping[str, AccessKey]
+    key_origins: Mapping[str, str]
 
 
 def _fail(where: str, problem: str) -> DirectoryError:
@@ -197,7 +207,7 @@ class _Loader:
             self.keys[akid] = AccessKey(akid, secret, user=user, role=role, session_name=session)
             self.key_origins[akid] = at
 
-    def load(self, data: Mapping[str, Any]) -> Directory:
+    def load(self, data: Mapping[str, Any]) -> DirectoryConfig:
         for name, doc in _mapping(data.get("policies"), "policies").items():
             where = f"policies.{name}"
             if name in BUILTIN_POLICIES:
@@ -279,7 +289,7 @@ class _Loader:
             )
             self.access_keys(spec.get("access_keys"), f"{where}.access_keys", user=None, role=name)
 
-        return Directory(
+        return DirectoryConfig(
             account_id=self.account_id,
             policies=self.policies,
             groups=groups,
@@ -290,9 +300,9 @@ class _Loader:
         )
 
 
-def load_directory(data: Mapping[str, Any] | None, *, default_account_id: str) -> Directory:
-    """Validate ``data`` and build a directory. ``account_id`` in the data overrides the
-    default."""
+def load_directory(data: Mapping[str, Any] | None, *, default_account_id: str) -> DirectoryConfig:
+    """Validate ``data`` into a :class:`DirectoryConfig`. ``account_id`` in the data overrides
+    the default."""
     top = _mapping(data, "(top level)")
     _check_keys(top, _TOP_KEYS, "")
     if "account_id" in top and top["account_id"] is not None:

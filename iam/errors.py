@@ -51,3 +51,8 @@ class SigV4Error(Exception):
 
     def __repr__(self) -> str:
         return f"SigV4Error({self.code!r}, {self.message!r})"
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """Shorten user input quoted in a message, so a huge value cannot flood logs or replies."""
+    return text if len(text) <= limit else text[:limit] + "..."

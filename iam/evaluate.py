@@ -1,10 +1,12 @@
 """The decision algorithm for one account (reference section 1).
 
-1. Any applicable Deny, in any policy type, is final: ``ExplicitDeny``.
+1. Any applicable Deny, in any policy type, is final: ``ExplicitDeny``. (A resource-policy Deny
+   with NotPrincipal applies to every caller that has a permissions boundary, as AWS documents.)
 2. A resource-policy Allow whose Principal names the caller's user or session ARN: ``Allow``,
    whatever the boundary or session policy says.
 3. Otherwise an Allow is needed from an identity policy or from a resource policy naming the
-   caller's role ARN (or a wildcard principal); without one: ``ImplicitDeny``.
+   caller's role ARN (or a wildcard principal, or a NotPrincipal that lists none of the
+   caller's identities); without one: ``ImplicitDeny``.
 4. A permissions boundary, when present, must also allow; so must a session policy.
 
 Boundaries and session policies never grant; they only take away.
@@ -98,9 +100,11 @@ def evaluate(
             for statement in policy.rules_for(action)[0]:
                 if statement.applies(request):
                     return Decision.EXPLICIT_DENY
+    bounded = boundary_p is not None
     for policy in resource_p:
         for statement in policy.rules_for(action)[0]:
-            if statement.reach(caller) is not Reach.NONE and statement.applies(request):
+            reach = statement.reach(caller, bounded=bounded)
+            if reach is not Reach.NONE and statement.applies(request):
                 return Decision.EXPLICIT_DENY
 
     # 2. Resource-policy grants: direct ones decide at once, limited ones count as a grant.

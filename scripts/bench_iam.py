@@ -29,8 +29,8 @@ from typing import Any
 import benchlib
 
 from iam.authorize import authorize, build_request
-from iam.directory import Principal
 from iam.evaluate import Decision, evaluate
+from iam.identities import Principal
 from iam.policy import Policy, parse_policy
 from iam.request import global_context
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 from tests.e2e.iam_support import airdock
 
-CASES = ROOT.parent / "shared" / "reference" / "iam-cases.json"
+CASES = ROOT / "tests" / "iam" / "data" / "iam-cases.json"
 
 
 def _lines(stdout: str) -> list[dict]:
@@ -18,8 +16,6 @@ def _lines(stdout: str) -> list[dict]:
 
 
 def test_simulate_matches_the_reference_vectors():
-    if not CASES.is_file():
-        pytest.skip(f"IAM test vectors not found at {CASES} (the shared/ folder beside the repo)")
     done = airdock("iam", "simulate", "--cases", str(CASES))
     assert done.returncode == 0, done.stderr
     cases = json.loads(CASES.read_text())
@@ -75,3 +71,22 @@ def test_an_unreadable_file_is_exit_2(tmp_path: Path):
     (tmp_path / "object.json").write_text("{}")
     wrong = airdock("iam", "simulate", "--cases", str(tmp_path / "object.json"), check=False)
     assert wrong.returncode == 2
+
+
+def test_the_example_file_passes_check():
+    example = ROOT / "infra" / "simulate-example.json"
+    done = airdock("iam", "simulate", "--cases", "infra/simulate-example.json", "--check")
+    assert done.returncode == 0, done.stderr
+    cases = json.loads(example.read_text())
+    results = _lines(done.stdout)
+    assert [r["id"] for r in results] == [c["id"] for c in cases]
+    assert {r["decision"] for r in results} == {"Allow", "ImplicitDeny", "ExplicitDeny"}
+    assert any(c["request"]["action"] == "iam:PassRole" for c in cases)
+    # The cases rely on the team tag reaching aws:PrincipalTag/team: none spells it out.
+    assert not any("aws:PrincipalTag/team" in c["request"]["context"] for c in cases)
+
+
+def test_help_describes_the_case_format():
+    done = airdock("iam", "simulate", "--help")
+    for words in ("principal", "aws:PrincipalTag/<key>", "file://PATH", "expected", "Exit status"):
+        assert words in done.stdout

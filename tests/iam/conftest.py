@@ -16,7 +16,8 @@ ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer"
 SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/bob"
 ENV_ARN = f"arn:aws:airflow:us-east-1:{ACCOUNT}:environment/team-a-env"
-CASES_PATH = Path(__file__).resolve().parents[3] / "shared/reference/iam-cases.json"
+# The reference vectors (one JSON array of cases, see iam.cases), kept with the tests.
+CASES_PATH = Path(__file__).resolve().parent / "data" / "iam-cases.json"
 
 USER = Caller(arn=ALICE, type="User", account=ACCOUNT, tags={"team": "team-a"})
 ROLE_SESSION = Caller(
@@ -70,8 +71,4 @@ def when(condition: dict[str, Any], context: dict[str, Any] | None = None) -> bo
 
 @pytest.fixture(scope="session")
 def cases_path() -> Path:
-    if not CASES_PATH.is_file():
-        pytest.skip(
-            f"IAM test vectors not found at {CASES_PATH} (the shared/ folder beside the repo)"
-        )
     return CASES_PATH

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from iam.conditions import parse_date
+from iam.comparisons import parse_date
 from iam.evaluate import Decision
 
 from .conftest import allow, decide, deny, when

@@ -14,9 +14,10 @@ from iam.authorize import (
     authorize_assume_role,
     build_request,
 )
-from iam.directory import ADMIN_USER, AccessKey, Directory
+from iam.directory import Directory
 from iam.errors import DirectoryError, SigV4Error
 from iam.evaluate import Decision
+from iam.identities import ADMIN_USER, AccessKey
 from iam.policy import parse_policy
 
 ACCT = "123456789012"
@@ -409,7 +410,7 @@ def _error(data: Any, default_account_id: str = ACCT) -> str:
                     }
                 }
             },
-            "roles.r.trust_policy: Statement: missing Principal or NotPrincipal",
+            "roles.r.trust_policy: Statement: missing Principal (trust policy)",
         ),
         (
             {

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from iam.errors import PolicyError
-from iam.policy import MAX_DOCUMENT_CHARS, parse_policy
+from iam.grammar import MAX_DOCUMENT_CHARS
+from iam.policy import parse_policy
 
 V = "2012-10-17"
 
