@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from controlplane.credentials import AccessKey, write_private
+from controlplane.credentials import KeyPair, write_private
 
 PROFILE = "airdock"
 # Services whose calls go to the embedded AWS, by the key the config file uses for each: the
@@ -35,7 +35,7 @@ def write_client_files(
     aws_endpoint: str | None,
     region: str,
     account_id: str,
-    admin: AccessKey,
+    admin: KeyPair,
     aws_embedded: bool,
 ) -> None:
     endpoints = {

@@ -1,4 +1,4 @@
-"""The bootstrap admin's access key: made once per data dir, kept owner-readable only."""
+"""Access key pairs, and the bootstrap admin's: made once per data dir, owner-readable only."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 
 
 @dataclass(frozen=True)
-class AccessKey:
+class KeyPair:
+    """An access key id and its secret, before the IAM directory knows whose they are."""
+
     access_key_id: str
     secret_access_key: str
 
 
-def new_access_key(prefix: str = "AKIA") -> AccessKey:
+def new_key_pair(prefix: str = "AKIA") -> KeyPair:
     key_id = prefix + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
     secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
-    return AccessKey(key_id, secret)
+    return KeyPair(key_id, secret)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -35,12 +37,12 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def load_or_create_admin(data_dir: Path) -> AccessKey:
+def load_or_create_admin(data_dir: Path) -> KeyPair:
     path = data_dir / "admin.json"
     if path.exists():
         data = json.loads(path.read_text())
-        return AccessKey(data["access_key_id"], data["secret_access_key"])
-    key = new_access_key()
+        return KeyPair(data["access_key_id"], data["secret_access_key"])
+    key = new_key_pair()
     write_private(
         path,
         json.dumps(

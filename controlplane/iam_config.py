@@ -23,8 +23,7 @@ from typing import Any
 import yaml
 
 import iam
-from controlplane.credentials import AccessKey as AdminKey
-from controlplane.credentials import write_private
+from controlplane.credentials import KeyPair, write_private
 from controlplane.keystore import KeyCache, KeyStore, KeyStoreError
 
 log = logging.getLogger(__name__)
@@ -112,7 +111,7 @@ class DirectorySource:
         *,
         path: Path | None,
         account_id: str,
-        admin: AdminKey,
+        admin: KeyPair,
         keys: KeyCache | None = None,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
@@ -205,7 +204,7 @@ def recorded_config_source(data_dir: Path) -> Path | None:
 
 
 def open_directory(
-    data_dir: Path, iam_config: Path | None, account_id: str, admin: AdminKey
+    data_dir: Path, iam_config: Path | None, account_id: str, admin: KeyPair
 ) -> DirectorySource:
     """The server's directory: config file (validated now), admin, and the minted-key store."""
     store = KeyStore(data_dir)

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controlplane.credentials import AccessKey, load_or_create_admin
+from controlplane.credentials import KeyPair, load_or_create_admin
 from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
@@ -22,7 +22,7 @@ from environments.naming import Placement
 from environments.provisioning.plan import default_steps
 from environments.provisioning.reconciler import Reconciler
 from environments.provisioning.step import StepServices
-from environments.service import Caller, EnvironmentService
+from environments.service import EnvironmentService, Requester
 from environments.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Runtime:
     service: EnvironmentService
     reconciler: Reconciler
     gatekeeper: Gatekeeper
-    admin: AccessKey
+    admin: KeyPair
     aws_endpoint: str | None
     dag_sync: DagSyncService | None = None
     dag_reports: DagReporter | None = None
@@ -130,7 +130,7 @@ def build_runtime(settings: Settings) -> Runtime:
         services=services,
     )
     service.set_change_listener(reconciler.wake)
-    admin_caller = Caller(
+    admin_requester = Requester(
         arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
         iam_identity="user/airdock-admin",
     )
@@ -141,7 +141,7 @@ def build_runtime(settings: Settings) -> Runtime:
         reconciler=reconciler,
         gatekeeper=IamGatekeeper(directory, placement, service.resource_tags)
         if directory is not None
-        else TrustingGatekeeper(admin_caller),
+        else TrustingGatekeeper(admin_requester),
         admin=admin,
         aws_endpoint=aws_endpoint,
         dag_sync=DagSyncService(
