@@ -1,23 +1,27 @@
 """The twelve MWAA operations over rest-json (botocore `mwaa`, API 2020-07-01).
 
-Each route: read the raw body -> authenticate -> authorize its Intent -> call the service.
-Reads call the service inline (they never wait on a lock); writes run in the thread pool.
+Each route states its operation (method and path), its Intent and its service call; the
+dependency it declares (controlplane.deps) reads, authenticates and authorizes first. Read
+routes are `async def` and run on the event loop; write routes are plain `def`, which FastAPI
+runs in the thread pool.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from controlplane.deps import GateDep, PlacementDep, ServiceDep
+from controlplane.deps import AirflowCall, Call, IntentOf, acts_in_airflow, reads, writes
 from controlplane.security import Intent
-from controlplane.wire import json_response, parse_json_object, query_int, read_body
-from environments.service import EnvironmentService
+from controlplane.wire import json_response, query_int
+from environments.errors import ResourceNotFoundException, ValidationException
 
 router = APIRouter()
+
+# --- intents ------------------------------------------------------------------------------
 
 
 def _tag_context(tags: Any) -> dict[str, str | list[str]]:
@@ -30,97 +34,108 @@ def _tag_context(tags: Any) -> dict[str, str | list[str]]:
     return context
 
 
-def _pass_role(params: dict[str, Any]) -> tuple[Intent, ...]:
-    role = params.get("ExecutionRoleArn")
+def _pass_role(call: Call) -> tuple[Intent, ...]:
+    role = call.params.get("ExecutionRoleArn")
     if not isinstance(role, str):
         return ()
-    return (
-        Intent(
-            "iam:PassRole",
-            role,
-            context={"iam:PassedToService": "airflow.amazonaws.com"},
-        ),
-    )
+    return (Intent("iam:PassRole", role, context={"iam:PassedToService": "airflow.amazonaws.com"}),)
 
 
-def _existing(service: EnvironmentService, name: str):
-    return lambda: service.resource_tags(name)
+def _target(call: Call) -> str:
+    """The ARN an operation acts on: the path's ARN, or that of the environment it names."""
+    arn = call.path.get("arn")
+    return arn if arn is not None else call.service.placement.environment_arn(call.path["name"])
+
+
+def _tags_of(call: Call, arn: str) -> Callable[[], dict[str, str] | None]:
+    """The target's tags, fetched only if a policy reads aws:ResourceTag."""
+
+    def fetch() -> dict[str, str] | None:
+        try:
+            name = call.service.placement.name_from_arn(arn)
+        except (ValidationException, ResourceNotFoundException):
+            return None  # not an environment of this endpoint; the service says so properly
+        return call.service.resource_tags(name)
+
+    return fetch
+
+
+def _existing(
+    action: str,
+    *,
+    context: Callable[[Call], dict[str, str | list[str]]] = lambda call: {},
+    also: Callable[[Call], tuple[Intent, ...]] = lambda call: (),
+) -> IntentOf:
+    """`action` on an existing environment, whose tags policies may read."""
+
+    def intent(call: Call) -> Intent:
+        arn = _target(call)
+        return Intent(
+            action, arn, context=context(call), also=also(call), resource_tags=_tags_of(call, arn)
+        )
+
+    return intent
+
+
+def _create(call: Call) -> Intent:
+    arn = _target(call)
+    tags = _tag_context(call.params.get("Tags"))
+    # As in MWAA, tagging on create also needs airflow:TagResource on the new environment.
+    tagging = (Intent("airflow:TagResource", arn, context=tags),) if call.params.get("Tags") else ()
+    return Intent("airflow:CreateEnvironment", arn, context=tags, also=_pass_role(call) + tagging)
+
+
+def _list(call: Call) -> Intent:
+    return Intent("airflow:ListEnvironments", "*")
+
+
+def _tag_keys(call: Call) -> list[str]:
+    return call.request.query_params.getlist("tagKeys")
+
+
+def _tagging(call: Call) -> dict[str, str | list[str]]:
+    return _tag_context(call.params.get("Tags"))
+
+
+def _untagging(call: Call) -> dict[str, str | list[str]]:
+    return {"aws:TagKeys": _tag_keys(call)}
 
 
 # --- environments -------------------------------------------------------------------------
 
 
 @router.put("/environments/{name}")
-async def create_environment(
-    name: str, request: Request, service: ServiceDep, gate: GateDep, place: PlacementDep
-) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    params = parse_json_object(body)
-    arn = place.environment_arn(name)
-    tags = _tag_context(params.get("Tags"))
-    # As in MWAA, tagging on create also needs airflow:TagResource on the new environment.
-    tagging = (Intent("airflow:TagResource", arn, context=tags),) if params.get("Tags") else ()
-    intent = Intent(
-        "airflow:CreateEnvironment", arn, context=tags, also=_pass_role(params) + tagging
-    )
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    return json_response({"Arn": await run_in_threadpool(service.create, name, params)})
+def create_environment(name: str, call: Annotated[Call, writes(_create)]) -> Response:
+    return json_response({"Arn": call.service.create(name, call.params)})
 
 
 @router.get("/environments/{name}")
 async def get_environment(
-    name: str, request: Request, service: ServiceDep, gate: GateDep, place: PlacementDep
+    name: str, call: Annotated[Call, reads(_existing("airflow:GetEnvironment"))]
 ) -> Response:
-    caller = gate.authenticate(request, b"")
-    intent = Intent(
-        "airflow:GetEnvironment",
-        place.environment_arn(name),
-        resource_tags=_existing(service, name),
-    )
-    gate.authorize(request, caller, intent)
-    return json_response({"Environment": service.get(name)})
+    return json_response({"Environment": call.service.get(name)})
 
 
 @router.patch("/environments/{name}")
-async def update_environment(
-    name: str, request: Request, service: ServiceDep, gate: GateDep, place: PlacementDep
+def update_environment(
+    name: str,
+    call: Annotated[Call, writes(_existing("airflow:UpdateEnvironment", also=_pass_role))],
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    params = parse_json_object(body)
-    intent = Intent(
-        "airflow:UpdateEnvironment",
-        place.environment_arn(name),
-        also=_pass_role(params),
-        resource_tags=_existing(service, name),
-    )
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    arn = await run_in_threadpool(service.update, name, params)
-    return json_response({"Arn": arn})
+    return json_response({"Arn": call.service.update(name, call.params)})
 
 
 @router.delete("/environments/{name}")
-async def delete_environment(
-    name: str, request: Request, service: ServiceDep, gate: GateDep, place: PlacementDep
+def delete_environment(
+    name: str, call: Annotated[Call, writes(_existing("airflow:DeleteEnvironment"))]
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    intent = Intent(
-        "airflow:DeleteEnvironment",
-        place.environment_arn(name),
-        resource_tags=_existing(service, name),
-    )
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    await run_in_threadpool(service.delete, name)
+    call.service.delete(name)
     return json_response({})
 
 
 @router.get("/environments")
-async def list_environments(request: Request, service: ServiceDep, gate: GateDep) -> Response:
-    caller = gate.authenticate(request, b"")
-    gate.authorize(request, caller, Intent("airflow:ListEnvironments", "*"))
-    names, token = service.list(
+async def list_environments(call: Annotated[Call, reads(_list)]) -> Response:
+    request = call.request
+    names, token = call.service.list(
         query_int(request, "MaxResults"), request.query_params.get("NextToken")
     )
     payload: dict[str, Any] = {"Environments": names}
@@ -132,55 +147,26 @@ async def list_environments(request: Request, service: ServiceDep, gate: GateDep
 # --- tags ---------------------------------------------------------------------------------
 
 
-def _tag_target(service: EnvironmentService, arn: str):
-    def fetch() -> dict[str, str] | None:
-        try:
-            return service.resource_tags(service.placement.name_from_arn(arn))
-        except Exception:  # a malformed ARN has no tags; the service reports it properly
-            return None
-
-    return fetch
-
-
 @router.post("/tags/{arn:path}")
-async def tag_resource(arn: str, request: Request, service: ServiceDep, gate: GateDep) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    params = parse_json_object(body)
-    intent = Intent(
-        "airflow:TagResource",
-        arn,
-        context=_tag_context(params.get("Tags")),
-        resource_tags=_tag_target(service, arn),
-    )
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    await run_in_threadpool(service.tag, arn, params)
+def tag_resource(
+    arn: str, call: Annotated[Call, writes(_existing("airflow:TagResource", context=_tagging))]
+) -> Response:
+    call.service.tag(arn, call.params)
     return json_response({})
 
 
 @router.get("/tags/{arn:path}")
-async def list_tags(arn: str, request: Request, service: ServiceDep, gate: GateDep) -> Response:
-    caller = gate.authenticate(request, b"")
-    intent = Intent("airflow:ListTagsForResource", arn, resource_tags=_tag_target(service, arn))
-    gate.authorize(request, caller, intent)
-    return json_response({"Tags": service.list_tags(arn)})
+async def list_tags(
+    arn: str, call: Annotated[Call, reads(_existing("airflow:ListTagsForResource"))]
+) -> Response:
+    return json_response({"Tags": call.service.list_tags(arn)})
 
 
 @router.delete("/tags/{arn:path}")
-async def untag_resource(
-    arn: str, request: Request, service: ServiceDep, gate: GateDep
+def untag_resource(
+    arn: str, call: Annotated[Call, writes(_existing("airflow:UntagResource", context=_untagging))]
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    keys = request.query_params.getlist("tagKeys")
-    intent = Intent(
-        "airflow:UntagResource",
-        arn,
-        context={"aws:TagKeys": keys},
-        resource_tags=_tag_target(service, arn),
-    )
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    await run_in_threadpool(service.untag, arn, keys)
+    call.service.untag(arn, _tag_keys(call))
     return json_response({})
 
 
@@ -188,52 +174,30 @@ async def untag_resource(
 
 
 @router.post("/clitoken/{name}")
-async def create_cli_token(
-    name: str, request: Request, service: ServiceDep, gate: GateDep, place: PlacementDep
+def create_cli_token(
+    name: str, call: Annotated[Call, writes(_existing("airflow:CreateCliToken"))]
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    intent = Intent(
-        "airflow:CreateCliToken",
-        place.environment_arn(name),
-        resource_tags=_existing(service, name),
-    )
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    return json_response(await run_in_threadpool(service.create_cli_token, name, caller))
+    return json_response(call.service.create_cli_token(name, call.requester))
 
 
 @router.post("/webtoken/{name}")
-async def create_web_login_token(
-    name: str, request: Request, service: ServiceDep, gate: GateDep
+def create_web_login_token(
+    name: str, call: Annotated[AirflowCall, acts_in_airflow("airflow:CreateWebLoginToken")]
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    role = await run_in_threadpool(
-        gate.airflow_role, request, caller, name, "airflow:CreateWebLoginToken"
-    )
-    result = await run_in_threadpool(service.create_web_login_token, name, caller, role)
-    return json_response(result)
+    token = call.service.create_web_login_token(name, call.requester, call.airflow_role)
+    return json_response(token)
 
 
 @router.post("/restapi/{name}")
-async def invoke_rest_api(
-    name: str, request: Request, service: ServiceDep, gate: GateDep
+def invoke_rest_api(
+    name: str, call: Annotated[AirflowCall, acts_in_airflow("airflow:InvokeRestApi")]
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    params = parse_json_object(body)
-    await run_in_threadpool(gate.airflow_role, request, caller, name, "airflow:InvokeRestApi")
-    return json_response(await run_in_threadpool(service.invoke_rest_api, name, params))
+    return json_response(call.service.invoke_rest_api(name, call.params))
 
 
 @router.post("/metrics/environments/{name}")
-async def publish_metrics(
-    name: str, request: Request, service: ServiceDep, gate: GateDep, place: PlacementDep
+def publish_metrics(
+    name: str, call: Annotated[Call, writes(_existing("airflow:PublishMetrics"))]
 ) -> Response:
-    body = await read_body(request)
-    caller = gate.authenticate(request, body)
-    params = parse_json_object(body)
-    intent = Intent("airflow:PublishMetrics", place.environment_arn(name))
-    await run_in_threadpool(gate.authorize, request, caller, intent)
-    await run_in_threadpool(service.publish_metrics, name, params)
+    call.service.publish_metrics(name, call.params)
     return json_response({})

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from controlplane import api
-from controlplane.errors import error_response, from_domain
-from environments.errors import AirdockError
+from controlplane.errors import UnknownOperationException, error_response
+from environments.errors import AirdockError, InternalServerException
 
 if TYPE_CHECKING:
     from controlplane.runtime import Runtime
@@ -52,7 +52,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(AirdockError)
     async def domain_error(request: Request, err: AirdockError) -> Response:
-        return from_domain(err)
+        return error_response(err)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> Response:
@@ -60,11 +60,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             message = f"{request.method} is not supported on {request.url.path}."
         else:
             message = f"No operation matches {request.method} {request.url.path}."
-        return error_response("UnknownOperationException", message)
+        return error_response(UnknownOperationException(message))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> Response:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return error_response("InternalServerException", "An internal error occurred.")
+        return error_response(InternalServerException("An internal error occurred."))
 
     return app

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from controlplane.credentials import AccessKey
+from controlplane.credentials import KeyPair
 from environments.plumbing.files import atomic_write
 
 PROFILE = "airdock"
@@ -58,7 +58,7 @@ def read_endpoints(data_dir: Path) -> Endpoints:
         raise ValueError(f"{data_dir / ENDPOINTS_FILE} is incomplete ({err!r})") from None
 
 
-def write_client_files(data_dir: Path, endpoints: Endpoints, admin: AccessKey) -> None:
+def write_client_files(data_dir: Path, endpoints: Endpoints, admin: KeyPair) -> None:
     atomic_write(data_dir / ENDPOINTS_FILE, json.dumps(asdict(endpoints), indent=2) + "\n")
     services = [f"mwaa =\n  endpoint_url = {endpoints.mwaa_endpoint}\n"]
     if endpoints.aws_endpoint:

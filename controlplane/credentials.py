@@ -1,4 +1,4 @@
-"""The bootstrap admin's access key: made once per data dir, kept owner-readable only."""
+"""Access key pairs, and the bootstrap admin's: made once per data dir, owner-readable only."""
 
 from __future__ import annotations
 
@@ -16,32 +16,34 @@ _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 
 
 @dataclass(frozen=True)
-class AccessKey:
+class KeyPair:
+    """An access key id and its secret, before the IAM directory knows whose they are."""
+
     access_key_id: str
     secret_access_key: str
 
 
-def new_access_key(prefix: str = "AKIA") -> AccessKey:
+def new_key_pair(prefix: str = "AKIA") -> KeyPair:
     key_id = prefix + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
     secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
-    return AccessKey(key_id, secret)
+    return KeyPair(key_id, secret)
 
 
-def read_admin(data_dir: Path) -> AccessKey:
+def read_admin(data_dir: Path) -> KeyPair:
     """The admin key of a data dir: OSError when there is none, ValueError when it is damaged."""
     data = json.loads((data_dir / ADMIN_FILE).read_text())
     try:
-        return AccessKey(data["access_key_id"], data["secret_access_key"])
+        return KeyPair(data["access_key_id"], data["secret_access_key"])
     except (KeyError, TypeError):
         raise ValueError(f"{data_dir / ADMIN_FILE} holds no access key") from None
 
 
-def load_or_create_admin(data_dir: Path) -> AccessKey:
+def load_or_create_admin(data_dir: Path) -> KeyPair:
     try:
         return read_admin(data_dir)
     except FileNotFoundError:
         pass
-    key = new_access_key()
+    key = new_key_pair()
     record = {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
     if create_once(data_dir / ADMIN_FILE, json.dumps(record).encode()):
         return key

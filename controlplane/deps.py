@@ -1,32 +1,111 @@
-"""FastAPI dependency aliases: the one place routes get their collaborators from.
+"""FastAPI dependencies: how an MWAA route gets a request it may serve.
 
-The providers are `async def` on purpose: FastAPI runs plain `def` dependencies in the
-thread pool, which costs more than the lookups themselves on every request.
+A route declares `call: Annotated[Call, reads(intent)]` (or `writes(intent)`, or
+`acts_in_airflow(action)`) and receives its `Call` only after these steps, in this order: read
+the raw body, authenticate the SigV4 signature over that body and the raw path, build the
+route's Intent, authorize it. A refused request never reaches the service.
+
+The providers are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread
+pool, which costs more than the work itself on the read path. Reads authorize inline on the
+event loop (their store reads never wait on a lock). Writes authorize in the thread pool; their
+routes are plain `def` functions, which FastAPI runs there too.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
-from controlplane.security import Gatekeeper
-from environments.naming import Placement
-from environments.service import EnvironmentService
-
-
-async def _service(request: Request) -> EnvironmentService:
-    return request.app.state.service
+from controlplane.security import Gatekeeper, Intent
+from controlplane.wire import parse_json_object, read_body
+from environments.service import EnvironmentService, Requester
 
 
-async def _gatekeeper(request: Request) -> Gatekeeper:
-    return request.app.state.gatekeeper
+class Call:
+    """One authenticated MWAA request, as its Intent and its route see it."""
+
+    def __init__(
+        self,
+        request: Request,
+        service: EnvironmentService,
+        requester: Requester,
+        body: bytes,
+    ) -> None:
+        self.request = request
+        self.service = service
+        self.requester = requester
+        self.body = body
+
+    @functools.cached_property
+    def params(self) -> dict[str, Any]:
+        """The JSON body, parsed on first use: an operation whose input has no body members
+        (DeleteEnvironment, CreateCliToken, ...) never refuses what a client sends there."""
+        return parse_json_object(self.body)
+
+    @property
+    def path(self) -> dict[str, Any]:
+        return self.request.path_params
 
 
-async def _placement(request: Request) -> Placement:
-    return request.app.state.service.placement
+class AirflowCall(Call):
+    """A call into an environment's Airflow, with the Airflow role the requester acts as."""
+
+    def __init__(
+        self,
+        request: Request,
+        service: EnvironmentService,
+        requester: Requester,
+        body: bytes,
+        airflow_role: str,
+    ) -> None:
+        super().__init__(request, service, requester, body)
+        self.airflow_role = airflow_role  # the most capable role its policies allow
 
 
-ServiceDep = Annotated[EnvironmentService, Depends(_service)]
-GateDep = Annotated[Gatekeeper, Depends(_gatekeeper)]
-PlacementDep = Annotated[Placement, Depends(_placement)]
+IntentOf = Callable[[Call], Intent]
+
+
+def reads(intent: IntentOf) -> Any:
+    """Depends() for a read: no body, authorized inline on the event loop."""
+
+    async def provide(request: Request) -> Call:
+        gate: Gatekeeper = request.app.state.gatekeeper
+        requester = gate.authenticate(request, b"")
+        call = Call(request, request.app.state.service, requester, b"")
+        gate.authorize(request, requester, intent(call))
+        return call
+
+    return Depends(provide)
+
+
+def writes(intent: IntentOf) -> Any:
+    """Depends() for a write: the body is read and signed, authorized in the thread pool."""
+
+    async def provide(request: Request) -> Call:
+        gate: Gatekeeper = request.app.state.gatekeeper
+        body = await read_body(request)
+        requester = gate.authenticate(request, body)
+        call = Call(request, request.app.state.service, requester, body)
+        await run_in_threadpool(gate.authorize, request, requester, intent(call))
+        return call
+
+    return Depends(provide)
+
+
+def acts_in_airflow(action: str) -> Any:
+    """Depends() for an operation inside the environment's Airflow (web login, REST API): the
+    requester needs `action` on one of the environment's Airflow roles."""
+
+    async def provide(request: Request) -> AirflowCall:
+        gate: Gatekeeper = request.app.state.gatekeeper
+        body = await read_body(request)
+        requester = gate.authenticate(request, body)
+        name = request.path_params["name"]
+        role = await run_in_threadpool(gate.airflow_role, request, requester, name, action)
+        return AirflowCall(request, request.app.state.service, requester, body, role)
+
+    return Depends(provide)

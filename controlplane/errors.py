@@ -1,4 +1,9 @@
-"""One table from domain errors to rest-json error responses, as botocore parses them."""
+"""Errors as rest-json responses, and the errors AWS answers before MWAA sees a request.
+
+The domain errors (environments.errors) carry their status from the mwaa service model. The
+classes below are outside that model: AWS's front door answers them for every rest-json
+service (request framing, unknown routes, SigV4), so their statuses are stated here.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,56 @@ import uuid
 
 from starlette.responses import Response
 
-from environments.errors import AirdockError, RestApiServerException
+from environments.errors import AirdockError
 
-STATUS_BY_CODE = {
-    "ValidationException": 400,
-    "SerializationException": 400,
-    "ResourceNotFoundException": 404,
-    "UnknownOperationException": 404,
-    "AccessDeniedException": 403,
-    "MissingAuthenticationTokenException": 403,
-    "IncompleteSignatureException": 403,
-    "UnrecognizedClientException": 403,
-    "InvalidSignatureException": 403,
-    "ExpiredTokenException": 403,
-    "RequestEntityTooLargeException": 413,
-    "RestApiClientException": 400,
-    "RestApiServerException": 400,  # MWAA answers 400 even when Airflow answered 5xx
-    "InternalServerException": 500,
-    "ServiceUnavailableException": 503,
+# --- outside the mwaa model: request framing ----------------------------------------------
+
+
+class SerializationException(AirdockError, status=400):
+    """The body is not a JSON object."""
+
+
+class UnknownOperationException(AirdockError, status=404):
+    """No operation matches the method and path."""
+
+
+class RequestEntityTooLargeException(AirdockError, status=413):
+    pass
+
+
+# --- outside the mwaa model: SigV4 authentication -----------------------------------------
+
+
+class MissingAuthenticationTokenException(AirdockError, status=403):
+    pass
+
+
+class IncompleteSignatureException(AirdockError, status=403):
+    pass
+
+
+class UnrecognizedClientException(AirdockError, status=403):
+    pass
+
+
+class InvalidSignatureException(AirdockError, status=403):
+    pass
+
+
+class ExpiredTokenException(AirdockError, status=403):
+    pass
+
+
+# The error for each code `iam.SigV4Error` reports.
+SIGV4_ERRORS: dict[str, type[AirdockError]] = {
+    cls.__name__: cls
+    for cls in (
+        MissingAuthenticationTokenException,
+        IncompleteSignatureException,
+        UnrecognizedClientException,
+        InvalidSignatureException,
+        ExpiredTokenException,
+    )
 }
 
 
@@ -32,21 +69,10 @@ def request_id() -> str:
     return str(uuid.uuid4())
 
 
-def error_response(code: str, message: str, *, extra: dict | None = None) -> Response:
-    # AccessDeniedException's modeled member is `Message`; every other shape uses `message`.
-    body: dict = {"Message" if code == "AccessDeniedException" else "message": message}
-    if extra:
-        body.update(extra)
+def error_response(err: AirdockError) -> Response:
     return Response(
-        content=json.dumps(body),
-        status_code=STATUS_BY_CODE.get(code, 400),
+        content=json.dumps(err.members()),
+        status_code=err.status,
         media_type="application/json",
-        headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": request_id()},
+        headers={"x-amzn-ErrorType": err.code, "x-amzn-RequestId": request_id()},
     )
-
-
-def from_domain(err: AirdockError) -> Response:
-    extra = None
-    if isinstance(err, RestApiServerException):
-        extra = {"RestApiStatusCode": err.status_code, "RestApiResponse": err.response}
-    return error_response(err.code, err.message, extra=extra)

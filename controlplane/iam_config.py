@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 import iam
-from controlplane.credentials import AccessKey as AdminKey
+from controlplane.credentials import KeyPair
 from controlplane.keystore import KeyCache, KeyStore, KeyStoreError
 from environments.plumbing.files import atomic_write
 from environments.plumbing.watching import FileWatch
@@ -96,7 +96,7 @@ class DirectorySource:
         *,
         path: Path | None,
         account_id: str,
-        admin: AdminKey,
+        admin: KeyPair,
         keys: KeyCache | None = None,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
@@ -189,7 +189,7 @@ def recorded_config_source(data_dir: Path) -> Path | None:
 
 
 def open_directory(
-    data_dir: Path, iam_config: Path | None, account_id: str, admin: AdminKey
+    data_dir: Path, iam_config: Path | None, account_id: str, admin: KeyPair
 ) -> DirectorySource:
     """The server's directory: config file (validated now), admin, and the minted-key store."""
     store = KeyStore(data_dir)

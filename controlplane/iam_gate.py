@@ -21,11 +21,12 @@ from urllib.parse import quote
 from starlette.requests import Request
 
 import iam
+from controlplane.errors import SIGV4_ERRORS, UnrecognizedClientException
 from controlplane.iam_config import DirectorySource
 from controlplane.security import Intent
-from environments.errors import AccessDeniedException, AirdockError
+from environments.errors import AccessDeniedException
 from environments.naming import Placement
-from environments.service import Caller
+from environments.service import Requester
 
 log = logging.getLogger("airdock.auth")
 
@@ -35,14 +36,6 @@ PASSED_TO_SERVICE = "airflow.amazonaws.com"
 
 Context = dict[str, str | Sequence[str]]
 TagsOf = Callable[[str], "Mapping[str, str] | None"]
-
-
-class AuthenticationError(AirdockError):
-    """A SigV4 failure, carrying the rest-json code botocore expects (all HTTP 403)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def raw_target(scope: Mapping) -> str:
@@ -99,7 +92,7 @@ class IamGatekeeper:
 
     # --- authentication -----------------------------------------------------------------
 
-    def authenticate(self, request: Request, body: bytes) -> Caller:
+    def authenticate(self, request: Request, body: bytes) -> Requester:
         directory = self._source.current
         scope = request.scope
         try:
@@ -113,14 +106,13 @@ class IamGatekeeper:
             )
         except iam.SigV4Error as err:
             self._log_refusal(request, err)
-            raise AuthenticationError(err.code, err.message) from None
+            raise SIGV4_ERRORS[err.code](err.message) from None
         principal = directory.principal_for_key(verified.access_key_id)
         if principal is None:  # the owner vanished between the two lookups (a reload)
-            raise AuthenticationError(
-                iam.SigV4Error.UNRECOGNIZED,
-                "The security token included in the request is invalid.",
+            raise UnrecognizedClientException(
+                "The security token included in the request is invalid."
             )
-        return Caller(
+        return Requester(
             arn=principal.arn,
             iam_identity=principal.arn.split(":", 5)[5],  # "user/alice", "assumed-role/R/S"
             principal=principal,
@@ -142,8 +134,8 @@ class IamGatekeeper:
 
     # --- authorization ------------------------------------------------------------------
 
-    def authorize(self, request: Request, caller: Caller, intent: Intent) -> None:
-        principal = self._principal(caller)
+    def authorize(self, request: Request, requester: Requester, intent: Intent) -> None:
+        principal = self._principal(requester)
         base = self._base_context(request)
         self._require(principal, intent, self._context(base, principal, intent))
         for extra in intent.also:
@@ -152,8 +144,10 @@ class IamGatekeeper:
                 context.setdefault("iam:AssociatedResourceArn", intent.resource)
             self._require(principal, extra, context)
 
-    def airflow_role(self, request: Request, caller: Caller, env_name: str, action: str) -> str:
-        principal = self._principal(caller)
+    def airflow_role(
+        self, request: Request, requester: Requester, env_name: str, action: str
+    ) -> str:
+        principal = self._principal(requester)
         context = self._base_context(request)
         if self._reads_resource_tags(principal):
             # An Airflow role belongs to its environment: its tags let team policies scope
@@ -172,10 +166,10 @@ class IamGatekeeper:
     # --- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    def _principal(caller: Caller) -> iam.Principal:
-        principal = caller.principal
+    def _principal(requester: Requester) -> iam.Principal:
+        principal = requester.principal
         if not isinstance(principal, iam.Principal):
-            # Only authenticate() makes Callers for this gatekeeper; anything else is a bug.
+            # Only authenticate() makes Requesters for this gatekeeper; anything else is a bug.
             raise AccessDeniedException("The request was not authenticated.")
         return principal
 

@@ -32,7 +32,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 import iam
-from controlplane.credentials import new_access_key
+from controlplane.credentials import new_key_pair
 from environments.plumbing import watching
 from environments.plumbing.files import atomic_write, create_once
 from environments.plumbing.locks import FileLock
@@ -188,7 +188,7 @@ class KeyStore:
         return key
 
     def mint_user_key(self, user: str) -> MintedKey:
-        pair = new_access_key(USER_KEY_PREFIX)
+        pair = new_key_pair(USER_KEY_PREFIX)
         return self.add(
             MintedKey(pair.access_key_id, pair.secret_access_key, _iso(_now()), user=user)
         )
@@ -196,7 +196,7 @@ class KeyStore:
     def mint_session(self, role: str, session_name: str, seconds: int) -> MintedKey:
         if not 900 <= seconds <= MAX_SESSION_SECONDS:
             raise KeyStoreError(f"duration must be 900 to {MAX_SESSION_SECONDS} seconds")
-        pair = new_access_key(SESSION_KEY_PREFIX)
+        pair = new_key_pair(SESSION_KEY_PREFIX)
         now = _now()
         return self.add(
             MintedKey(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
-from controlplane.credentials import AccessKey, load_or_create_admin
+from controlplane.credentials import KeyPair, load_or_create_admin
 from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
@@ -23,7 +23,7 @@ from environments.naming import Placement
 from environments.plumbing.files import create_once
 from environments.provisioning.plan import default_steps
 from environments.provisioning.reconciler import Reconciler
-from environments.service import Caller, EnvironmentService
+from environments.service import EnvironmentService, Requester
 from environments.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Runtime:
     service: EnvironmentService
     reconciler: Reconciler
     gatekeeper: Gatekeeper
-    admin: AccessKey
+    admin: KeyPair
     aws_endpoint: str | None
     dag_sync: DagSyncService | None = None
     dag_reports: DagReporter | None = None
@@ -131,7 +131,7 @@ def build_runtime(settings: Settings) -> Runtime:
         services=services,
     )
     service.set_change_listener(reconciler.wake)
-    admin_caller = Caller(
+    admin_requester = Requester(
         arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
         iam_identity="user/airdock-admin",
     )
@@ -142,7 +142,7 @@ def build_runtime(settings: Settings) -> Runtime:
         reconciler=reconciler,
         gatekeeper=IamGatekeeper(directory, placement, service.resource_tags)
         if directory is not None
-        else TrustingGatekeeper(admin_caller),
+        else TrustingGatekeeper(admin_requester),
         admin=admin,
         aws_endpoint=aws_endpoint,
         dag_sync=DagSyncService(

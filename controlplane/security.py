@@ -12,7 +12,7 @@ from typing import Protocol
 
 from starlette.requests import Request
 
-from environments.service import Caller
+from environments.service import Requester
 
 
 @dataclass(frozen=True)
@@ -28,24 +28,28 @@ class Intent:
 
 
 class Gatekeeper(Protocol):
-    def authenticate(self, request: Request, body: bytes) -> Caller: ...
+    def authenticate(self, request: Request, body: bytes) -> Requester: ...
 
-    def authorize(self, request: Request, caller: Caller, intent: Intent) -> None: ...
+    def authorize(self, request: Request, requester: Requester, intent: Intent) -> None: ...
 
-    def airflow_role(self, request: Request, caller: Caller, env_name: str, action: str) -> str: ...
+    def airflow_role(
+        self, request: Request, requester: Requester, env_name: str, action: str
+    ) -> str: ...
 
 
 class TrustingGatekeeper:
     """No authentication: every call acts as the bootstrap admin. For tests of the API alone."""
 
-    def __init__(self, admin: Caller) -> None:
+    def __init__(self, admin: Requester) -> None:
         self._admin = admin
 
-    def authenticate(self, request: Request, body: bytes) -> Caller:
+    def authenticate(self, request: Request, body: bytes) -> Requester:
         return self._admin
 
-    def authorize(self, request: Request, caller: Caller, intent: Intent) -> None:
+    def authorize(self, request: Request, requester: Requester, intent: Intent) -> None:
         return None
 
-    def airflow_role(self, request: Request, caller: Caller, env_name: str, action: str) -> str:
+    def airflow_role(
+        self, request: Request, requester: Requester, env_name: str, action: str
+    ) -> str:
         return "Admin"

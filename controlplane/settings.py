@@ -1,63 +1,109 @@
-"""Settings for `airdock serve`, from command-line flags with AIRDOCK_* environment fallbacks.
+"""Settings of `airdock`, each declared once: default, help, value check, flag and variable.
 
 Built once in `main`, never at import time, so tests can run many servers side by side.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
+from controlplane import options as check
+from controlplane.options import option
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"AIRDOCK_{name}", default)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
+class CommonSettings:
+    """Settings of every `airdock` command."""
+
+    log_level: str = option(
+        "INFO",
+        "log verbosity",
+        parse=check.one_of(LOG_LEVELS),
+        metavar="{" + ",".join(LOG_LEVELS) + "}",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8080
-    aws_endpoint: str | None = None  # None: start the embedded AWS (unless real_aws)
-    real_aws: bool = False  # AWS's own endpoints and the standard credential chain
-    region: str = "us-east-1"
-    account_id: str = "123456789012"
-    database_url: str | None = None  # None: SQLite under data_dir
-    iam_config: Path | None = None
-    # SigV4 + IAM on every call. Off only for benchmark comparisons (hidden `--auth off`).
-    auth_enabled: bool = True
-    reconciler_workers: int = 8
-    poll_interval: float = 0.5
-    max_environments: int = 500
-    dag_sync_interval: float = 5.0
-    dag_events: bool = True
-    airflow_venvs: bool = True
-    uv_cache_dir: Path | None = None  # shared package cache for virtualenvs
+    """Settings of `airdock serve`."""
+
+    data_dir: Path = option(
+        Path(".airdock"),
+        "state directory: store, embedded AWS state, workspaces, written client files",
+        parse=Path,
+        metavar="DIR",
+    )
+    host: str = option("127.0.0.1", "address to bind")
+    port: int = option(8080, "port to bind; 0 picks a free one", parse=check.port)
+    aws_endpoint: str | None = option(
+        None,
+        "send provisioning to this AWS endpoint (standard credential chain)",
+        parse=check.http_url,
+        shown="start an embedded AWS",
+        metavar="URL",
+    )
+    real_aws: bool = option(
+        False, "use AWS's own endpoints and the standard credential chain", switch=True
+    )
+    region: str = option(
+        "us-east-1", "region this endpoint serves, used in ARNs", parse=check.region
+    )
+    account_id: str = option("123456789012", "account id used in ARNs", parse=check.account_id)
+    database_url: str | None = option(
+        None,
+        "SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@db:5432/airdock",
+        parse=check.database_url,
+        shown="SQLite in the data dir",
+        metavar="URL",
+    )
+    iam_config: Path | None = option(
+        None,
+        "YAML file of users, groups, roles and policies",
+        parse=Path,
+        shown="none",
+        metavar="FILE",
+    )
+    # SigV4 + IAM on every call. Off only for benchmark comparisons, hence hidden and not
+    # settable from the environment, where it could be left behind unnoticed.
+    auth_enabled: bool = option(True, "", flag="--auth", parse=check.on_off, env=False, hidden=True)
+    reconciler_workers: int = option(
+        8, "environments worked on at once per replica", parse=check.at_least_one, metavar="N"
+    )
+    poll_interval: float = option(
+        0.5,
+        "seconds between reconciler passes (requests also wake it)",
+        parse=check.seconds,
+        metavar="SECONDS",
+    )
+    max_environments: int = option(
+        500, "environments per account and region", parse=check.at_least_one, metavar="N"
+    )
+    dag_sync_interval: float = option(
+        5.0, "seconds between full DAG sync passes", parse=check.seconds, metavar="SECONDS"
+    )
+    dag_events: bool = True  # S3 event notifications for DAG pickup; off only in tests
+    airflow_venvs: bool = option(
+        True,
+        "provision without building Airflow virtualenvs (control-plane tests, benchmarks)",
+        flag="--no-airflow",
+        switch=False,
+        shown="build them",
+    )
+    uv_cache_dir: Path | None = option(
+        None,
+        "package cache shared by the Airflow virtualenvs",
+        parse=Path,
+        shown="<data dir>/cache/uv",
+        metavar="DIR",
+    )
+
+    def __post_init__(self) -> None:
+        if self.aws_endpoint is not None and self.real_aws:
+            raise ValueError("--aws-endpoint and --real-aws exclude each other; give one")
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'airdock.db'}"
-
-    @classmethod
-    def defaults_from_env(cls) -> dict[str, object]:
-        """Values the environment supplies when a flag is not given."""
-        found: dict[str, object] = {}
-        for field, name, cast in (
-            ("host", "HOST", str),
-            ("port", "PORT", int),
-            ("aws_endpoint", "AWS_ENDPOINT", str),
-            ("region", "REGION", str),
-            ("account_id", "ACCOUNT_ID", str),
-            ("database_url", "DATABASE_URL", str),
-            ("iam_config", "IAM_CONFIG", Path),
-            ("reconciler_workers", "RECONCILER_WORKERS", int),
-            ("poll_interval", "POLL_INTERVAL", float),
-            ("max_environments", "MAX_ENVIRONMENTS", int),
-            ("dag_sync_interval", "DAG_SYNC_INTERVAL", float),
-            ("uv_cache_dir", "UV_CACHE_DIR", Path),
-        ):
-            raw = _env(name)
-            if raw:
-                found[field] = cast(raw)
-        return found

@@ -8,18 +8,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controlplane.errors import request_id
-from environments.errors import AirdockError
+from controlplane.errors import (
+    RequestEntityTooLargeException,
+    SerializationException,
+    request_id,
+)
+from environments.errors import ValidationException
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class WireError(AirdockError):
-    """A request that could not be read as rest-json at all."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 async def read_body(request: Request) -> bytes:
@@ -29,7 +25,7 @@ async def read_body(request: Request) -> bytes:
         try:
             size = int(declared)
         except ValueError:
-            raise WireError("SerializationException", "Content-Length is not a number.") from None
+            raise SerializationException("Content-Length is not a number.") from None
         if size > MAX_BODY_BYTES:
             raise _too_large()
     chunks: list[bytes] = []
@@ -42,10 +38,9 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large() -> WireError:
-    return WireError(
-        "RequestEntityTooLargeException",
-        f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.",
+def _too_large() -> RequestEntityTooLargeException:
+    return RequestEntityTooLargeException(
+        f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes."
     )
 
 
@@ -55,9 +50,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise WireError("SerializationException", "The request body is not valid JSON.") from None
+        raise SerializationException("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
-        raise WireError("SerializationException", "The request body must be a JSON object.")
+        raise SerializationException("The request body must be a JSON object.")
     return value
 
 
@@ -76,8 +71,7 @@ def query_int(request: Request, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise WireError(
-            "ValidationException",
+        raise ValidationException(
             f"1 validation error detected: Value '{raw[:50]}' at '{name}' failed to satisfy "
             "constraint: Member must be an integer",
         ) from None

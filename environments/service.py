@@ -38,7 +38,7 @@ _SERVING = frozenset({Status.AVAILABLE, Status.UPDATING, Status.ROLLING_BACK, St
 
 
 @dataclass(frozen=True)
-class Caller:
+class Requester:
     """Who made a request, as tokens and LastUpdate report it."""
 
     arn: str
@@ -234,23 +234,23 @@ class EnvironmentService:
 
     # --- tokens and the data plane ----------------------------------------------------
 
-    def create_cli_token(self, name: str, caller: Caller) -> dict[str, str]:
+    def create_cli_token(self, name: str, requester: Requester) -> dict[str, str]:
         shapes.validate("CreateCliToken", {"Name": name})
         row = self._serving_row(name)
-        token = self._mint(row, "cli", caller, airflow_role=None)
+        token = self._mint(row, "cli", requester, airflow_role=None)
         return {"CliToken": token, "WebServerHostname": self._hostname(row)}
 
     def create_web_login_token(
-        self, name: str, caller: Caller, airflow_role: str
+        self, name: str, requester: Requester, airflow_role: str
     ) -> dict[str, str]:
         shapes.validate("CreateWebLoginToken", {"Name": name})
         row = self._serving_row(name)
-        token = self._mint(row, "web", caller, airflow_role=airflow_role)
+        token = self._mint(row, "web", requester, airflow_role=airflow_role)
         return {
             "WebToken": token,
             "WebServerHostname": self._hostname(row),
-            "IamIdentity": caller.iam_identity,
-            "AirflowIdentity": caller.iam_identity[:64],
+            "IamIdentity": requester.iam_identity,
+            "AirflowIdentity": requester.iam_identity[:64],
         }
 
     def invoke_rest_api(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -298,7 +298,7 @@ class EnvironmentService:
         return endpoints.get("webserver_hostname") or self.placement.webserver_hostname(row.env_id)
 
     def _mint(
-        self, row: EnvironmentRow, kind: str, caller: Caller, airflow_role: str | None
+        self, row: EnvironmentRow, kind: str, requester: Requester, airflow_role: str | None
     ) -> str:
         token = secrets.token_urlsafe(48)
         with self._db.transaction() as session:
@@ -308,7 +308,7 @@ class EnvironmentService:
                     token_hash=hashlib.sha256(token.encode()).hexdigest(),
                     kind=kind,
                     env_name=row.name,
-                    identity=caller.arn,
+                    identity=requester.arn,
                     airflow_role=airflow_role,
                     expires_at=time.time() + TOKEN_TTL_SECONDS,
                 ),

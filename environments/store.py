@@ -9,6 +9,7 @@ work never conflicts with a user's write.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,10 +29,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from environments.errors import ConcurrentModification
+from environments.errors import ConcurrentModification, ServiceUnavailableException
 from environments.lifecycle import TRANSITIONAL
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -117,8 +121,11 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as err:
+            raise _unavailable(err) from err
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -129,8 +136,18 @@ class Store:
         The hot read path (GetEnvironment, tokens) goes through Core rather than the ORM: it
         needs no identity map or change tracking, and skipping them halves its cost.
         """
-        with self.engine.connect() as conn:
-            return conn.execute(_SELECT_ONE, {"name": name}).first()
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(_SELECT_ONE, {"name": name}).first()
+        except OperationalError as err:
+            raise _unavailable(err) from err
+
+
+def _unavailable(err: OperationalError) -> ServiceUnavailableException:
+    # The database is unreachable, locked past its timeout or out of connections: the request
+    # changed nothing and can be retried, which is what MWAA's 503 tells a client.
+    log.warning("the store is unavailable: %s", err.orig)
+    return ServiceUnavailableException("The environment store is unavailable; try again.")
 
 
 _SELECT_ONE = select(*EnvironmentRow.__table__.c).where(

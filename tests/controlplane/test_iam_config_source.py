@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.credentials import AccessKey
+from controlplane.credentials import KeyPair
 from controlplane.iam_config import DirectorySource, IamConfigError, read_config
 
-ADMIN = AccessKey("AKIAADMIN00000000001", "admin-secret")
+ADMIN = KeyPair("AKIAADMIN00000000001", "admin-secret")
 ACCOUNT = "123456789012"
 
 

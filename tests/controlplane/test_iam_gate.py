@@ -10,15 +10,16 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from starlette.requests import Request
 
-from controlplane.credentials import AccessKey
+from controlplane.credentials import KeyPair
+from controlplane.errors import InvalidSignatureException
 from controlplane.iam_config import DirectorySource
-from controlplane.iam_gate import AuthenticationError, IamGatekeeper, raw_target
+from controlplane.iam_gate import IamGatekeeper, raw_target
 from controlplane.security import Intent
 from environments.errors import AccessDeniedException
 from environments.naming import Placement
 
 ACCOUNT = "123456789012"
-ADMIN = AccessKey("AKIAADMIN00000000001", "admin-secret")
+ADMIN = KeyPair("AKIAADMIN00000000001", "admin-secret")
 PLACE = Placement(account_id=ACCOUNT, region="us-east-1")
 ENV = PLACE.environment_arn("e1")
 CONFIG = """
@@ -120,13 +121,13 @@ def test_admin_is_authenticated_and_allowed_without_reading_tags(gate):
 
 
 def test_signature_failures_carry_the_aws_code(gate):
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(InvalidSignatureException) as info:
         gate.authenticate(_request("team", secret="wrong"), b"")
-    assert info.value.code == "InvalidSignatureException"
+    assert info.value.code == "InvalidSignatureException" and info.value.status == 403
     request = _request("team", method="PUT", body=b'{"a": 1}')
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(InvalidSignatureException) as info:
         gate.authenticate(request, b'{"a": 2}')
-    assert info.value.code == "InvalidSignatureException"
+    assert info.value.code == "InvalidSignatureException" and info.value.status == 403
     assert gate.authenticate(request, b'{"a": 1}').arn.endswith(":user/team")
 
 

@@ -8,7 +8,11 @@ import time
 import pytest
 
 from environments import store
-from environments.errors import ConcurrentModification, ValidationException
+from environments.errors import (
+    ConcurrentModification,
+    ServiceUnavailableException,
+    ValidationException,
+)
 from environments.naming import Placement
 from environments.service import EnvironmentService
 from environments.store import Store
@@ -23,6 +27,17 @@ def db(db_url: str):
     made.create_schema()
     yield made
     made.dispose()
+
+
+def test_an_unreachable_database_is_service_unavailable(tmp_path):
+    # Reads and transactions alike: the API answers MWAA's 503, which clients retry.
+    unreachable = Store(f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")
+    with pytest.raises(ServiceUnavailableException) as info:
+        unreachable.read_environment("any")
+    assert info.value.status == 503
+    with pytest.raises(ServiceUnavailableException), unreachable.transaction() as session:
+        store.list_names(session, None, 10)
+    unreachable.dispose()
 
 
 def test_compare_and_set_has_one_winner(db):
