@@ -57,117 +57,63 @@ class LockSpec:
 
 
 # Values from https://raw.githubusercontent.com/apache/airflow/constraints-<v>/constraints-3.11.txt
-# (3.12 for 3.0.6, the Python MWAA runs it on); dates are the "generated on" line of that file.
+# (3.12 for 3.0.6, the Python MWAA runs it on), one column per Airflow version. GENERATED_ON is
+# the "generated on" line of that file, RELEASED_ON the day Airflow itself was released.
+# fmt: off
+RECORDED =     ("3.0.6",      "2.11.0",     "2.10.3",     "2.10.1",     "2.9.2")
+GENERATED_ON = ("2025-08-24", "2025-05-20", "2024-11-06", "2024-09-03", "2024-06-07")
+RELEASED_ON =  ("2025-08-30", "2025-05-21", "2024-11-06", "2024-09-07", "2024-06-11")
+PROVIDERS: dict[str, tuple[str | None, ...]] = {
+    #                    3.0.6      2.11.0     2.10.3     2.10.1     2.9.2
+    "amazon":           ("9.12.0",  "9.8.0",   "9.0.0",   "8.28.0",  "8.24.0"),
+    "celery":           ("3.12.2",  "3.11.0",  "3.8.3",   "3.8.1",   "3.7.2"),
+    "postgres":         ("6.2.3",   "6.2.0",   "5.13.1",  "5.12.0",  "5.11.1"),
+    "fab":              ("2.4.1",   None,      None,      None,      None),  # Airflow 2 pulls it in
+}
+HELD: dict[str, tuple[str, ...]] = {
+    #                    3.0.6      2.11.0     2.10.3     2.10.1     2.9.2
+    "celery":           ("5.5.2",   "5.5.2",   "5.4.0",   "5.4.0",   "5.4.0"),
+    "kombu":            ("5.5.4",   "5.5.3",   "5.4.2",   "5.4.0",   "5.3.7"),
+    "billiard":         ("4.2.1",   "4.2.1",   "4.2.1",   "4.2.0",   "4.2.0"),
+    "flask":            ("2.2.5",   "2.2.5",   "2.2.5",   "2.2.5",   "2.2.5"),
+    "flask-appbuilder": ("4.6.3",   "4.5.3",   "4.5.2",   "4.5.0",   "4.4.1"),
+    "sqlalchemy":       ("1.4.54",  "1.4.54",  "1.4.54",  "1.4.53",  "1.4.52"),
+    "gunicorn":         ("23.0.0",  "23.0.0",  "23.0.0",  "23.0.0",  "22.0.0"),
+    "boto3":            ("1.39.11", "1.37.3",  "1.35.36", "1.35.7",  "1.34.106"),
+    "botocore":         ("1.39.11", "1.37.3",  "1.35.36", "1.35.7",  "1.34.106"),
+    "aiobotocore":      ("2.24.1",  "2.22.0",  "2.15.2",  "2.14.0",  "2.13.0"),
+    "cryptography":     ("42.0.8",  "42.0.8",  "42.0.8",  "42.0.8",  "41.0.7"),
+}
+# fmt: on
+
+
+def _recorded(column: int) -> LockSpec:
+    return LockSpec(
+        airflow=RECORDED[column],
+        resolve_date=GENERATED_ON[column],
+        airflow_date=RELEASED_ON[column],
+        providers={name: v[column] for name, v in PROVIDERS.items() if v[column] is not None},
+        pins={name: versions[column] for name, versions in HELD.items()},
+    )
+
+
+def _resolved(airflow: str, release_day: str) -> LockSpec:
+    return LockSpec(
+        airflow=airflow,
+        resolve_date=release_day,
+        airflow_date=release_day,
+        providers=dict.fromkeys(("amazon", "celery", "postgres"), ""),
+        source="resolved",
+    )
+
+
 SPECS: dict[str, LockSpec] = {
-    "3.0.6": LockSpec(
-        airflow="3.0.6",
-        resolve_date="2025-08-24",
-        airflow_date="2025-08-30",
-        providers={"amazon": "9.12.0", "celery": "3.12.2", "postgres": "6.2.3", "fab": "2.4.1"},
-        pins={
-            "celery": "5.5.2",
-            "kombu": "5.5.4",
-            "billiard": "4.2.1",
-            "flask": "2.2.5",
-            "flask-appbuilder": "4.6.3",
-            "sqlalchemy": "1.4.54",
-            "gunicorn": "23.0.0",
-            "boto3": "1.39.11",
-            "botocore": "1.39.11",
-            "aiobotocore": "2.24.1",
-            "cryptography": "42.0.8",
-        },
-    ),
-    "2.11.0": LockSpec(
-        airflow="2.11.0",
-        resolve_date="2025-05-20",
-        airflow_date="2025-05-21",
-        providers={"amazon": "9.8.0", "celery": "3.11.0", "postgres": "6.2.0"},
-        pins={
-            "celery": "5.5.2",
-            "kombu": "5.5.3",
-            "billiard": "4.2.1",
-            "flask": "2.2.5",
-            "flask-appbuilder": "4.5.3",
-            "sqlalchemy": "1.4.54",
-            "gunicorn": "23.0.0",
-            "boto3": "1.37.3",
-            "botocore": "1.37.3",
-            "aiobotocore": "2.22.0",
-            "cryptography": "42.0.8",
-        },
-    ),
-    "2.10.3": LockSpec(
-        airflow="2.10.3",
-        resolve_date="2024-11-06",
-        airflow_date="2024-11-06",
-        providers={"amazon": "9.0.0", "celery": "3.8.3", "postgres": "5.13.1"},
-        pins={
-            "celery": "5.4.0",
-            "kombu": "5.4.2",
-            "billiard": "4.2.1",
-            "flask": "2.2.5",
-            "flask-appbuilder": "4.5.2",
-            "sqlalchemy": "1.4.54",
-            "gunicorn": "23.0.0",
-            "boto3": "1.35.36",
-            "botocore": "1.35.36",
-            "aiobotocore": "2.15.2",
-            "cryptography": "42.0.8",
-        },
-    ),
-    "2.10.1": LockSpec(
-        airflow="2.10.1",
-        resolve_date="2024-09-03",
-        airflow_date="2024-09-07",
-        providers={"amazon": "8.28.0", "celery": "3.8.1", "postgres": "5.12.0"},
-        pins={
-            "celery": "5.4.0",
-            "kombu": "5.4.0",
-            "billiard": "4.2.0",
-            "flask": "2.2.5",
-            "flask-appbuilder": "4.5.0",
-            "sqlalchemy": "1.4.53",
-            "gunicorn": "23.0.0",
-            "boto3": "1.35.7",
-            "botocore": "1.35.7",
-            "aiobotocore": "2.14.0",
-            "cryptography": "42.0.8",
-        },
-    ),
-    "2.9.2": LockSpec(
-        airflow="2.9.2",
-        resolve_date="2024-06-07",
-        airflow_date="2024-06-11",
-        providers={"amazon": "8.24.0", "celery": "3.7.2", "postgres": "5.11.1"},
-        pins={
-            "celery": "5.4.0",
-            "kombu": "5.3.7",
-            "billiard": "4.2.0",
-            "flask": "2.2.5",
-            "flask-appbuilder": "4.4.1",
-            "sqlalchemy": "1.4.52",
-            "gunicorn": "22.0.0",
-            "boto3": "1.34.106",
-            "botocore": "1.34.106",
-            "aiobotocore": "2.13.0",
-            "cryptography": "41.0.7",
-        },
-    ),
-    "2.8.1": LockSpec(
-        airflow="2.8.1",
-        resolve_date="2024-01-20",
-        airflow_date="2024-01-20",
-        providers={"amazon": "", "celery": "", "postgres": ""},
-        source="resolved",
-    ),
-    "2.7.2": LockSpec(
-        airflow="2.7.2",
-        resolve_date="2023-10-13",
-        airflow_date="2023-10-13",
-        providers={"amazon": "", "celery": "", "postgres": ""},
-        source="resolved",
-    ),
+    spec.airflow: spec
+    for spec in (
+        *(_recorded(column) for column in range(len(RECORDED))),
+        _resolved("2.8.1", "2024-01-20"),
+        _resolved("2.7.2", "2023-10-13"),
+    )
 }
 
 # Extras as MWAA's image bootstrap installs them:
