@@ -18,7 +18,14 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from iam.errors import PolicyError, clip
-from iam.matching import compile_arn_like, compile_arn_tokens, compile_glob, compile_tokens
+from iam.matching import (
+    Matcher,
+    Token,
+    compile_arn_like,
+    compile_arn_tokens,
+    compile_glob,
+    compile_tokens,
+)
 from iam.variables import ContextValue, Template, parse_template
 
 Context = Mapping[str, ContextValue]
@@ -58,37 +65,34 @@ def _string_test(comparison: str, values: Sequence[str], variables: bool, where:
             return False
 
         return ieq
-    globs = [compile_glob(v) for v in literals]
-
-    def like(value: str, ctx: Context) -> bool:
-        for g in globs:
-            if g(value):
-                return True
-        for t in templates:
-            matcher = t.matcher(ctx, compile_tokens)
-            if matcher is not None and matcher(value):
-                return True
-        return False
-
-    return like
+    return _pattern_test([compile_glob(v) for v in literals], templates, compile_tokens)
 
 
 def _arn_test(_comparison: str, values: Sequence[str], variables: bool, where: str) -> ValueTest:
     parsed = [parse_template(v, enabled=variables) for v in values]
     matchers = [compile_arn_like(p) for p in parsed if isinstance(p, str)]
     templates = [p for p in parsed if isinstance(p, Template)]
+    return _pattern_test(matchers, templates, compile_arn_tokens)
 
-    def arn_like(value: str, ctx: Context) -> bool:
+
+def _pattern_test(
+    matchers: Sequence[Matcher],
+    templates: Sequence[Template],
+    compile_pattern: Callable[[tuple[Token, ...]], Matcher],
+) -> ValueTest:
+    """Wildcard patterns: fixed ones compiled now, those with variables per request context."""
+
+    def like(value: str, ctx: Context) -> bool:
         for m in matchers:
             if m(value):
                 return True
         for t in templates:
-            matcher = t.matcher(ctx, compile_arn_tokens)
+            matcher = t.matcher(ctx, compile_pattern)
             if matcher is not None and matcher(value):
                 return True
         return False
 
-    return arn_like
+    return like
 
 
 @lru_cache(maxsize=4096)
@@ -103,22 +107,34 @@ def parse_number(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _numeric_test(comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    numbers = []
+def _ordered_test(
+    comparison: str,
+    values: Sequence[str],
+    parse: Callable[[str], object | None],
+    what: str,
+    where: str,
+) -> ValueTest:
+    """Numbers and dates: ``parse`` reads both sides; a request value it cannot read never
+    matches, a policy value it cannot read is an error (``what`` names the expected form)."""
+    bounds = []
     for v in values:
-        number = parse_number(v)
-        if number is None:
-            raise PolicyError(where, f"not a number: {clip(v)!r}")
-        numbers.append(number)
+        bound = parse(v)
+        if bound is None:
+            raise PolicyError(where, f"not {what}: {clip(v)!r}")
+        bounds.append(bound)
     compare = _COMPARE[comparison]
 
-    def numeric(value: str, _ctx: Context) -> bool:
-        number = parse_number(value)
-        if number is None:
+    def ordered(value: str, _ctx: Context) -> bool:
+        parsed = parse(value)
+        if parsed is None:
             return False
-        return any(compare(number, n) for n in numbers)
+        return any(compare(parsed, b) for b in bounds)
 
-    return numeric
+    return ordered
+
+
+def _numeric_test(comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
+    return _ordered_test(comparison, values, parse_number, "a number", where)
 
 
 _ISO_DATE = re.compile(
@@ -168,21 +184,7 @@ def parse_date(text: str) -> float | None:
 
 
 def _date_test(comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
-    stamps = []
-    for v in values:
-        stamp = parse_date(v)
-        if stamp is None:
-            raise PolicyError(where, f"not an ISO-8601 date or epoch time: {clip(v)!r}")
-        stamps.append(stamp)
-    compare = _COMPARE[comparison]
-
-    def date(value: str, _ctx: Context) -> bool:
-        stamp = parse_date(value)
-        if stamp is None:
-            return False
-        return any(compare(stamp, s) for s in stamps)
-
-    return date
+    return _ordered_test(comparison, values, parse_date, "an ISO-8601 date or epoch time", where)
 
 
 def _bool_test(_comparison: str, values: Sequence[str], _vars: bool, where: str) -> ValueTest:
