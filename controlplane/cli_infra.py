@@ -13,7 +13,9 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="text",
         help="json: only the CreateEnvironment input, for --cli-input-json (default text)",
     )
-    up.set_defaults(func=_up)
+    up.set_defaults(func=partial(_run, _up))
 
     down = commands.add_parser(
         "down", help="delete the prerequisites stack (the DAG bucket is kept)"
     )
     _common_options(down)
-    down.set_defaults(func=_down)
+    down.set_defaults(func=partial(_run, _down))
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -117,46 +119,46 @@ def _quiet_sdk() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _up(args: argparse.Namespace) -> int:
+def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     _quiet_sdk()
     try:
-        where = _where(args)
-        parameters = _parameters(args.parameter)
-        if args.environment_name:
-            parameters["EnvironmentName"] = args.environment_name
-        stack = _stack_name(args)
-        try:
-            template = find_template(args.template)
-        except InfraError as err:
-            raise _UsageError(str(err)) from None
-        clients = AwsClients(where.target)
-        deployment = prerequisites.deploy(
-            clients,
-            template.read_text(),
-            stack,
-            parameters,
-            emulated=where.emulated,
-            # A new stack needs an environment name; an existing one keeps its own unless told.
-            new_stack_defaults={"EnvironmentName": DEFAULT_ENVIRONMENT},
-            wait=args.wait,
-            timeout=args.timeout,
-            progress=_note,
-        )
+        return command(args)
     except _UsageError as err:
-        print(f"airdock infra up: {err}", file=sys.stderr)
+        print(f"airdock infra {args.infra_command}: {err}", file=sys.stderr)
         return 2
     except InfraError as err:
-        print(f"airdock infra up: {err}", file=sys.stderr)
+        print(f"airdock infra {args.infra_command}: {err}", file=sys.stderr)
         return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    where = _where(args)
+    parameters = _parameters(args.parameter)
+    if args.environment_name:
+        parameters["EnvironmentName"] = args.environment_name
+    stack = _stack_name(args)
+    try:
+        template = find_template(args.template)
+    except InfraError as err:
+        raise _UsageError(str(err)) from None
+    clients = AwsClients(where.target)
+    deployment = prerequisites.deploy(
+        clients,
+        template.read_text(),
+        stack,
+        parameters,
+        emulated=where.emulated,
+        # A new stack needs an environment name; an existing one keeps its own unless told.
+        new_stack_defaults={"EnvironmentName": DEFAULT_ENVIRONMENT},
+        wait=args.wait,
+        timeout=args.timeout,
+        progress=_note,
+    )
     if not args.wait:
         _note(f"stack {deployment.stack_name}: {deployment.action}, {deployment.status}")
         return 0
-    try:
-        create_args = arguments.create_environment_args(deployment.outputs, args.dag_s3_path)
-        problems = arguments.preflight(clients, create_args, where.target.region)
-    except InfraError as err:
-        print(f"airdock infra up: {err}", file=sys.stderr)
-        return 1
+    create_args = arguments.create_environment_args(deployment.outputs, args.dag_s3_path)
+    problems = arguments.preflight(clients, create_args, where.target.region)
     if args.output == "json":
         for line in _summary(deployment, where):
             _note(line)
@@ -171,23 +173,15 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    _quiet_sdk()
-    try:
-        where = _where(args)
-        stack = _stack_name(args)
-        teardown = prerequisites.destroy(
-            AwsClients(where.target),
-            stack,
-            emulated=where.emulated,
-            wait=args.wait,
-            timeout=args.timeout,
-        )
-    except _UsageError as err:
-        print(f"airdock infra down: {err}", file=sys.stderr)
-        return 2
-    except InfraError as err:
-        print(f"airdock infra down: {err}", file=sys.stderr)
-        return 1
+    where = _where(args)
+    stack = _stack_name(args)
+    teardown = prerequisites.destroy(
+        AwsClients(where.target),
+        stack,
+        emulated=where.emulated,
+        wait=args.wait,
+        timeout=args.timeout,
+    )
     if not teardown.existed:
         print(f"stack {stack} does not exist in {where.description}; nothing to delete")
         return 0
