@@ -161,10 +161,7 @@ class EnvironmentService:
                         name,
                         row.row_version,
                         status=status.value,
-                        generation=row.generation + 1,
-                        progress={},
-                        attempts=0,
-                        next_attempt_at=0.0,
+                        **store.next_generation(row),
                         **values,
                     )
                 break

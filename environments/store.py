@@ -184,6 +184,12 @@ def compare_and_set(session: Session, name: str, expected_version: int, **values
         raise ConcurrentModification(name)
 
 
+def next_generation(row: EnvironmentRow) -> dict[str, Any]:
+    """The values that hand the reconciler a new generation of `row`: it starts again from the
+    first step, with a full retry budget and no backoff."""
+    return {"generation": row.generation + 1, "progress": {}, "attempts": 0, "next_attempt_at": 0.0}
+
+
 def delete_environment(session: Session, name: str, expected_version: int) -> None:
     result = session.execute(
         delete(EnvironmentRow)

@@ -24,7 +24,15 @@ from environments.host import HostServices
 from environments.lifecycle import Event, Status, next_status
 from environments.naming import Placement
 from environments.provisioning.aws_outcomes import outcome_for
-from environments.provisioning.step import Done, Failed, Outcome, RetryLater, Step, StepContext
+from environments.provisioning.step import (
+    DONE,
+    Done,
+    Failed,
+    Outcome,
+    RetryLater,
+    Step,
+    StepContext,
+)
 from environments.store import EnvironmentRow, Store
 
 log = logging.getLogger(__name__)
@@ -212,53 +220,53 @@ class Reconciler:
             services=self._services,
         )
 
+    def _run_steps(self, row: EnvironmentRow, ctx: StepContext, *, teardown: bool) -> Outcome:
+        """Run the steps not yet recorded as finished, recording each as it finishes; the
+        first outcome that is not Done, or DONE when every step has finished."""
+        key = "removed" if teardown else "done"
+        finished = set(row.progress.get(key, []))
+        for step in reversed(self._steps) if teardown else self._steps:
+            if step.name in finished:
+                continue
+            if teardown:
+                outcome = _run(step.teardown, ctx, f"{step.name} teardown")
+            else:
+                outcome = _run(step.ensure, ctx, step.name)
+            if not isinstance(outcome, Done):
+                return outcome
+            finished.add(step.name)
+            self._write(row, resources=ctx.resources, progress={key: sorted(finished)})
+        return DONE
+
     def _converge(self, row: EnvironmentRow) -> bool:
         """Run the remaining ensure steps; True if the status moved and we should look again."""
         ctx = self._context(row)
-        done = set(row.progress.get("done", []))
-        for step in self._steps:
-            if step.name in done:
-                continue
-            outcome = _run(step.ensure, ctx, f"{step.name}")
-            if isinstance(outcome, Done):
-                done.add(step.name)
-                self._write(row, resources=ctx.resources, progress={"done": sorted(done)})
-                continue
-            if isinstance(outcome, RetryLater):
-                if row.attempts + 1 < self._max_attempts:
-                    self._retry(row, ctx, outcome.reason)
-                    return False
-                outcome = Failed("INTERNAL_ERROR", f"Gave up after retries: {outcome.reason}")
-            self._fail(row, ctx, outcome)
+        outcome = self._run_steps(row, ctx, teardown=False)
+        if isinstance(outcome, Done):
+            self._succeed(row, ctx)
             return True
-        self._succeed(row, ctx)
+        if isinstance(outcome, RetryLater):
+            if row.attempts + 1 < self._max_attempts:
+                self._retry(row, ctx, outcome.reason)
+                return False
+            outcome = Failed("INTERNAL_ERROR", f"Gave up after retries: {outcome.reason}")
+        self._fail(row, ctx, outcome)
         return True
 
+    def _settle(self, row: EnvironmentRow, ctx: StepContext, event: Event, **values: Any) -> None:
+        """Take the transition `event` names, with a fresh retry budget for the next status."""
+        status = next_status(Status(row.status), event)
+        self._write(row, status=status.value, resources=ctx.resources, attempts=0, **values)
+
     def _succeed(self, row: EnvironmentRow, ctx: StepContext) -> None:
-        status = Status(row.status)
-        now = time.time()
-        if status is Status.ROLLING_BACK:
-            self._write(
-                row,
-                status=next_status(status, Event.ROLLED_BACK).value,
-                resources=ctx.resources,
-                observed_generation=row.generation,
-                applied_spec=row.spec,
-                attempts=0,
-            )
+        converged = {"observed_generation": row.generation, "applied_spec": row.spec}
+        if Status(row.status) is Status.ROLLING_BACK:
+            self._settle(row, ctx, Event.ROLLED_BACK, **converged)
             return
         last_update = {**row.last_update, "Status": "SUCCESS"}
         last_update.pop("Error", None)
-        last_update.setdefault("CreatedAt", now)
-        self._write(
-            row,
-            status=next_status(status, Event.CONVERGED).value,
-            resources=ctx.resources,
-            observed_generation=row.generation,
-            applied_spec=row.spec,
-            last_update=last_update,
-            attempts=0,
-        )
+        last_update.setdefault("CreatedAt", time.time())
+        self._settle(row, ctx, Event.CONVERGED, last_update=last_update, **converged)
         log.info("environment %s is %s", row.name, Status.AVAILABLE.value)
 
     def _fail(self, row: EnvironmentRow, ctx: StepContext, failure: Failed) -> None:
@@ -266,13 +274,7 @@ class Reconciler:
         error = {"ErrorCode": failure.code, "ErrorMessage": failure.message[:1024]}
         log.warning("environment %s failed in %s: %s", row.name, status.value, failure.message)
         if status is Status.ROLLING_BACK:
-            self._write(
-                row,
-                status=next_status(status, Event.ROLLBACK_FAILED).value,
-                resources=ctx.resources,
-                observed_generation=row.generation,
-                attempts=0,
-            )
+            self._settle(row, ctx, Event.ROLLBACK_FAILED, observed_generation=row.generation)
             return
         last_update = {**row.last_update, "Status": "FAILED", "Error": error}
         if status is Status.UPDATING and row.applied_spec is not None:
@@ -281,35 +283,18 @@ class Reconciler:
                 row,
                 status=next_status(status, Event.FAILED).value,
                 spec=row.applied_spec,
-                generation=row.generation + 1,
-                progress={},
                 resources=ctx.resources,
                 last_update=last_update,
-                attempts=0,
-                next_attempt_at=0.0,
+                **store.next_generation(row),
             )
             return
         event = Event.FAILED_WITHOUT_ROLLBACK if status is Status.UPDATING else Event.FAILED
-        self._write(
-            row,
-            status=next_status(status, event).value,
-            resources=ctx.resources,
-            observed_generation=row.generation,
-            last_update=last_update,
-            attempts=0,
-        )
+        self._settle(row, ctx, event, observed_generation=row.generation, last_update=last_update)
 
     def _delete(self, row: EnvironmentRow) -> None:
         ctx = self._context(row)
-        removed = set(row.progress.get("removed", []))
-        for step in reversed(self._steps):
-            if step.name in removed:
-                continue
-            outcome = _run(step.teardown, ctx, f"{step.name} teardown")
-            if isinstance(outcome, Done):
-                removed.add(step.name)
-                self._write(row, resources=ctx.resources, progress={"removed": sorted(removed)})
-                continue
+        outcome = self._run_steps(row, ctx, teardown=True)
+        if not isinstance(outcome, Done):
             # Deletion never gives up (a finalizer): it keeps retrying with capped backoff.
             reason = outcome.reason if isinstance(outcome, RetryLater) else outcome.message
             self._retry(row, ctx, reason)
