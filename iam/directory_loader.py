@@ -21,7 +21,7 @@ appear in messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,28 @@ def _path(value: Any, where: str) -> str:
     return value
 
 
+def _entries(
+    data: Mapping[str, Any],
+    kind: str,
+    allowed: frozenset[str],
+    reserved: Mapping[str, str] | None = None,
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(name, where, spec) for each group, user or role, its name and keys checked.
+
+    ``reserved`` maps names the configuration may not use to the reason why.
+    """
+    section = f"{kind}s"
+    for name, raw in _mapping(data.get(section), section).items():
+        where = f"{section}.{name}"
+        if reserved and name in reserved:
+            raise _fail(where, reserved[name])
+        if not _NAME.fullmatch(name):
+            raise _fail(where, f"invalid {kind} name")
+        spec = _mapping(raw, where)
+        _check_keys(spec, allowed, where)
+        yield name, where, spec
+
+
 class _Loader:
     def __init__(self, account_id: str) -> None:
         self.account_id = account_id
@@ -182,6 +204,28 @@ class _Loader:
             raise _fail(where, f"unknown policy {value!r}")
         return policy
 
+    def arn(self, kind: str, path: str, name: str) -> str:
+        return f"arn:aws:iam::{self.account_id}:{kind}{path}{name}"
+
+    def own_policies(self, spec: Mapping[str, Any], where: str) -> tuple[Policy, ...]:
+        """The managed policies an entry attaches, then its inline ones."""
+        attached = self.managed(spec.get("policies"), f"{where}.policies")
+        return attached + self.inline(spec.get("inline_policies"), f"{where}.inline_policies")
+
+    def identity(self, kind: str, name: str, where: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of :class:`~iam.identities.Identity`, for a user or a role."""
+        path = _path(spec.get("path"), f"{where}.path")
+        return {
+            "name": name,
+            "path": path,
+            "arn": self.arn(kind, path, name),
+            "tags": _tags(spec.get("tags"), f"{where}.tags"),
+            "policies": self.own_policies(spec, where),
+            "boundary": self.boundary(
+                spec.get("permissions_boundary"), f"{where}.permissions_boundary"
+            ),
+        }
+
     def access_keys(self, value: Any, where: str, *, user: str | None, role: str | None) -> None:
         allowed = _ROLE_KEY_FIELDS if role else _USER_KEY_FIELDS
         for i, raw in enumerate(_list(value, where)):
@@ -217,72 +261,35 @@ class _Loader:
             self.policies[name] = _parse(doc, where)
 
         groups: dict[str, Group] = {}
-        for name, raw in _mapping(data.get("groups"), "groups").items():
-            where = f"groups.{name}"
-            if not _NAME.fullmatch(name):
-                raise _fail(where, "invalid group name")
-            spec = _mapping(raw, where)
-            _check_keys(spec, _GROUP_KEYS, where)
+        for name, where, spec in _entries(data, "group", _GROUP_KEYS):
             path = _path(spec.get("path"), f"{where}.path")
             groups[name] = Group(
                 name=name,
-                arn=f"arn:aws:iam::{self.account_id}:group{path}{name}",
-                policies=self.managed(spec.get("policies"), f"{where}.policies")
-                + self.inline(spec.get("inline_policies"), f"{where}.inline_policies"),
+                arn=self.arn("group", path, name),
+                policies=self.own_policies(spec, where),
             )
 
         users: dict[str, User] = {}
-        for name, raw in _mapping(data.get("users"), "users").items():
-            where = f"users.{name}"
-            if name == ADMIN_USER:
-                raise _fail(where, "this name is reserved for the bootstrap admin")
-            if not _NAME.fullmatch(name):
-                raise _fail(where, "invalid user name")
-            spec = _mapping(raw, where)
-            _check_keys(spec, _USER_KEYS, where)
+        reserved = {ADMIN_USER: "this name is reserved for the bootstrap admin"}
+        for name, where, spec in _entries(data, "user", _USER_KEYS, reserved):
             member_of = []
             for i, group in enumerate(_list(spec.get("groups"), f"{where}.groups")):
                 if not isinstance(group, str) or group not in groups:
                     raise _fail(f"{where}.groups[{i}]", f"unknown group {group!r}")
                 member_of.append(group)
-            path = _path(spec.get("path"), f"{where}.path")
-            arn = f"arn:aws:iam::{self.account_id}:user{path}{name}"
+            user = self.identity("user", name, where, spec)
             users[name] = User(
-                name=name,
-                path=path,
-                arn=arn,
-                user_id=unique_id("AIDA", arn),
-                tags=_tags(spec.get("tags"), f"{where}.tags"),
-                groups=tuple(member_of),
-                policies=self.managed(spec.get("policies"), f"{where}.policies")
-                + self.inline(spec.get("inline_policies"), f"{where}.inline_policies"),
-                boundary=self.boundary(
-                    spec.get("permissions_boundary"), f"{where}.permissions_boundary"
-                ),
+                **user, user_id=unique_id("AIDA", user["arn"]), groups=tuple(member_of)
             )
             self.access_keys(spec.get("access_keys"), f"{where}.access_keys", user=name, role=None)
 
         roles: dict[str, Role] = {}
-        for name, raw in _mapping(data.get("roles"), "roles").items():
-            where = f"roles.{name}"
-            if not _NAME.fullmatch(name):
-                raise _fail(where, "invalid role name")
-            spec = _mapping(raw, where)
-            _check_keys(spec, _ROLE_KEYS, where)
-            path = _path(spec.get("path"), f"{where}.path")
-            arn = f"arn:aws:iam::{self.account_id}:role{path}{name}"
+        for name, where, spec in _entries(data, "role", _ROLE_KEYS):
+            role = self.identity("role", name, where, spec)
             trust = spec.get("trust_policy")
             roles[name] = Role(
-                name=name,
-                path=path,
-                arn=arn,
-                role_id=unique_id("AROA", arn),
-                tags=_tags(spec.get("tags"), f"{where}.tags"),
-                policies=self.managed(spec.get("policies"), f"{where}.policies")
-                + self.inline(spec.get("inline_policies"), f"{where}.inline_policies"),
-                boundary=self.boundary(
-                    spec.get("permissions_boundary"), f"{where}.permissions_boundary"
-                ),
+                **role,
+                role_id=unique_id("AROA", role["arn"]),
                 trust_policy=None
                 if trust is None
                 else _parse(trust, f"{where}.trust_policy", kind="trust"),

@@ -68,26 +68,26 @@ class Group:
 
 
 @dataclass(frozen=True)
-class User:
+class Identity:
+    """What users and roles have in common."""
+
     name: str
     path: str
     arn: str
-    user_id: str
     tags: Mapping[str, str]
-    groups: tuple[str, ...]
-    policies: tuple[Policy, ...]  # attached + inline, the user's own
+    policies: tuple[Policy, ...]  # attached + inline, its own (a user's groups add theirs)
     boundary: Policy | None
 
 
 @dataclass(frozen=True)
-class Role:
-    name: str
-    path: str
-    arn: str
+class User(Identity):
+    user_id: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Role(Identity):
     role_id: str
-    tags: Mapping[str, str]
-    policies: tuple[Policy, ...]
-    boundary: Policy | None
     trust_policy: Policy | None
 
 
