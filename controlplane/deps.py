@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
@@ -25,20 +26,14 @@ from controlplane.wire import parse_json_object, read_body
 from environments.service import EnvironmentService, Requester
 
 
+@dataclass(eq=False)
 class Call:
     """One authenticated MWAA request, as its Intent and its route see it."""
 
-    def __init__(
-        self,
-        request: Request,
-        service: EnvironmentService,
-        requester: Requester,
-        body: bytes,
-    ) -> None:
-        self.request = request
-        self.service = service
-        self.requester = requester
-        self.body = body
+    request: Request
+    service: EnvironmentService
+    requester: Requester
+    body: bytes
 
     @functools.cached_property
     def params(self) -> dict[str, Any]:
@@ -51,19 +46,11 @@ class Call:
         return self.request.path_params
 
 
+@dataclass(eq=False)
 class AirflowCall(Call):
     """A call into an environment's Airflow, with the Airflow role the requester acts as."""
 
-    def __init__(
-        self,
-        request: Request,
-        service: EnvironmentService,
-        requester: Requester,
-        body: bytes,
-        airflow_role: str,
-    ) -> None:
-        super().__init__(request, service, requester, body)
-        self.airflow_role = airflow_role  # the most capable role its policies allow
+    airflow_role: str  # the most capable role its policies allow
 
 
 IntentOf = Callable[[Call], Intent]
