@@ -116,15 +116,11 @@ def _check_string(shape: Shape, value: Any, path: str, sensitive: bool) -> Itera
     if not isinstance(value, str):
         yield f"Value at '{path}' failed to satisfy constraint: Member must be a string"
         return
-    meta = shape.metadata
-    if "min" in meta and len(value) < meta["min"]:
-        yield _fail(value, path, sensitive, f"have length greater than or equal to {meta['min']}")
-    if "max" in meta and len(value) > meta["max"]:
-        yield _fail(value, path, sensitive, f"have length less than or equal to {meta['max']}")
+    yield from _check_bounds(shape, len(value), "length", value, path, sensitive)
     enum = shape.enum
     if enum and value not in enum:
         yield _fail(value, path, sensitive, f"satisfy enum value set: [{', '.join(enum)}]")
-    pattern = meta.get("pattern")
+    pattern = shape.metadata.get("pattern")
     if pattern and not _compiled(pattern).fullmatch(value):
         yield _fail(value, path, sensitive, f"satisfy regular expression pattern: {pattern}")
 
@@ -133,11 +129,7 @@ def _check_integer(shape: Shape, value: Any, path: str, sensitive: bool) -> Iter
     if isinstance(value, bool) or not isinstance(value, int):
         yield f"Value at '{path}' failed to satisfy constraint: Member must be an integer"
         return
-    meta = shape.metadata
-    if "min" in meta and value < meta["min"]:
-        yield _fail(value, path, sensitive, f"have value greater than or equal to {meta['min']}")
-    if "max" in meta and value > meta["max"]:
-        yield _fail(value, path, sensitive, f"have value less than or equal to {meta['max']}")
+    yield from _check_bounds(shape, value, "value", value, path, sensitive)
 
 
 def _check_number(shape: Shape, value: Any, path: str, sensitive: bool) -> Iterator[str]:
@@ -166,7 +158,7 @@ def _check_list(shape: Shape, value: Any, path: str, sensitive: bool) -> Iterato
     if not isinstance(value, list):
         yield f"Value at '{path}' failed to satisfy constraint: Member must be a list"
         return
-    yield from _check_size(shape, len(value), value, path, sensitive)
+    yield from _check_bounds(shape, len(value), "length", value, path, sensitive)
     for index, item in enumerate(value):
         yield from _check(shape.member, item, f"{path}.{index + 1}.member", sensitive)
 
@@ -175,18 +167,21 @@ def _check_map(shape: Shape, value: Any, path: str, sensitive: bool) -> Iterator
     if not isinstance(value, dict):
         yield f"Value at '{path}' failed to satisfy constraint: Member must be a map"
         return
-    yield from _check_size(shape, len(value), value, path, sensitive)
+    yield from _check_bounds(shape, len(value), "length", value, path, sensitive)
     for key, item in value.items():
         yield from _check(shape.key, key, f"{path}.key", False)
         yield from _check(shape.value, item, f"{path}.{key}", sensitive)
 
 
-def _check_size(shape: Shape, size: int, value: Any, path: str, sensitive: bool) -> Iterator[str]:
+def _check_bounds(
+    shape: Shape, measure: int, what: str, value: Any, path: str, sensitive: bool
+) -> Iterator[str]:
+    """The model's min and max on `measure`: a string's or a list's length, or a number."""
     meta = shape.metadata
-    if "min" in meta and size < meta["min"]:
-        yield _fail(value, path, sensitive, f"have length greater than or equal to {meta['min']}")
-    if "max" in meta and size > meta["max"]:
-        yield _fail(value, path, sensitive, f"have length less than or equal to {meta['max']}")
+    if "min" in meta and measure < meta["min"]:
+        yield _fail(value, path, sensitive, f"have {what} greater than or equal to {meta['min']}")
+    if "max" in meta and measure > meta["max"]:
+        yield _fail(value, path, sensitive, f"have {what} less than or equal to {meta['max']}")
 
 
 def _check_struct_member(shape: Shape, value: Any, path: str, sensitive: bool) -> Iterator[str]:
