@@ -83,24 +83,34 @@ def _fill_bucket(clients: AwsClients, bucket: str, props: dict[str, Any]) -> lis
     if wanted and s3.get_bucket_versioning(Bucket=bucket).get("Status") != wanted:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": wanted})
         done.append(f"bucket {bucket}: versioning {wanted}")
-    block = props.get("PublicAccessBlockConfiguration")
-    if block:
+    # The template property, the S3 request member and the response member share one name.
+    settings = [
+        (
+            "PublicAccessBlockConfiguration",
+            "public access block",
+            s3.get_public_access_block,
+            s3.put_public_access_block,
+            lambda have, want: all(bool(have.get(k)) == bool(v) for k, v in want.items()),
+        ),
+        (
+            "OwnershipControls",
+            "ownership controls",
+            s3.get_bucket_ownership_controls,
+            s3.put_bucket_ownership_controls,
+            lambda have, want: have.get("Rules") == want.get("Rules"),
+        ),
+    ]
+    for member, label, read, write, matches in settings:
+        declared = props.get(member)
+        if not declared:
+            continue
         try:
-            current = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-        except ClientError:
+            current = read(Bucket=bucket)[member]
+        except ClientError:  # never set
             current = {}
-        if any(bool(current.get(k)) != bool(v) for k, v in block.items()):
-            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
-            done.append(f"bucket {bucket}: public access block")
-    ownership = props.get("OwnershipControls")
-    if ownership:
-        try:
-            current = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]
-        except ClientError:
-            current = {}
-        if current.get("Rules") != ownership.get("Rules"):
-            s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=ownership)
-            done.append(f"bucket {bucket}: ownership controls")
+        if not matches(current, declared):
+            write(Bucket=bucket, **{member: declared})
+            done.append(f"bucket {bucket}: {label}")
     return done
 
 
