@@ -21,6 +21,15 @@ from environments.plumbing.files import atomic_write
 from environments.plumbing.locks import FileLock
 
 
+def _folder(name: str) -> property:
+    """A fixed folder under the workspace root (see the module docstring)."""
+
+    def path(self: Workspace) -> Path:
+        return self.root / name
+
+    return property(path)
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -29,25 +38,11 @@ class Workspace:
     def for_environment(cls, data_dir: Path, name: str) -> Workspace:
         return cls(data_dir / "environments" / name)
 
-    @property
-    def dags(self) -> Path:
-        return self.root / "dags"
-
-    @property
-    def plugins(self) -> Path:
-        return self.root / "plugins"
-
-    @property
-    def venv(self) -> Path:
-        return self.root / "venv"
-
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
+    dags = _folder("dags")
+    plugins = _folder("plugins")
+    venv = _folder("venv")
+    home = _folder("home")
+    state = _folder("state")
 
     def create(self) -> None:
         for path in (self.dags, self.plugins, self.home, self.state):
