@@ -15,6 +15,7 @@ The request context handed to :meth:`KeyCondition.matches` must have lower-cased
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 
 from iam.comparisons import Context, ValueTest, value_test
 from iam.errors import PolicyError, clip
@@ -64,27 +65,17 @@ class _Missing:
 _MISSING = _Missing()
 
 
+@dataclass(slots=True, eq=False)
 class KeyCondition:
     """One (operator, key) pair of a Condition block with its policy values."""
 
-    __slots__ = ("if_exists", "key", "negated", "operator", "qualifier", "test")
-
-    def __init__(
-        self,
-        operator: str,
-        key: str,
-        test: ValueTest,
-        *,
-        negated: bool,
-        if_exists: bool,
-        qualifier: str | None,
-    ) -> None:
-        self.operator = operator
-        self.key = key
-        self.test = test
-        self.negated = negated
-        self.if_exists = if_exists
-        self.qualifier = qualifier
+    operator: str
+    key: str
+    test: ValueTest
+    _: KW_ONLY
+    negated: bool
+    if_exists: bool
+    qualifier: str | None
 
     def matches(self, context: Context) -> bool:
         value = context.get(self.key, _MISSING)
