@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 
 from controlplane.clientconfig import Endpoints
-from controlplane.credentials import AccessKey, read_admin
+from controlplane.credentials import KeyPair, read_admin
+from environments.provisioning.steps.check_role import airflow_trust_policy
 
 MODULES = ("DagProcessing", "Scheduler", "Task", "WebServer", "Worker")
 EVERY_LOG = {
@@ -37,7 +38,7 @@ EVERY_LOG = {
 }
 
 
-def clients(endpoints: Endpoints, admin: AccessKey):
+def clients(endpoints: Endpoints, admin: KeyPair):
     def make(service: str, url: str | None):
         return boto3.client(
             service,
@@ -63,17 +64,8 @@ def prerequisites(aws) -> dict:
             True,
         ),
     )
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName="bench-exec", AssumeRolePolicyDocument=json.dumps(trust))
+    trust = json.dumps(airflow_trust_policy())
+    role = iam.create_role(RoleName="bench-exec", AssumeRolePolicyDocument=trust)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=z)["Subnet"][

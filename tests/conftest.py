@@ -19,6 +19,7 @@ from botocore.config import Config
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import read_admin
+from environments.provisioning.steps.check_role import airflow_trust_policy
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,16 +262,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 # --- prerequisites in the embedded AWS ----------------------------------------------------
 
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_POLICY = airflow_trust_policy()
 
 
 def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:

@@ -14,6 +14,20 @@ from environments.provisioning.step import DONE, Failed, Outcome, StepContext
 AIRFLOW_PRINCIPALS = ("airflow.amazonaws.com", "airflow-env.amazonaws.com")
 
 
+def airflow_trust_policy() -> dict[str, Any]:
+    """The smallest trust policy this check accepts, as a new document each call."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": list(AIRFLOW_PRINCIPALS)},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
 def role_name(role_arn: str) -> str:
     # arn:aws:iam::123456789012:role/path/name -> name (IAM's GetRole takes the bare name).
     return role_arn.split(":role/", 1)[-1].rsplit("/", 1)[-1]
