@@ -21,7 +21,7 @@ from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.credentials import load_or_create_admin
 from controlplane.iam_config import open_directory
 from controlplane.runtime import build_api, prepare_store
-from controlplane.server import datadir
+from controlplane.server import datadir, memory
 from controlplane.server.api_worker import serve_api
 from controlplane.server.background import run_background
 from controlplane.server.parts import ForkedProcess, Supervised, Supervisor
@@ -57,6 +57,7 @@ def serve(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
+    memory.limit_malloc_arenas()
     admin = load_or_create_admin(settings.data_dir)
     # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
     directory = (
@@ -84,6 +85,7 @@ def _serve(settings: Settings) -> None:
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
     supervisor = Supervisor(settings.data_dir, parts)
 
+    memory.warm_up_shared()
     gc.collect()
     gc.freeze()
     try:

