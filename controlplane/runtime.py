@@ -88,8 +88,10 @@ def build_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     admin = load_or_create_admin(settings.data_dir)
     # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
+    db = Store(settings.db_url)
+    db.create_schema()
     directory = (
-        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin)
+        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin, db)
         if settings.auth_enabled
         else None
     )
@@ -101,8 +103,6 @@ def build_runtime(settings: Settings) -> Runtime:
         embedded.start()
         closers.append(embedded.stop)
         aws_endpoint = embedded.endpoint
-    db = Store(settings.db_url)
-    db.create_schema()
     closers.append(db.dispose)
     placement = Placement(account_id=settings.account_id, region=settings.region)
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
