@@ -1,7 +1,7 @@
-"""`airdock env ...`: work on one environment's contents on this host.
+"""`airdock env ...`: work on one environment's contents on this host, or wait for it.
 
-These commands act directly on the data dir of a server on this machine (its store, its
-workspaces and the AWS endpoint it uses), so they work whether or not the server runs.
+`wait` asks the running server (controlplane.cli_wait). The other commands act directly on the
+data dir of a server on this machine (its store, its workspaces and the AWS endpoint it uses).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from controlplane import cli_wait
 from controlplane.runtime import open_local
 from environments.errors import AirdockError
 
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--database-url", help="the server's store, if not SQLite")
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=func)
+    cli_wait.register(commands)
 
 
 def _sync(args: argparse.Namespace) -> int:
