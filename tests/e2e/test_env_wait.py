@@ -131,6 +131,19 @@ def test_stopped_server_is_named(tmp_path: Path):
     down = env_wait(live, "demo")
     assert down.returncode == 2
     assert f"no Airdock server at {live.url}; start it with ./scripts/up" in down.stderr
+    infra = subprocess.run(
+        [sys.executable, "-m", "controlplane.cli", "infra", "up", "--data-dir", str(live.data_dir)],
+        cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert infra.returncode == 2
+    assert f"no Airdock server at {live.url}; start it with ./scripts/up" in infra.stderr
+    sync = subprocess.run(
+        [sys.executable, "-m", "controlplane.cli", "env", "sync", "demo",
+         "--data-dir", str(live.data_dir)],
+        cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert sync.returncode == 2
+    assert f"no Airdock server at {live.url}; start it with ./scripts/up" in sync.stderr
     nothing = env_wait(
         LiveServer(tmp_path / "never", live.process, live.endpoints), "demo", timeout=30
     )
