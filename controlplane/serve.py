@@ -9,6 +9,7 @@ import uvicorn
 
 from controlplane.app import create_app
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
+from controlplane.http_limits import uvicorn_options
 from controlplane.runtime import build_runtime
 from controlplane.settings import Settings
 
@@ -49,6 +50,7 @@ def serve(settings: Settings) -> None:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            **uvicorn_options(settings.request_timeout),
         )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
