@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from controlplane import api
+from controlplane import api, progress
 from controlplane.errors import UnknownOperationException, error_response
 from environments.errors import AirdockError, InternalServerException
 
@@ -44,6 +44,7 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
     app.state.gatekeeper = runtime.gatekeeper
     app.state.ready = False
     app.include_router(api.router)
+    app.include_router(progress.router)
 
     @app.get("/_airdock/health", include_in_schema=False)
     async def health(request: Request) -> Response:

@@ -70,6 +70,7 @@ class ApiRuntime:
 
 def build_api(
     settings: Settings,
+    db: Store,
     admin: KeyPair,
     directory: DirectorySource | None,
     on_change: Callable[[], None],
@@ -77,7 +78,6 @@ def build_api(
 ) -> ApiRuntime:
     """The API's wiring, built once in the supervisor and inherited by every API worker; it
     opens no connection and starts no thread until `start()`."""
-    db = Store(settings.db_url)
     placement = Placement(account_id=settings.account_id, region=settings.region)
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
     service.set_change_listener(on_change)
@@ -169,13 +169,14 @@ def _spec_of(db: Store, name: str) -> dict | None:
     return row.spec if row is not None else None
 
 
-def prepare_store(settings: Settings) -> None:
-    """Create the schema once, before any worker starts, so workers never race to create it."""
+def prepare_store(settings: Settings) -> Store:
+    """Create the schema once, before any worker starts, so workers never race to create it.
+
+    The caller disposes of the store's connections before forking workers, so that no
+    connection is shared across a fork."""
     db = Store(settings.db_url)
-    try:
-        db.create_schema()
-    finally:
-        db.dispose()
+    db.create_schema()
+    return db
 
 
 @dataclass

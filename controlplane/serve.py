@@ -59,13 +59,14 @@ def serve(settings: Settings) -> None:
 def _serve(settings: Settings) -> None:
     memory.limit_malloc_arenas()
     admin = load_or_create_admin(settings.data_dir)
+    db = prepare_store(settings)
     # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
     directory = (
-        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin)
+        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin, db)
         if settings.auth_enabled
         else None
     )
-    prepare_store(settings)
+    db.engine.dispose()  # no connection crosses the fork into the workers
     sock = _bind(settings.host, settings.port)
     embedded = None
     aws_endpoint = settings.aws_endpoint
@@ -75,13 +76,15 @@ def _serve(settings: Settings) -> None:
 
     wakeups = WakeupPipe()
     health = HealthReport(settings.data_dir)
-    api = build_api(settings, admin, directory, wakeups.wake, health.current)
+    api = build_api(settings, db, admin, directory, wakeups.wake, health.current)
     app = create_app(api)
     parts = [Supervised(EMBEDDED_AWS, embedded)] if embedded is not None else []
     background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
     parts.append(Supervised(BACKGROUND, ForkedProcess(background)))
     for number in range(1, settings.api_processes + 1):
-        worker = functools.partial(serve_api, app, sock, str(number))
+        worker = functools.partial(
+            serve_api, app, sock, str(number), settings.request_timeout
+        )
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
     supervisor = Supervisor(settings.data_dir, parts)
 

@@ -86,6 +86,12 @@ class Settings:
         parse=check.seconds,
         metavar="SECONDS",
     )
+    request_timeout: float = option(
+        10.0,
+        "seconds a client has to send a request's headers, and again its body",
+        parse=check.seconds,
+        metavar="SECONDS",
+    )
     max_environments: int = option(
         500, "environments per account and region", parse=check.at_least_one, metavar="N"
     )

@@ -12,11 +12,13 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
+from controlplane.http_limits import uvicorn_options
+
 WORKER_HEADER = "x-airdock-api-worker"
 GRACEFUL_SECONDS = 5
 
 
-def serve_api(app: FastAPI, sock: socket.socket, worker: str) -> int:
+def serve_api(app: FastAPI, sock: socket.socket, worker: str, request_timeout: float) -> int:
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -24,6 +26,7 @@ def serve_api(app: FastAPI, sock: socket.socket, worker: str) -> int:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         headers=[(WORKER_HEADER, worker)],
+        **uvicorn_options(request_timeout),
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
