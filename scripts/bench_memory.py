@@ -32,42 +32,15 @@ import benchlib
 from controlplane.clientconfig import Endpoints
 from controlplane.credentials import read_admin
 
-SETTLE_SECONDS = 3.0  # idle time before a measurement, for the work in flight to finish
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        values[key] = int(rest.split()[0])
-    private = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
-    return {"rss": values["Rss"], "pss": values["Pss"], "uss": private}
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
 
 def tree_rows(supervisor: int, data: Path) -> list[tuple[str, int, dict[str, int]]]:
     recorded = json.loads((data / "run" / "parts.json").read_text())["parts"]
     names = {part["pid"]: name for name, part in recorded.items() if part["pid"]}
     names[supervisor] = "supervisor"
     rows = []
-    for pid in descendants(supervisor):
+    for pid in benchlib.descendants(supervisor):
         try:
-            rows.append((names.get(pid, "other"), pid, memory_kb(pid)))
+            rows.append((names.get(pid, "other"), pid, benchlib.memory_kb(pid)))
         except OSError:
             continue  # ended while we looked
     return sorted(rows, key=lambda row: row[1])
@@ -114,7 +87,7 @@ def measure(workers: int, args: argparse.Namespace) -> list[list[object]]:
         for phase in ("fresh", "after work"):
             if phase == "after work":
                 work(endpoints, data, args.environments, args.calls)
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(args.settle)
             rows = tree_rows(process.pid, data)
             for name, pid, mem in rows:
                 table.append([f"{workers} API", phase, name, pid, *_mb(mem)])
@@ -134,6 +107,9 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2", help="API worker counts to measure")
     parser.add_argument("--environments", type=int, default=20)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="idle seconds before each measurement"
+    )
     args = parser.parse_args()
     rows: list[list[object]] = []
     for workers in [int(n) for n in args.workers.split(",")]:
