@@ -135,13 +135,14 @@ def _recover(
     directory = store.root / "journal"
     found = journal_file.scan(directory, after=restored.journal_seq)
     long_poll.wait_outside_the_gate(gate, changes)
-    same = replay(app, found.records, store.blobs)
+    errors = replay(app, found.records, store.blobs)
     last = found.records[-1].seq if found.records else restored.journal_seq
     if found.records:
         log.info(
-            "replayed %d journal records (%d answered as before) after snapshot record %d",
+            "replayed %d journal records (%d of them errors, as they were live) after "
+            "snapshot record %d",
             len(found.records),
-            same,
+            errors,
             restored.journal_seq,
         )
     for problem in found.damage:
