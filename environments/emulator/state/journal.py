@@ -52,7 +52,12 @@ class JournalBroken(Exception):
 
 class Journal:
     def __init__(
-        self, directory: Path, blobs: BlobStore, next_seq: int, old_blobs: set[str] | None = None
+        self,
+        directory: Path,
+        blobs: BlobStore,
+        next_seq: int,
+        old_blobs: set[str] | None = None,
+        compact_min_records: int = COMPACT_MIN_RECORDS,
     ) -> None:
         """Continue after the segments already in `directory`, which hold records below
         `next_seq` referring to `old_blobs`; any segment from `next_seq` on is stale."""
@@ -79,6 +84,7 @@ class Journal:
         self._in_flight_blobs: Counter[str] = Counter()
         self._fd = -1
         self._bytes = self._records = 0
+        self._compact_min_records = compact_min_records
         self._open_segment(next_seq)
         self._flusher = threading.Thread(
             target=self._flush_forever, name="aws-journal", daemon=True
@@ -161,7 +167,7 @@ class Journal:
 
     def should_compact(self, snapshot_bytes: int) -> bool:
         return self._bytes >= max(COMPACT_MIN_BYTES, snapshot_bytes) or self._records >= max(
-            COMPACT_MIN_RECORDS, snapshot_bytes // BYTES_PER_RECORD_OF_SNAPSHOT
+            self._compact_min_records, snapshot_bytes // BYTES_PER_RECORD_OF_SNAPSHOT
         )
 
     def rotate(self) -> int:
