@@ -23,12 +23,16 @@ from environments.emulator.state import randomness
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.gate import RequestGate
 from environments.emulator.state.journal import Journal, JournalBroken
-from environments.emulator.state.operations import is_read_only
+from environments.emulator.state.operations import is_read_only, operation_name
 from environments.emulator.state.replay import Collected, collect, deterministic, recorded_environ
 
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Calls that may wait inside moto (see long_poll), letting other writes run meanwhile. They are
+# journaled when they end, at the place in the order where their outcome was decided.
+_MAY_WAIT = frozenset({"ReceiveMessage"})
 
 _UNAVAILABLE = (
     b"<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>The embedded AWS cannot "
@@ -80,12 +84,20 @@ class PersistenceMiddleware:
             "seed": randomness.new_seed(),
             "time": time.time(),
         }
-        with self._gate.shared(), journal.mutating():
-            # Journaled first, so the flusher syncs it while moto works. A request that then
-            # fails is replayed alike: it may have changed something before failing.
-            seq = journal.append(meta, body, blob)
-            with deterministic(meta["seed"], meta["time"]):
-                response = collect(self._app, environ)
+        if operation_name(environ, body) in _MAY_WAIT:
+            with self._gate.shared(), journal.mutating():
+                try:
+                    with deterministic(meta["seed"], meta["time"]):
+                        response = collect(self._app, environ)
+                finally:
+                    seq = journal.append(meta, body, blob)
+        else:
+            with self._gate.shared(), journal.mutating():
+                # Journaled first, so the flusher syncs it while moto works. A request that
+                # then fails is replayed alike: it may have changed something before failing.
+                seq = journal.append(meta, body, blob)
+                with deterministic(meta["seed"], meta["time"]):
+                    response = collect(self._app, environ)
         journal.wait_durable(seq)
         return response
 
