@@ -15,7 +15,7 @@ per write stays flat as the state grows. Each measurement runs with 1 client and
 --clients client processes; rounds go round-robin over the servers (interleaved), so drift in
 the machine hits all alike, and the median over rounds is reported.
 
-    .venv/bin/python scripts/bench_emulator.py [--seconds 2] [--rounds 3] [--objects 20000]
+    .venv/bin/python scripts/bench_emulator.py [--seconds 2] [--rounds 3] [--objects 10000]
 """
 
 from __future__ import annotations
@@ -180,8 +180,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--objects", type=int, default=20000)
-    parser.add_argument("--log-groups", type=int, default=2000)
+    parser.add_argument("--objects", type=int, default=10000)
+    parser.add_argument("--log-groups", type=int, default=1000)
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
