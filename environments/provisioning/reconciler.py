@@ -202,6 +202,7 @@ class Reconciler:
             resources=dict(row.resources),
             applied_spec=row.applied_spec,
             services=self._services,
+            exclusive=self._db.exclusive,
         )
 
     def _run_steps(
