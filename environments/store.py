@@ -389,6 +389,11 @@ def reconciler_delete(session: Session, name: str, owner: str, generation: int) 
     session.execute(delete(TokenRow).where(TokenRow.env_name == name))
 
 
+def rows_in(session: Session, statuses: list[str]) -> list[EnvironmentRow]:
+    """Every environment in one of `statuses`, whole."""
+    return list(session.scalars(select(EnvironmentRow).where(EnvironmentRow.status.in_(statuses))))
+
+
 def environments_in(session: Session, statuses: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """(name, spec) of every environment in one of `statuses`."""
     query = select(EnvironmentRow.name, EnvironmentRow.spec).where(
