@@ -157,6 +157,7 @@ def build_background(
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
         services=services,
+        drift_interval=settings.drift_check_interval,
     )
     sync = DagSyncService(
         db, services, interval=settings.dag_sync_interval, on_change=reporter.request
