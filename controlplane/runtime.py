@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controlplane.aws_gateway.launch import FRONT, gateway_environment
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import KeyPair, load_or_create_admin
 from controlplane.iam_config import DirectorySource, open_directory
@@ -99,7 +100,20 @@ def build_runtime(settings: Settings) -> Runtime:
     embedded: EmbeddedAws | None = None
     aws_endpoint = settings.aws_endpoint
     if aws_endpoint is None and not settings.real_aws:
-        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
+        # Every request to it is authenticated and authorized against the same identities
+        # and policies as the MWAA API (controlplane.aws_gateway).
+        embedded = EmbeddedAws(
+            settings.data_dir,
+            host="127.0.0.1",
+            front=FRONT,
+            front_env=gateway_environment(
+                data_dir=settings.data_dir,
+                iam_config=settings.iam_config,
+                database_url=settings.db_url,
+                account_id=settings.account_id,
+                region=settings.region,
+            ),
+        )
         embedded.start()
         closers.append(embedded.stop)
         aws_endpoint = embedded.endpoint

@@ -8,6 +8,7 @@ SIGINT (see environments.emulator.state).
 from __future__ import annotations
 
 import argparse
+import importlib
 import ipaddress
 import logging
 import signal
@@ -57,6 +58,13 @@ def main(argv: list[str] | None = None) -> None:
         default=20.0,
         help="seconds to wait for a predecessor to release the state dir",
     )
+    parser.add_argument(
+        "--front",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="a WSGI middleware put in front of moto: FACTORY(app) returns the app to serve "
+        "(e.g. one that authenticates and authorizes every request)",
+    )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
         # The embedded AWS checks no credentials: it must never be reachable from outside.
@@ -73,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         changes.mark()
     long_poll.wait_outside_the_gate(gate, changes)
     app = PersistenceMiddleware(DomainDispatcherApplication(create_backend_app), gate, changes)
+    if args.front:
+        # Outermost, so a request it refuses reaches neither moto nor the persistence layer.
+        app = _front(args.front)(app)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
@@ -94,6 +105,13 @@ def main(argv: list[str] | None = None) -> None:
         persister.stop()
         log.info("final snapshot written")
     server.server_close()
+
+
+def _front(spec: str):
+    module, _, factory = spec.partition(":")
+    if not module or not factory:
+        raise SystemExit(f"--front must be MODULE:FACTORY, not {spec!r}")
+    return getattr(importlib.import_module(module), factory)
 
 
 def _open_store(state_dir: Path, lock_wait: float) -> tuple[StateStore, Restored]:
