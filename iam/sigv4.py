@@ -268,6 +268,11 @@ class _Recomputer(SigV4Auth):
     def payload(self, request: AWSRequest) -> str:
         return self._payload_hash
 
+    def _normalize_url_path(self, path: str) -> str:
+        # S3 signs the path as sent: object keys may hold "..", "." and "//" (botocore's
+        # S3SigV4Auth does the same); every other service signs the normalised path.
+        return path if self._service_name == "s3" else super()._normalize_url_path(path)
+
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         key = _signing_key(
             self.credentials.secret_key,

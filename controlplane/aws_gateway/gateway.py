@@ -28,6 +28,7 @@ from controlplane.aws_gateway.rpc_actions import rpc_checks
 from controlplane.aws_gateway.s3_actions import s3_checks
 from controlplane.aws_gateway.sts import StsInvalid, assume_role, caller_identity
 from controlplane.aws_gateway.wire import Incoming, Refusal
+from iam.sigv2_presign import is_presigned_v2, verify_presigned_v2
 from iam.sigv4_chunks import verify_chunks
 
 log = logging.getLogger("airdock.aws_gateway")
@@ -102,14 +103,19 @@ class AwsGateway:
 
     def _authenticate(self, req: Incoming) -> iam.Principal:
         try:
-            verified = iam.verify_request(
-                req.method,
-                req.raw_target,
-                req.headers,
-                req.body,
-                self._identities.lookup_secret,
-                expected_service=None,
-            )
+            if req.protocol == "rest-xml" and is_presigned_v2(dict(req.query)):
+                verified = verify_presigned_v2(
+                    req.method, req.raw_target, self._identities.lookup_secret
+                )
+            else:
+                verified = iam.verify_request(
+                    req.method,
+                    req.raw_target,
+                    req.headers,
+                    req.body,
+                    self._identities.lookup_secret,
+                    expected_service=None,
+                )
             if verified.payload.startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"):
                 secret = self._identities.lookup_secret(
                     verified.access_key_id, verified.session_token

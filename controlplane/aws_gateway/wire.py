@@ -227,6 +227,8 @@ def error_code(kind: str, protocol: str) -> tuple[str, int]:
 def render_refusal(req: Incoming, refusal: Refusal) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status line, headers and body of the error, in the request's protocol."""
     code, status = error_code(refusal.kind, req.protocol)
+    if code == "AuthorizationHeaderMalformed" and not req.header("authorization"):
+        code = "AuthorizationQueryParametersError"  # S3's name when a presigned URL is bad
     request_id = str(uuid.uuid4())
     message = refusal.message
     headers = [("x-amzn-RequestId", request_id)]
