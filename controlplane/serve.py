@@ -17,6 +17,7 @@ import logging
 import socket
 
 from controlplane.app import create_app
+from controlplane.aws_gateway.launch import FRONT, gateway_environment
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.credentials import load_or_create_admin
 from controlplane.iam_config import open_directory
@@ -71,7 +72,20 @@ def _serve(settings: Settings) -> None:
     embedded = None
     aws_endpoint = settings.aws_endpoint
     if aws_endpoint is None and not settings.real_aws:
-        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
+        # Every request to it is authenticated and authorized against the same identities
+        # and policies as the MWAA API (controlplane.aws_gateway).
+        embedded = EmbeddedAws(
+            settings.data_dir,
+            host="127.0.0.1",
+            front=FRONT,
+            front_env=gateway_environment(
+                data_dir=settings.data_dir,
+                iam_config=settings.iam_config,
+                database_url=settings.db_url,
+                account_id=settings.account_id,
+                region=settings.region,
+            ),
+        )
         aws_endpoint = embedded.endpoint
 
     wakeups = WakeupPipe()
