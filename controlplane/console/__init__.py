@@ -20,24 +20,30 @@ if TYPE_CHECKING:
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:
-    settings = runtime.settings
-    embedded = runtime.embedded_aws is not None
-    aws = None
-    if runtime.aws_endpoint is not None or settings.real_aws:
-        aws = AwsClients(
-            AwsTarget(
-                region=settings.region,
-                endpoint_url=runtime.aws_endpoint,
-                access_key_id=runtime.admin.access_key_id if embedded else None,
-                secret_access_key=runtime.admin.secret_access_key if embedded else None,
-            )
-        )
+    """Serve the console from `app`. Parts a runtime lacks (a test's API-only runtime has no
+    AWS or data dir) leave the matching sections empty rather than failing."""
     app.state.console = ConsoleContext(
         service=runtime.service,
         gatekeeper=runtime.gatekeeper,
-        directory=runtime.directory,
-        admin=runtime.admin,
-        data_dir=settings.data_dir,
-        aws=aws,
+        directory=getattr(runtime, "directory", None),
+        admin=getattr(runtime, "admin", None),
+        data_dir=getattr(getattr(runtime, "settings", None), "data_dir", None),
+        aws=_log_reader(runtime),
     )
     app.include_router(router)
+
+
+def _log_reader(runtime: Runtime) -> AwsClients | None:
+    settings = getattr(runtime, "settings", None)
+    endpoint = getattr(runtime, "aws_endpoint", None)
+    if settings is None or (endpoint is None and not settings.real_aws):
+        return None
+    embedded = runtime.embedded_aws is not None
+    return AwsClients(
+        AwsTarget(
+            region=settings.region,
+            endpoint_url=endpoint,
+            access_key_id=runtime.admin.access_key_id if embedded else None,
+            secret_access_key=runtime.admin.secret_access_key if embedded else None,
+        )
+    )

@@ -69,6 +69,8 @@ def permissions(ctx: ConsoleContext, request: Request, who: Requester, name: str
 
 
 def dag_report(ctx: ConsoleContext, name: str) -> dict | None:
+    if ctx.data_dir is None:
+        return None
     return Workspace.for_environment(ctx.data_dir, name).read_json(REPORT, None)
 
 
