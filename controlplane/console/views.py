@@ -63,8 +63,12 @@ def summary(ctx: ConsoleContext, name: str) -> dict[str, Any]:
 
 def permissions(ctx: ConsoleContext, request: Request, who: Requester, name: str) -> dict:
     return {
-        "update": ctx.allowed(request, who, ctx.on_environment("airflow:UpdateEnvironment", name)),
-        "delete": ctx.allowed(request, who, ctx.on_environment("airflow:DeleteEnvironment", name)),
+        "can_update": ctx.allowed(
+            request, who, ctx.on_environment("airflow:UpdateEnvironment", name)
+        ),
+        "can_delete": ctx.allowed(
+            request, who, ctx.on_environment("airflow:DeleteEnvironment", name)
+        ),
     }
 
 

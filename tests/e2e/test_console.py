@@ -136,6 +136,8 @@ def test_a_viewer_reads_everything_and_changes_nothing(iam_server, team_envs):
     assert team_envs["a"] in listing and team_envs["b"] in listing
     page = carol.get(f"/console/environments/{team_envs['a']}").text
     assert "do not allow airflow:DeleteEnvironment" in page
+    assert "do not allow airflow:UpdateEnvironment" in page
+    assert 'title="Your policies do not allow airflow:UpdateEnvironment"' in page
     token = csrf_of(page)
     refused = carol.post(
         f"/console/environments/{team_envs['a']}/delete",
