@@ -3,6 +3,8 @@ and authorization through the same policies as the API."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -171,3 +173,28 @@ def test_signing_out_ends_the_session(iam_server):
     assert alice.post("/console/sign-out", data={"csrf": token}).status_code == 303
     assert sessions.COOKIE not in alice.cookies
     assert alice.get("/console").status_code == 303
+
+
+def test_log_tails_follow_the_log_policies(iam_server, team_params):
+    """alice's team policy lets her read her environment's log groups; carol's read-only
+    policies do not reach CloudWatch Logs."""
+    name = unique("console-logs")
+    alice_api = iam_server.user("alice")
+    logging = {"SchedulerLogs": {"Enabled": True, "LogLevel": "INFO"}}
+    alice_api.create_environment(
+        Name=name, **team_params(Tags={"team": "a"}, LoggingConfiguration=logging)
+    )
+    wait_for_status(alice_api, name, {"AVAILABLE"}, timeout=60)
+    logs = iam_server.live.aws("logs")
+    group = f"airflow-{name}-Scheduler"
+    logs.create_log_stream(logGroupName=group, logStreamName="scheduler_probe")
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="scheduler_probe",
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": "probe line 42"}],
+    )
+    alice = signed_in(iam_server.live, USER_KEYS["alice"]).get(f"/console/environments/{name}")
+    assert "scheduler_probe: probe line 42" in alice.text
+    carol = signed_in(iam_server.live, USER_KEYS["carol"]).get(f"/console/environments/{name}")
+    assert group in carol.text and "probe line 42" not in carol.text
+    assert "do not allow logs:FilterLogEvents" in carol.text
