@@ -269,6 +269,18 @@ def release_lease(session: Session, name: str, owner: str) -> None:
     )
 
 
+def release_leases_of(session: Session, owner: str) -> int:
+    """Free every lease `owner` holds, for a replica that restarts: its leases are those of
+    its dead predecessor. Returns how many were freed."""
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(EnvironmentRow.lease_owner == owner)
+        .values(lease_owner=None, lease_expires=0.0)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
 # --- tokens and meta ----------------------------------------------------------------------
 
 

@@ -91,7 +91,7 @@ def test_event_pickup_is_fast(server, dag_env):
             timeout=10,
         )
         delays.append(time.monotonic() - start)
-    # Generous bound: the polling fallback alone would take up to the 5 s interval.
+    # Generous bound: the polling fallback alone would take up to its 5 s interval here.
     assert sorted(delays)[2] < 3.0, delays
 
 
