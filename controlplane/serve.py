@@ -81,9 +81,7 @@ def _serve(settings: Settings) -> None:
     background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
     parts.append(Supervised(BACKGROUND, ForkedProcess(background)))
     for number in range(1, settings.api_processes + 1):
-        worker = functools.partial(
-            serve_api, app, sock, str(number), settings.request_timeout
-        )
+        worker = functools.partial(serve_api, app, sock, str(number), settings.request_timeout)
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
     supervisor = Supervisor(settings.data_dir, parts)
 

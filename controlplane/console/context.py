@@ -16,11 +16,12 @@ from typing import Any
 from starlette.requests import Request
 
 import iam
+from controlplane.clientconfig import read_endpoints
 from controlplane.console import sessions
-from controlplane.credentials import KeyPair
+from controlplane.credentials import KeyPair, read_admin
 from controlplane.iam_config import DirectorySource
 from controlplane.security import Gatekeeper, Intent
-from environments.aws.clients import AwsClients
+from environments.aws.clients import AwsClients, AwsTarget
 from environments.errors import AccessDeniedException
 from environments.service import EnvironmentService, Requester
 
@@ -30,13 +31,41 @@ class ConsoleContext:
     service: EnvironmentService
     gatekeeper: Gatekeeper
     directory: DirectorySource | None  # None: authentication is off (benchmarks)
-    admin: KeyPair | None  # the bootstrap admin, the only key when authentication is off
     data_dir: Path | None
-    aws: AwsClients | None
 
     @functools.cached_property
     def session_key(self) -> bytes:
         return self.service.shared_secret("console-session-key")
+
+    @functools.cached_property
+    def admin(self) -> KeyPair | None:
+        """The bootstrap admin's key: the only one when authentication is off, and the key
+        the console reads the embedded AWS's logs with."""
+        if self.data_dir is None:
+            return None
+        try:
+            return read_admin(self.data_dir)
+        except (OSError, ValueError):
+            return None
+
+    @functools.cached_property
+    def aws(self) -> AwsClients | None:
+        """Clients for the AWS the server provisions in, as its endpoints.json records it."""
+        if self.data_dir is None:
+            return None
+        try:
+            endpoints = read_endpoints(self.data_dir)
+        except (OSError, ValueError):
+            return None
+        key = self.admin if endpoints.aws_embedded else None
+        return AwsClients(
+            AwsTarget(
+                region=endpoints.region,
+                endpoint_url=endpoints.aws_endpoint,
+                access_key_id=key.access_key_id if key else None,
+                secret_access_key=key.secret_access_key if key else None,
+            )
+        )
 
     # --- who -----------------------------------------------------------------------------
 
