@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from controlplane import api, progress
+from controlplane import api, console, progress
 from controlplane.errors import UnknownOperationException, error_response
 from environments.errors import AirdockError, InternalServerException
 
@@ -47,6 +47,7 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
     app.state.ready = False
     app.include_router(api.router)
     app.include_router(progress.router)
+    console.mount(app, runtime)
 
     @app.get("/_airdock/health", include_in_schema=False)
     async def health(request: Request) -> Response:

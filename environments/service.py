@@ -72,6 +72,11 @@ class EnvironmentService:
                 continue
         raise RuntimeError(f"could not read or create the shared key {name!r}")
 
+    def shared_secret(self, name: str) -> bytes:
+        """A random key kept in the store under `name`, the same on every replica (e.g. the
+        console's session key)."""
+        return self._shared_key(name)
+
     def set_change_listener(self, listener: Callable[[], None]) -> None:
         self._on_change = listener
 
