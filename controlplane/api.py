@@ -48,14 +48,17 @@ def _target(call: Call) -> str:
 
 
 def _tags_of(call: Call, arn: str) -> Callable[[], dict[str, str] | None]:
-    """The target's tags, fetched only if a policy reads aws:ResourceTag."""
+    """The target's tags, fetched only if a policy reads aws:ResourceTag. The row read for
+    them stays on the call: a read operation then answers from it (one read per call)."""
 
     def fetch() -> dict[str, str] | None:
         try:
             name = call.service.placement.name_from_arn(arn)
         except (ValidationException, ResourceNotFoundException):
             return None  # not an environment of this endpoint; the service says so properly
-        return call.service.resource_tags(name)
+        row = call.service.find(name)
+        call.target_row = row
+        return dict(row.tags) if row is not None else None
 
     return fetch
 
@@ -113,7 +116,7 @@ def create_environment(name: str, call: Annotated[Call, writes(_create)]) -> Res
 async def get_environment(
     name: str, call: Annotated[Call, reads(_existing("airflow:GetEnvironment"))]
 ) -> Response:
-    return json_response({"Environment": call.service.get(name)})
+    return json_response({"Environment": call.service.get(name, call.target_row)})
 
 
 @router.patch("/environments/{name}")
@@ -159,7 +162,7 @@ def tag_resource(
 async def list_tags(
     arn: str, call: Annotated[Call, reads(_existing("airflow:ListTagsForResource"))]
 ) -> Response:
-    return json_response({"Tags": call.service.list_tags(arn)})
+    return json_response({"Tags": call.service.list_tags(arn, call.target_row)})
 
 
 @router.delete("/tags/{arn:path}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, Request
@@ -34,6 +34,9 @@ class Call:
     service: EnvironmentService
     requester: Requester
     body: bytes
+    # The target's row when authorization already read it (for aws:ResourceTag), so the
+    # service answers from that read instead of making a second one.
+    target_row: Any = field(default=None, init=False)
 
     @functools.cached_property
     def params(self) -> dict[str, Any]:

@@ -72,6 +72,11 @@ class EnvironmentService:
                 continue
         raise RuntimeError(f"could not read or create the shared key {name!r}")
 
+    def shared_secret(self, name: str) -> bytes:
+        """A random key kept in the store under `name`, the same on every replica (e.g. the
+        console's session key)."""
+        return self._shared_key(name)
+
     def set_change_listener(self, listener: Callable[[], None]) -> None:
         self._on_change = listener
 
@@ -118,9 +123,11 @@ class EnvironmentService:
         self._on_change()
         return row.arn
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str, row: EnvironmentRow | None = None) -> dict[str, Any]:
+        """MWAA's Environment for `name`; `row` is one the caller read for it just before
+        (authorization reads it for tag conditions), sparing a second read."""
         shapes.validate("GetEnvironment", {"Name": name})
-        return describe(self._row(name), self.placement)
+        return describe(self._known_row(name, row), self.placement)
 
     def update(self, name: str, params: dict[str, Any]) -> str:
         shapes.validate("UpdateEnvironment", {**params, "Name": name})
@@ -190,9 +197,9 @@ class EnvironmentService:
 
     # --- tags -------------------------------------------------------------------------
 
-    def list_tags(self, arn: str) -> dict[str, str]:
+    def list_tags(self, arn: str, row: EnvironmentRow | None = None) -> dict[str, str]:
         shapes.validate("ListTagsForResource", {"ResourceArn": arn})
-        return dict(self._row(self.placement.name_from_arn(arn)).tags)
+        return dict(self._known_row(self.placement.name_from_arn(arn), row).tags)
 
     def tag(self, arn: str, params: dict[str, Any]) -> None:
         shapes.validate("TagResource", {**params, "ResourceArn": arn})
@@ -224,10 +231,19 @@ class EnvironmentService:
                 continue  # tags merge safely with the other writer's change; re-read and redo
         raise ValidationException(f"Environment {name} is busy; try again.")
 
+    def snapshot(self, name: str) -> EnvironmentRow:
+        """The stored row as it is now (status, reconciler progress, resources), for views
+        such as progress and the console; ResourceNotFoundException if there is none."""
+        return self._row(name)
+
     def resource_tags(self, name: str) -> dict[str, str] | None:
         """Tags of an existing environment (for authorization context), None if absent."""
-        row = self._db.read_environment(name)
+        row = self.find(name)
         return dict(row.tags) if row is not None else None
+
+    def find(self, name: str) -> EnvironmentRow | None:
+        """A snapshot of the environment's row, None if there is none."""
+        return self._db.read_environment(name)
 
     # --- tokens and the data plane ----------------------------------------------------
 
@@ -280,6 +296,9 @@ class EnvironmentService:
         if row is None:
             raise not_found(name)
         return row
+
+    def _known_row(self, name: str, row: EnvironmentRow | None) -> EnvironmentRow:
+        return row if row is not None and row.name == name else self._row(name)
 
     def _serving_row(self, name: str) -> EnvironmentRow:
         row = self._row(name)

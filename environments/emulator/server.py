@@ -10,6 +10,7 @@ the older mode without a journal, where a crash loses the changes of the last in
 from __future__ import annotations
 
 import argparse
+import importlib
 import ipaddress
 import logging
 import signal
@@ -79,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
         default=20.0,
         help="seconds to wait for a predecessor to release the state dir",
     )
+    parser.add_argument(
+        "--front",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="a WSGI middleware put in front of moto: FACTORY(app) returns the app to serve "
+        "(e.g. one that authenticates and authorizes every request)",
+    )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
         # The embedded AWS checks no credentials: it must never be reachable from outside.
@@ -103,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         changes.mark()
     long_poll.wait_outside_the_gate(gate, changes, journal)
     app = PersistenceMiddleware(moto_app, gate, changes, journal)
+    if args.front:
+        # Outermost, so a request it refuses reaches neither moto nor the journal.
+        app = _front(args.front)(app)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
@@ -128,6 +139,13 @@ def main(argv: list[str] | None = None) -> None:
         persister.stop()
         log.info("final snapshot written")
     server.server_close()
+
+
+def _front(spec: str):
+    module, _, factory = spec.partition(":")
+    if not module or not factory:
+        raise SystemExit(f"--front must be MODULE:FACTORY, not {spec!r}")
+    return getattr(importlib.import_module(module), factory)
 
 
 def _recover(
