@@ -42,7 +42,7 @@ INLINE_BODY_LIMIT = 64 * 1024
 # the snapshot's cost, which grows with the state, is then spread over a matching amount of
 # writes, and replay after a crash stays shorter than a load of the state.
 COMPACT_MIN_BYTES = 16 * 1024 * 1024
-COMPACT_MIN_RECORDS = 5000
+COMPACT_MIN_RECORDS = 2000
 BYTES_PER_RECORD_OF_SNAPSHOT = 1024
 
 
