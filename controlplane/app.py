@@ -48,7 +48,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/_airdock/health", include_in_schema=False)
     async def health(request: Request) -> Response:
         ready = bool(request.app.state.ready)
-        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+        body = {"status": "ok" if ready else "starting", **runtime.health()}
+        return JSONResponse(body, 200 if ready else 503)
 
     @app.exception_handler(AirdockError)
     async def domain_error(request: Request, err: AirdockError) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
+from environments.airflow.metadb.databases import MetadataDatabases
+from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
@@ -50,9 +53,20 @@ class Runtime:
     dag_reports: DagReporter | None = None
     embedded_aws: EmbeddedAws | None = None
     directory: DirectorySource | None = None  # None: authentication is off
+    # The embedded PostgreSQL of Airflow's metadata (None with --no-airflow or an external one).
+    metadata_server: EmbeddedPostgres | None = None
     _closers: list = field(default_factory=list)
+    _watch_stop: threading.Event = field(default_factory=threading.Event)
 
     def start_background(self) -> None:
+        if self.metadata_server is not None:
+            self._watch_stop.clear()
+            threading.Thread(
+                target=self.metadata_server.supervise,
+                args=(self._watch_stop,),
+                name="metadata-server-watch",
+                daemon=True,
+            ).start()
         if self.directory is not None:
             self.directory.start()
         self.reconciler.start()
@@ -69,6 +83,20 @@ class Runtime:
         self.reconciler.stop()
         if self.directory is not None:
             self.directory.stop()
+        self._watch_stop.set()
+
+    def health(self) -> dict:
+        """The parts of /_airdock/health beyond readiness: supervised dependencies."""
+        parts: dict = {}
+        if self.metadata_server is not None:
+            state = self.metadata_server.state()
+            parts["metadata_database"] = {
+                "state": "running" if state.running else "down",
+                "pid": state.pid,
+                "restarts": state.restarts,
+                "last_error": state.last_error,
+            }
+        return parts
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -104,6 +132,7 @@ def build_runtime(settings: Settings) -> Runtime:
     db = Store(settings.db_url)
     db.create_schema()
     closers.append(db.dispose)
+    metadata_server, metadata_databases = _metadata_databases(settings, closers)
     placement = Placement(account_id=settings.account_id, region=settings.region)
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
     target = AwsTarget(
@@ -118,6 +147,7 @@ def build_runtime(settings: Settings) -> Runtime:
         dag_events=settings.dag_events,
         airflow_venvs=settings.airflow_venvs,
         uv_cache_dir=settings.uv_cache_dir,
+        metadata_databases=metadata_databases,
         dags_changed=lambda name: reporter.request(name),
     )
     reporter = DagReporter(services, lambda name: _spec_of(db, name))
@@ -151,8 +181,23 @@ def build_runtime(settings: Settings) -> Runtime:
         dag_reports=reporter,
         embedded_aws=embedded,
         directory=directory,
+        metadata_server=metadata_server,
         _closers=closers,
     )
+
+
+def _metadata_databases(
+    settings: Settings, closers: list
+) -> tuple[EmbeddedPostgres | None, MetadataDatabases | None]:
+    """Airflow's metadata server: the one given, or one of our own (started here)."""
+    if not settings.airflow_venvs:
+        return None, None
+    if settings.airflow_database_url:
+        return None, MetadataDatabases(settings.airflow_database_url, settings.data_dir)
+    server = EmbeddedPostgres(settings.data_dir)
+    server.start()
+    closers.append(server.stop)
+    return server, MetadataDatabases(server.url(), settings.data_dir)
 
 
 @dataclass

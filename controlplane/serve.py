@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 
 import uvicorn
@@ -27,7 +28,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings) -> None:
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; as SystemExit it
+    # passes through the `finally` below, so the processes we started are stopped too.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     runtime = build_runtime(settings)
     try:
         sock = _bind(settings.host, settings.port)
