@@ -15,6 +15,7 @@ from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
+from environments.airflow import sandbox
 from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.aws.clients import AwsClients, AwsTarget
@@ -112,8 +113,25 @@ def _spec_of(db: Store, name: str) -> dict | None:
     return row.spec if row is not None else None
 
 
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir is Airdock's alone (0700). Environment accounts (Airdock as root) may only
+    pass through it (0711) to their own workspaces, never list it; what it holds is private by
+    its own mode (secrets 0600, folders 0700 or 0750)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o711 if sandbox.mode() == sandbox.ACCOUNTS else 0o700)
+
+
+def secure_sqlite(url: str) -> None:
+    """The SQLite store holds every environment's spec: owner-only (SQLite gives its -wal and
+    -shm files the database file's mode)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.exists():
+            path.chmod(0o600)
+
+
 def build_runtime(settings: Settings) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir)
     admin = load_or_create_admin(settings.data_dir)
     # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
     directory = (
@@ -131,6 +149,7 @@ def build_runtime(settings: Settings) -> Runtime:
         aws_endpoint = embedded.endpoint
     db = Store(settings.db_url)
     db.create_schema()
+    secure_sqlite(settings.db_url)
     closers.append(db.dispose)
     metadata_server, metadata_databases = _metadata_databases(settings, closers)
     placement = Placement(account_id=settings.account_id, region=settings.region)
@@ -192,6 +211,8 @@ def _metadata_databases(
     """Airflow's metadata server: the one given, or one of our own (started here)."""
     if not settings.airflow_venvs:
         return None, None
+    for name in sandbox.remove_orphans():
+        log.info("removed the account %s: its workspace is gone", name)
     if settings.airflow_database_url:
         return None, MetadataDatabases(settings.airflow_database_url, settings.data_dir)
     server = EmbeddedPostgres(settings.data_dir)

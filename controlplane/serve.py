@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 
@@ -12,6 +13,7 @@ from controlplane.app import create_app
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.runtime import build_runtime
 from controlplane.settings import Settings
+from environments.airflow import sandbox
 
 log = logging.getLogger("airdock")
 
@@ -36,6 +38,9 @@ def serve(settings: Settings) -> None:
     # uvicorn re-raises the SIGTERM it handled once it has shut down; as SystemExit it
     # passes through the `finally` below, so the processes we started are stopped too.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    # Whatever the server writes is its own, or its group's: never readable by other accounts
+    # (the environments' ones among them). Files meant for them get their modes explicitly.
+    os.umask(0o027)
     runtime = build_runtime(settings)
     try:
         sock = _bind(settings.host, settings.port)
@@ -68,6 +73,10 @@ def _announce(settings: Settings, mwaa_endpoint: str, aws_endpoint: str | None) 
     print(f"Airdock MWAA endpoint: {mwaa_endpoint}", flush=True)
     print(f"AWS endpoint:          {aws_endpoint or 'real AWS (default credential chain)'}")
     print(f"Store:                 {settings.db_url.split('@')[-1]}")
+    if settings.airflow_venvs:
+        print(f"User code:             {sandbox.describe()}")
+        if sandbox.mode() == sandbox.NONE:
+            log.warning(sandbox.describe())
     print("Use it from another shell:")
     print(f"  export AWS_CONFIG_FILE={aws_dir / 'config'}")
     print(f"  export AWS_SHARED_CREDENTIALS_FILE={aws_dir / 'credentials'}")
