@@ -14,6 +14,7 @@ import uuid
 import psycopg
 import pytest
 
+from controlplane.server.status import read_status
 from environments.airflow.metadb.databases import MetadataDatabases, libpq_url
 from tests.conftest import (
     PG_ADMIN_URL,
@@ -61,15 +62,21 @@ def create_and_delete(live, name: str, admin_url: str, database: str) -> None:
     assert database not in database_names(admin_url)
 
 
+def metadata_part(live) -> dict:
+    """The supervisor's record of the embedded PostgreSQL (with its pid)."""
+    return read_status(live.data_dir)["parts"]["metadata_database"]
+
+
 def test_embedded_server_is_supervised_and_holds_each_environment(tmp_path_factory):
     live = start_server(tmp_path_factory.mktemp("metadb") / "data", airflow=True)
     try:
-        first = health(live)["metadata_database"]
-        assert first["state"] == "running" and first["restarts"] == 0
+        first = metadata_part(live)
+        assert first["state"] == "up" and first["restarts"] == 0
+        assert health(live)["parts"]["metadata_database"]["state"] == "up"
         os.kill(first["pid"], signal.SIGKILL)
         again = wait_until(
-            lambda: (lambda part: part if part["restarts"] >= 1 and part["state"] == "running"
-                     else None)(health(live)["metadata_database"]),
+            lambda: (lambda part: part if part["restarts"] >= 1 and part["state"] == "up"
+                     else None)(metadata_part(live)),
             timeout=60,
             message="the killed PostgreSQL to be restarted",
         )  # fmt: skip
@@ -93,7 +100,7 @@ def test_external_server_holds_each_environment(tmp_path_factory):
         airflow=True,
     )
     try:
-        assert "metadata_database" not in health(live)  # nothing of ours to supervise
+        assert "metadata_database" not in health(live)["parts"]  # nothing of ours to supervise
         assert not (live.data_dir / "postgres").exists()
         database = MetadataDatabases(PG_ADMIN_URL, live.data_dir).name_for(name)
         create_and_delete(live, name, PG_ADMIN_URL, database)

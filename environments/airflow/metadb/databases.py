@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -59,16 +60,24 @@ def libpq_url(url: str) -> str:
 class MetadataDatabases:
     """Creates and drops per-environment databases on one PostgreSQL server.
 
-    `admin_url` is a libpq or SQLAlchemy URL of a role allowed to create databases and roles.
+    `admin_url` is a libpq or SQLAlchemy URL of a role allowed to create databases and roles,
+    or a function giving it (read when needed: the embedded server's may not exist yet).
     `prefix` starts every database and role name, so several Airdock installations can share
     an external server.
     """
 
-    def __init__(self, admin_url: str, key_dir: Path, *, prefix: str = "airflow") -> None:
-        self.admin_url = libpq_url(admin_url)
+    def __init__(
+        self, admin_url: str | Callable[[], str], key_dir: Path, *, prefix: str = "airflow"
+    ) -> None:
+        self._admin_url = admin_url
         self.prefix = prefix
         create_once(Path(key_dir) / KEY_FILE, secrets.token_hex(32).encode())
         self._key = (Path(key_dir) / KEY_FILE).read_bytes().strip()
+
+    @property
+    def admin_url(self) -> str:
+        url = self._admin_url if isinstance(self._admin_url, str) else self._admin_url()
+        return libpq_url(url)
 
     def name_for(self, environment: str) -> str:
         name = f"{self.prefix}-{environment}"

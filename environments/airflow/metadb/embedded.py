@@ -16,10 +16,11 @@ not matter and sandboxed processes reach it like any client.
 Root: PostgreSQL refuses to run as root, so the server then runs as the system account
 `airdock-postgres`, which owns PGDATA and nothing else.
 
-Restarts: the postmaster runs in a process group of its own. If it dies (even by SIGKILL) its
-backends are killed with the group, and a stale `postmaster.pid` is removed when the pid it
-names is not this server, so `ensure_running` can always start it again. A server left running by
-an earlier `airdock serve` (which was killed) is adopted rather than started twice.
+Supervision: it is a part of `airdock serve`'s supervisor (start, alive, stop), which restarts
+it with backoff when it dies. If the postmaster was SIGKILLed, `start` first kills the backends
+it left (they hold its shared memory) and removes the stale `postmaster.pid`. A server left
+running by an earlier `airdock serve` that was itself killed is adopted, not started twice.
+The port chosen the first time is kept, so the URLs handed out stay valid across restarts.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -63,25 +63,12 @@ def binaries() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-@dataclass(frozen=True)
-class ServerState:
-    """What /_airdock/health and `airdock env status` say about the server."""
-
-    running: bool
-    pid: int | None
-    port: int
-    restarts: int
-    last_error: str | None
-
-
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path, host: str = "127.0.0.1") -> None:
         self.root = Path(data_dir).absolute() / "postgres"
         self.pgdata = self.root / "data"
         self.log_path = self.root / "server.log"
         self.host = host
-        self.restarts = 0
-        self.last_error: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._adopted_pid: int | None = None
         self._port: int | None = None
@@ -123,30 +110,6 @@ class EmbeddedPostgres:
                 self._launch()
             self._wait_ready()
 
-    def ensure_running(self) -> bool:
-        """Supervision: start the server again if it died. True when it had to be restarted."""
-        with self._lock:
-            if self.alive():
-                return False
-            log.warning("the embedded PostgreSQL is not running; restarting it")
-            self.restarts += 1
-            try:
-                self.start()
-            except Exception as error:
-                self.last_error = str(error)
-                raise
-            self.last_error = None
-            return True
-
-    def supervise(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Keep the server up until `stop` is set: the loop a supervisor thread runs. A failed
-        restart is logged and kept in `last_error`, and tried again at the next tick."""
-        while not stop.wait(interval):
-            try:
-                self.ensure_running()
-            except Exception:
-                log.exception("the embedded PostgreSQL could not be restarted")
-
     def stop(self) -> None:
         """Fast shutdown (SIGINT: active transactions are rolled back), then SIGKILL of the
         whole group for whatever is left after a grace period."""
@@ -182,12 +145,9 @@ class EmbeddedPostgres:
         except psycopg.Error:
             return False
 
-    def state(self) -> ServerState:
-        alive = self.alive()
-        return ServerState(alive, self._pid() if alive else None, self.port, self.restarts,
-                           self.last_error)  # fmt: skip
-
+    @property
     def pid(self) -> int | None:
+        """The postmaster's pid while it runs (the supervisor reports it)."""
         return self._pid() if self.alive() else None
 
     # --- internals ----------------------------------------------------------------------
