@@ -10,10 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from environments.aws.clients import AwsClients
 from environments.workspace import Workspace
+
+
+class MetadataDatabases(Protocol):
+    """Each environment's Airflow metadata database (environments.airflow.metadb.databases)."""
+
+    def ensure(self, environment: str) -> Any: ...
+
+    def drop(self, environment: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,9 @@ class HostServices:
     # benchmarks, where installing Airflow for every environment would measure pip, not us.
     airflow_venvs: bool = True
     uv_cache_dir: Path | None = None  # default: data_dir/cache/uv
+    # The PostgreSQL server that holds every environment's Airflow metadata; None without
+    # Airflow (--no-airflow), where no database is made.
+    metadata_databases: MetadataDatabases | None = None
     # Called with an environment name when its DAGs changed; None parses them right away.
     dags_changed: Callable[[str], None] | None = None
 
