@@ -13,6 +13,7 @@ import argparse
 import importlib
 import ipaddress
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -39,6 +40,7 @@ log = logging.getLogger("airdock.aws_server")
 
 # Exit status when saved state exists but cannot be used; the log says why.
 EXIT_BAD_STATE = 3
+JOURNAL_DIR = "journal"
 
 
 def is_loopback(host: str) -> bool:
@@ -95,7 +97,12 @@ def main(argv: list[str] | None = None) -> None:
 
     s3_bodies.track_body_digests()
     journaled = args.state_dir is not None and args.durability == "journal"
-    if journaled:
+    # A journal left by the default mode is replayed even in snapshot mode, then dropped, so
+    # switching modes neither loses its records nor replays them twice later.
+    leftover = not journaled and bool(
+        args.state_dir and journal_file.segments(args.state_dir / JOURNAL_DIR)
+    )
+    if journaled or leftover:
         randomness.install()
         clock.install()
     store, restored = (
@@ -106,6 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     journal = None
     if store and journaled:
         journal = _recover(store, restored, moto_app, gate, changes, args.compact_min_records)
+    elif store and leftover:
+        _recover(store, restored, moto_app, gate, changes, args.compact_min_records).close()
+        Persister(store, gate, changes).save_now(0)
+        shutil.rmtree(store.root / JOURNAL_DIR)
     elif restored.skipped:
         # Write a good newest generation soon, rather than after the next change.
         changes.mark()
@@ -157,7 +168,7 @@ def _recover(
     compact_min_records: int,
 ) -> Journal:
     """Replay the journal over the restored snapshot and open it for appending."""
-    directory = store.root / "journal"
+    directory = store.root / JOURNAL_DIR
     found = journal_file.scan(directory, after=restored.journal_seq)
     long_poll.wait_outside_the_gate(gate, changes)
     errors = replay(app, found.records, store.blobs)
