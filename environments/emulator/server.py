@@ -171,24 +171,25 @@ def _recover(
     directory = store.root / JOURNAL_DIR
     found = journal_file.scan(directory, after=restored.journal_seq)
     long_poll.wait_outside_the_gate(gate, changes)
-    errors = replay(app, found.records, store.blobs)
-    last = found.records[-1].seq if found.records else restored.journal_seq
-    if found.records:
+    replayed = replay(app, found.records, store.blobs)
+    applied = found.records[: replayed.applied]
+    last = applied[-1].seq if applied else restored.journal_seq
+    if applied:
         log.info(
             "replayed %d journal records (%d of them errors, as they were live) after "
             "snapshot record %d",
-            len(found.records),
-            errors,
+            len(applied),
+            replayed.errors,
             restored.journal_seq,
         )
     for problem in found.damage:
         # Only the tail a crash tore can be damaged; it was never acknowledged.
         log.warning("journal replay stopped at %s", problem)
-    if found.records or found.damage or restored.skipped:
+    if applied or found.damage or len(applied) < len(found.records) or restored.skipped:
         # Start from a snapshot that holds everything replayed, so a later start does not
         # read past damage, and so repeated crashes do not grow the journal.
         Persister(store, gate, changes).save_now(last)
-    blobs = {record.meta["blob"] for record in found.records if record.meta.get("blob")}
+    blobs = {record.meta["blob"] for record in applied if record.meta.get("blob")}
     return Journal(directory, store.blobs, last + 1, blobs, compact_min_records)
 
 
