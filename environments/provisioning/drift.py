@@ -86,10 +86,7 @@ class DriftWatch:
 
     def _elected(self) -> bool:
         """One replica checks per interval: the lock is taken for the interval, not released."""
-        with self._db.transaction() as session:
-            return store.try_lock(
-                session, ELECTION_LOCK, self._owner, time.time(), self._interval * 0.9
-            )
+        return self._db.take_lock(ELECTION_LOCK, self._owner, self._interval * 0.9)
 
     # --- one check --------------------------------------------------------------------
 
