@@ -118,6 +118,14 @@ class Settings:
         switch=False,
         shown="build them",
     )
+    airflow_database_url: str | None = option(
+        None,
+        "PostgreSQL server for the environments' Airflow metadata, e.g. "
+        "postgresql://postgres@db:5432/postgres (a role that may create databases and roles)",
+        parse=check.postgres_url,
+        shown="an embedded PostgreSQL in the data dir",
+        metavar="URL",
+    )
     uv_cache_dir: Path | None = option(
         None,
         "package cache shared by the Airflow virtualenvs",
