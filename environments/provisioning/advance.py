@@ -251,7 +251,12 @@ class Advancing:
         what = ", ".join(row.progress["repair"])
         message = f"Deleted outside Airdock and not made again ({what}): {reason}"
         error = {"ErrorCode": "INTERNAL_ERROR", "ErrorMessage": message[:1024]}
-        log.warning("environment %s is UNAVAILABLE: %s", row.name, message)
+        _repeats.warning(
+            ("unavailable", row.name, message),
+            "environment %s is UNAVAILABLE: %s",
+            row.name,
+            message,
+        )
         # The progress keeps the repair, so later drift checks try again.
         self._settle(
             row,

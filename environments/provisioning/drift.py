@@ -169,7 +169,9 @@ class DriftWatch:
                 store.compare_and_set(session, row.name, row.row_version, **values)
         except ConcurrentModification:
             return
-        log.warning(
+        # An environment that stays UNAVAILABLE is tried again on every check: say so once.
+        _repeats.warning(
+            ("repair", row.name, tuple(what)),
             "environment %s: %s deleted outside Airdock; making it again",
             row.name,
             ", ".join(what),
