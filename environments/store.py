@@ -168,7 +168,7 @@ class Store:
         owner = f"{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
         deadline = time.monotonic() + timeout
         pause = 0.005
-        while not self._try_lock(name, owner, ttl):
+        while not self.take_lock(name, owner, ttl):
             if time.monotonic() > deadline:
                 raise LockTimeout(f"lock {name!r} is still taken after {timeout:g} s")
             time.sleep(random.uniform(pause / 2, pause))
@@ -179,7 +179,8 @@ class Store:
             with self.transaction() as session:
                 release_lock(session, name, owner)
 
-    def _try_lock(self, name: str, owner: str, ttl: float) -> bool:
+    def take_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """One try at the lock `name` for `owner`, held for `ttl` seconds (no waiting)."""
         try:
             with self.transaction() as session:
                 return try_lock(session, name, owner, time.time(), ttl)
