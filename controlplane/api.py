@@ -58,7 +58,8 @@ def _tags_of(call: Call, arn: str) -> Callable[[], dict[str, str] | None]:
             return None  # not an environment of this endpoint; the service says so properly
         row = call.service.find(name)
         call.target_row = row
-        return dict(row.tags) if row is not None else None
+        call.seen_tags = dict(row.tags) if row is not None else None
+        return call.seen_tags
 
     return fetch
 
@@ -124,14 +125,14 @@ def update_environment(
     name: str,
     call: Annotated[Call, writes(_existing("airflow:UpdateEnvironment", also=_pass_role))],
 ) -> Response:
-    return json_response({"Arn": call.service.update(name, call.params)})
+    return json_response({"Arn": call.service.update(name, call.params, call.tag_guard())})
 
 
 @router.delete("/environments/{name}")
 def delete_environment(
     name: str, call: Annotated[Call, writes(_existing("airflow:DeleteEnvironment"))]
 ) -> Response:
-    call.service.delete(name)
+    call.service.delete(name, call.tag_guard())
     return json_response({})
 
 
@@ -154,7 +155,7 @@ async def list_environments(call: Annotated[Call, reads(_list)]) -> Response:
 def tag_resource(
     arn: str, call: Annotated[Call, writes(_existing("airflow:TagResource", context=_tagging))]
 ) -> Response:
-    call.service.tag(arn, call.params)
+    call.service.tag(arn, call.params, call.tag_guard())
     return json_response({})
 
 
@@ -169,7 +170,7 @@ async def list_tags(
 def untag_resource(
     arn: str, call: Annotated[Call, writes(_existing("airflow:UntagResource", context=_untagging))]
 ) -> Response:
-    call.service.untag(arn, _tag_keys(call))
+    call.service.untag(arn, _tag_keys(call), call.tag_guard())
     return json_response({})
 
 

@@ -19,8 +19,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from controlplane.cli_common import add_data_dir, default_data_dir
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import ADMIN_FILE, read_admin
+from controlplane.server_link import ApiError, ServerUnreachable, connect, ensure_up
+from controlplane.stack_users import environments_using, stack_resources
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.prerequisites import arguments
 from environments.prerequisites import stack as prerequisites
@@ -76,6 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "down", help="delete the prerequisites stack (the DAG bucket is kept)"
     )
     _common_options(down)
+    down.add_argument(
+        "--force",
+        action="store_true",
+        help="delete the stack even while environments of the server use it (default: refuse)",
+    )
     down.set_defaults(func=partial(_run, _down))
 
 
@@ -87,11 +95,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--stack", help="stack name (default airdock-<environment name>)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--data-dir",
-        type=Path,
-        help="data dir of a running `airdock serve`: deploy to its AWS (default .airdock)",
-    )
+    add_data_dir(where, "data dir of a running `airdock serve`: deploy to its AWS", default=False)
     where.add_argument("--endpoint-url", help="an AWS-compatible endpoint (e.g. moto, LocalStack)")
     where.add_argument(
         "--real-aws", action="store_true", help="AWS itself, with the standard credential chain"
@@ -175,6 +179,8 @@ def _up(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     where = _where(args)
     stack = _stack_name(args)
+    if where.profile_dir is not None and not args.force:
+        _refuse_while_used(where, stack)
     teardown = prerequisites.destroy(
         AwsClients(where.target),
         stack,
@@ -191,6 +197,23 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_while_used(where: _Where, stack: str) -> None:
+    outputs = prerequisites.outputs_of(AwsClients(where.target), stack)
+    if not outputs:
+        return
+    assert where.profile_dir is not None
+    link = connect(where.profile_dir)
+    try:
+        users = environments_using(link, stack_resources(outputs))
+    except ApiError as err:
+        raise _UsageError(f"cannot list the server's environments: {err}") from None
+    if users:
+        raise _UsageError(
+            f"environment(s) {', '.join(sorted(users))} use the role, subnets or security group "
+            f"of stack {stack}; delete them first, or pass --force"
+        )
+
+
 def _where(args: argparse.Namespace) -> _Where:
     if args.real_aws:
         region = args.region or prerequisites.default_region()
@@ -205,7 +228,7 @@ def _where(args: argparse.Namespace) -> _Where:
             None,
             f"{args.endpoint_url} ({region})",
         )
-    data_dir = (args.data_dir or Path(".airdock")).resolve()
+    data_dir = (args.data_dir or default_data_dir()).resolve()
     try:
         endpoints = read_endpoints(data_dir)
     except (OSError, ValueError) as err:
@@ -214,6 +237,10 @@ def _where(args: argparse.Namespace) -> _Where:
             f"{ENDPOINTS_FILE} is missing or unreadable); start one, or pass --data-dir DIR, "
             "--endpoint-url URL, or --real-aws"
         ) from None
+    try:
+        ensure_up(endpoints.mwaa_endpoint)
+    except ServerUnreachable as err:
+        raise _UsageError(err.message) from None
     region = args.region or endpoints.region
     if region != endpoints.region:
         _note(

@@ -1,23 +1,32 @@
-"""Wiring: builds the store, service, reconciler and gatekeeper from Settings."""
+"""Wiring: what an API worker serves with, and what the background worker runs, from Settings.
+
+The two live in different processes (see controlplane.server): API workers build nothing that
+calls AWS, and the background worker builds nothing that serves HTTP.
+"""
 
 from __future__ import annotations
 
 import logging
 import socket
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import KeyPair, load_or_create_admin
-from controlplane.iam_config import DirectorySource, open_directory
+from controlplane.iam_config import DirectorySource
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
+from environments import store
+from environments.airflow import sandbox
+from environments.airflow.metadb.databases import MetadataDatabases
+from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
-from environments.emulator.supervisor import EmbeddedAws
 from environments.host import HostServices
 from environments.naming import Placement
 from environments.plumbing.files import create_once
@@ -38,74 +47,96 @@ def replica_id(data_dir: Path) -> str:
 
 
 @dataclass
-class Runtime:
+class ApiRuntime:
+    """What an API worker serves with. It does nothing else: no reconciler, no DAG sync."""
+
     settings: Settings
     store: Store
     service: EnvironmentService
-    reconciler: Reconciler
     gatekeeper: Gatekeeper
-    admin: KeyPair
-    aws_endpoint: str | None
-    dag_sync: DagSyncService | None = None
-    dag_reports: DagReporter | None = None
-    embedded_aws: EmbeddedAws | None = None
+    health: Callable[[], tuple[bool, dict[str, Any]]]  # (healthy, body) of /_airdock/health
     directory: DirectorySource | None = None  # None: authentication is off
-    _closers: list = field(default_factory=list)
 
-    def start_background(self) -> None:
+    def start(self) -> None:
+        """In the worker process: drop any connection inherited through fork, and pick up an
+        IAM config edited since the supervisor read it before following further edits."""
+        self.store.engine.dispose(close=False)
         if self.directory is not None:
+            self.directory.check()
             self.directory.start()
-        self.reconciler.start()
-        if self.dag_reports is not None:
-            self.dag_reports.start()
-        if self.dag_sync is not None:
-            self.dag_sync.start()
 
-    def stop_background(self) -> None:
-        if self.dag_sync is not None:
-            self.dag_sync.stop()
-        if self.dag_reports is not None:
-            self.dag_reports.stop()
-        self.reconciler.stop()
+    def stop(self) -> None:
         if self.directory is not None:
             self.directory.stop()
-
-    def close(self) -> None:
-        for close in reversed(self._closers):
-            try:
-                close()
-            except Exception:
-                log.exception("error while shutting down")
-        self._closers.clear()
+        self.store.dispose()
 
 
-def _spec_of(db: Store, name: str) -> dict | None:
-    row = db.read_environment(name)
-    return row.spec if row is not None else None
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    admin = load_or_create_admin(settings.data_dir)
-    # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
-    directory = (
-        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin)
-        if settings.auth_enabled
-        else None
-    )
-    closers: list = []
-    embedded: EmbeddedAws | None = None
-    aws_endpoint = settings.aws_endpoint
-    if aws_endpoint is None and not settings.real_aws:
-        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
-        embedded.start()
-        closers.append(embedded.stop)
-        aws_endpoint = embedded.endpoint
-    db = Store(settings.db_url)
-    db.create_schema()
-    closers.append(db.dispose)
+def build_api(
+    settings: Settings,
+    db: Store,
+    admin: KeyPair,
+    directory: DirectorySource | None,
+    on_change: Callable[[], None],
+    health: Callable[[], tuple[bool, dict[str, Any]]],
+) -> ApiRuntime:
+    """The API's wiring, built once in the supervisor and inherited by every API worker; it
+    opens no connection and starts no thread until `start()`."""
     placement = Placement(account_id=settings.account_id, region=settings.region)
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
+    service.set_change_listener(on_change)
+    admin_requester = Requester(
+        arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
+        iam_identity="user/airdock-admin",
+    )
+    gatekeeper: Gatekeeper = (
+        IamGatekeeper(directory, placement, service.resource_tags)
+        if directory is not None
+        else TrustingGatekeeper(admin_requester)
+    )
+    return ApiRuntime(
+        settings=settings,
+        store=db,
+        service=service,
+        gatekeeper=gatekeeper,
+        health=health,
+        directory=directory,
+    )
+
+
+@dataclass
+class BackgroundRuntime:
+    """The background worker's parts: the reconciler, DAG sync and DAG reports."""
+
+    db: Store
+    reconciler: Reconciler
+    dag_sync: DagSyncService
+    dag_reports: DagReporter
+
+    def start(self) -> None:
+        # One server per data dir and one background worker per server: leases held under
+        # this replica's name belong to a predecessor that died, so take the work back now
+        # rather than after the leases expire.
+        with self.db.transaction() as session:
+            freed = store.release_leases_of(session, self.reconciler.owner)
+        if freed:
+            log.info("resuming the work on %d environment(s) a previous run left", freed)
+        self.reconciler.start()
+        self.dag_reports.start()
+        self.dag_sync.start()
+
+    def stop(self) -> None:
+        self.dag_sync.stop()
+        self.dag_reports.stop()
+        self.reconciler.stop()
+        self.db.dispose()
+
+
+def build_background(
+    settings: Settings, admin: KeyPair, aws_endpoint: str | None
+) -> BackgroundRuntime:
+    embedded = settings.aws_endpoint is None and not settings.real_aws
+    db = Store(settings.db_url)
+    placement = Placement(account_id=settings.account_id, region=settings.region)
     target = AwsTarget(
         region=settings.region,
         endpoint_url=aws_endpoint,
@@ -118,6 +149,7 @@ def build_runtime(settings: Settings) -> Runtime:
         dag_events=settings.dag_events,
         airflow_venvs=settings.airflow_venvs,
         uv_cache_dir=settings.uv_cache_dir,
+        metadata_databases=metadata_databases(settings),
         dags_changed=lambda name: reporter.request(name),
     )
     reporter = DagReporter(services, lambda name: _spec_of(db, name))
@@ -129,30 +161,56 @@ def build_runtime(settings: Settings) -> Runtime:
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
         services=services,
+        drift_interval=settings.drift_check_interval,
     )
-    service.set_change_listener(reconciler.wake)
-    admin_requester = Requester(
-        arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
-        iam_identity="user/airdock-admin",
+    sync = DagSyncService(
+        db, services, interval=settings.dag_sync_interval, on_change=reporter.request
     )
-    return Runtime(
-        settings=settings,
-        store=db,
-        service=service,
-        reconciler=reconciler,
-        gatekeeper=IamGatekeeper(directory, placement, service.resource_tags)
-        if directory is not None
-        else TrustingGatekeeper(admin_requester),
-        admin=admin,
-        aws_endpoint=aws_endpoint,
-        dag_sync=DagSyncService(
-            db, services, interval=settings.dag_sync_interval, on_change=reporter.request
-        ),
-        dag_reports=reporter,
-        embedded_aws=embedded,
-        directory=directory,
-        _closers=closers,
-    )
+    return BackgroundRuntime(db, reconciler, sync, reporter)
+
+
+def _spec_of(db: Store, name: str) -> dict | None:
+    row = db.read_environment(name)
+    return row.spec if row is not None else None
+
+
+def prepare_store(settings: Settings) -> Store:
+    """Create the schema once, before any worker starts, so workers never race to create it.
+
+    The caller disposes of the store's connections before forking workers, so that no
+    connection is shared across a fork."""
+    db = Store(settings.db_url)
+    db.create_schema()
+    secure_sqlite(settings.db_url)
+    return db
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir is Airdock's alone (0700). Environment accounts (Airdock as root) may only
+    pass through it (0711) to their own workspaces, never list it; what it holds is private by
+    its own mode (secrets 0600, folders 0700 or 0750)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o711 if sandbox.mode() == sandbox.ACCOUNTS else 0o700)
+
+
+def secure_sqlite(url: str) -> None:
+    """The SQLite store holds every environment's spec: owner-only (SQLite gives its -wal and
+    -shm files the database file's mode)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.exists():
+            path.chmod(0o600)
+
+
+def metadata_databases(settings: Settings) -> MetadataDatabases | None:
+    """Where environments' Airflow metadata goes: the server given, or the embedded one
+    (started by the supervisor before the background worker); None without Airflow."""
+    if not settings.airflow_venvs:
+        return None
+    if settings.airflow_database_url:
+        return MetadataDatabases(settings.airflow_database_url, settings.data_dir)
+    server = EmbeddedPostgres(settings.data_dir)
+    return MetadataDatabases(server.url, settings.data_dir)
 
 
 @dataclass

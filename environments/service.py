@@ -30,6 +30,11 @@ from environments.pagination import PageTokens
 from environments.store import EnvironmentRow, Store, TokenRow
 from environments.view import describe
 
+# Runs on the row a write is about to change, with its current tags, and raises if the caller
+# may not act on an environment with those tags. The write then succeeds only if the row is
+# still the one checked (compare-and-set), so authorization and write are one atomic step.
+TagGuard = Callable[[dict[str, str] | None], None]
+
 TOKEN_TTL_SECONDS = 60.0
 DEFAULT_MAX_ENVIRONMENTS = 500
 MAX_TAGS = 50
@@ -71,6 +76,11 @@ class EnvironmentService:
             except IntegrityError:  # another replica created it first; read theirs
                 continue
         raise RuntimeError(f"could not read or create the shared key {name!r}")
+
+    def shared_secret(self, name: str) -> bytes:
+        """A random key kept in the store under `name`, the same on every replica (e.g. the
+        console's session key)."""
+        return self._shared_key(name)
 
     def set_change_listener(self, listener: Callable[[], None]) -> None:
         self._on_change = listener
@@ -124,7 +134,7 @@ class EnvironmentService:
         shapes.validate("GetEnvironment", {"Name": name})
         return describe(self._known_row(name, row), self.placement)
 
-    def update(self, name: str, params: dict[str, Any]) -> str:
+    def update(self, name: str, params: dict[str, Any], guard: TagGuard | None = None) -> str:
         shapes.validate("UpdateEnvironment", {**params, "Name": name})
 
         def changes(row: EnvironmentRow) -> dict[str, Any]:
@@ -137,23 +147,26 @@ class EnvironmentService:
                 last_update["WorkerReplacementStrategy"] = params["WorkerReplacementStrategy"]
             return {"spec": specs.updated_spec(row.spec, params), "last_update": last_update}
 
-        return self._request_transition(name, Event.UPDATE_REQUESTED, changes)
+        return self._request_transition(name, Event.UPDATE_REQUESTED, changes, guard)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, guard: TagGuard | None = None) -> None:
         shapes.validate("DeleteEnvironment", {"Name": name})
-        self._request_transition(name, Event.DELETE_REQUESTED, lambda row: {})
+        self._request_transition(name, Event.DELETE_REQUESTED, lambda row: {}, guard)
 
     def _request_transition(
         self,
         name: str,
         event: Event,
         changes: Callable[[EnvironmentRow], dict[str, Any]],
+        guard: TagGuard | None = None,
     ) -> str:
         """Move an environment to the status `event` leads to, with a new generation for the
         reconciler. One retry covers the race with a concurrent writer: the re-read then sees
         the winner's status and refuses, as MWAA does for an environment already UPDATING."""
         for attempt in range(2):
             row = self._row(name)
+            if guard is not None:
+                guard(dict(row.tags))  # the write below succeeds only if the row is unchanged
             status = self._transition(row, event)
             values = changes(row)
             try:
@@ -195,22 +208,31 @@ class EnvironmentService:
         shapes.validate("ListTagsForResource", {"ResourceArn": arn})
         return dict(self._known_row(self.placement.name_from_arn(arn), row).tags)
 
-    def tag(self, arn: str, params: dict[str, Any]) -> None:
+    def tag(self, arn: str, params: dict[str, Any], guard: TagGuard | None = None) -> None:
         shapes.validate("TagResource", {**params, "ResourceArn": arn})
         tags: dict[str, str] = params["Tags"]
         specs.check_tags(tags)
         name = self.placement.name_from_arn(arn)
-        self._change_tags(name, lambda current: {**current, **tags})
+        self._change_tags(name, lambda current: {**current, **tags}, guard)
 
-    def untag(self, arn: str, keys: list[str]) -> None:
+    def untag(self, arn: str, keys: list[str], guard: TagGuard | None = None) -> None:
         shapes.validate("UntagResource", {"ResourceArn": arn, "tagKeys": keys})
         name = self.placement.name_from_arn(arn)
         drop = set(keys)
-        self._change_tags(name, lambda current: {k: v for k, v in current.items() if k not in drop})
+        self._change_tags(
+            name, lambda current: {k: v for k, v in current.items() if k not in drop}, guard
+        )
 
-    def _change_tags(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+    def _change_tags(
+        self,
+        name: str,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        guard: TagGuard | None = None,
+    ) -> None:
         for _ in range(5):
             row = self._row(name)
+            if guard is not None:
+                guard(dict(row.tags))  # the write below succeeds only if the row is unchanged
             tags = change(dict(row.tags))
             if len(tags) > MAX_TAGS:
                 raise ValidationException(
@@ -224,6 +246,11 @@ class EnvironmentService:
             except ConcurrentModification:
                 continue  # tags merge safely with the other writer's change; re-read and redo
         raise ValidationException(f"Environment {name} is busy; try again.")
+
+    def snapshot(self, name: str) -> EnvironmentRow:
+        """The stored row as it is now (status, reconciler progress, resources), for views
+        such as progress and the console; ResourceNotFoundException if there is none."""
+        return self._row(name)
 
     def resource_tags(self, name: str) -> dict[str, str] | None:
         """Tags of an existing environment (for authorization context), None if absent."""

@@ -159,7 +159,7 @@ def main() -> int:
         populate(on_endpoints, on_key, args.environments)
         populate(off_endpoints, off_key, args.environments)
         time.sleep(2)
-        idle_rss = benchlib.rss_mb(on_process.pid)
+        idle_pss = benchlib.tree_pss_mb(on_process.pid)
 
         # Table 1, as before: the auth-on server (the default) against the health baseline.
         cases = [
@@ -178,7 +178,7 @@ def main() -> int:
                     baseline[clients] = result["rate"]
                 versus = f"{result['rate'] / baseline[clients]:.2f}"
                 rows.append(row(label, clients, result, versus))
-        busy_rss = benchlib.rss_mb(on_process.pid)
+        busy_pss = benchlib.tree_pss_mb(on_process.pid)
 
         # Table 2: auth on vs off, interleaved rounds.
         pairs = [
@@ -235,8 +235,8 @@ def main() -> int:
         rows,
     )
     print(
-        f"\nserver RSS: idle {idle_rss:.0f} MB, after load {busy_rss:.0f} MB "
-        "(control plane only; the embedded AWS runs in its own process)"
+        f"\nserver memory (PSS of the whole process tree, embedded AWS included): "
+        f"idle {idle_pss:.0f} MB, after load {busy_pss:.0f} MB (scripts/bench_memory.py details it)"
     )
     benchlib.print_table(
         "SigV4 + IAM authorization: auth on (default) vs `serve --auth off`, interleaved rounds "

@@ -9,6 +9,7 @@ all of them; nothing is left holding the output pipe or writing into a venv bein
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 GRACE_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,19 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log: IO[str] | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> ProcessResult:
-    """Run `command`; output is also copied line by line to `log` as it arrives."""
+    """Run `command`; output is also copied line by line to `log` as it arrives. `identity`
+    holds `spawn`'s user, group, extra_groups and umask arguments, when they are needed."""
     start = time.monotonic()
-    process = spawn(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = spawn(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **(identity or {}),
+    )
     chunks: list[str] = []
     reader = threading.Thread(target=_pump, args=(process.stdout, chunks, log), daemon=True)
     reader.start()
@@ -87,9 +98,17 @@ def spawn(
     stdout: Any = None,
     stderr: Any = None,
     preexec_fn: Callable[[], object] | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    extra_groups: Sequence[int] | None = None,
+    umask: int = -1,
 ) -> subprocess.Popen[bytes]:
     """Start `command` as the leader of a new session and process group (its pid is the
-    group's id), with no input unless `stdin` says otherwise."""
+    group's id), with no input unless `stdin` says otherwise. `user`, `group` and
+    `extra_groups` (ids) switch identity in the child before it runs `command`; giving `user`
+    without `extra_groups` drops every supplementary group of the caller."""
+    if user is not None and extra_groups is None:
+        extra_groups = ()
     return subprocess.Popen(
         [os.fspath(part) for part in command],
         stdin=stdin,
@@ -99,6 +118,10 @@ def spawn(
         cwd=cwd,
         start_new_session=True,
         preexec_fn=preexec_fn,
+        user=user,
+        group=group,
+        extra_groups=list(extra_groups) if extra_groups is not None else None,
+        umask=umask,
     )
 
 
@@ -117,3 +140,11 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
     """Send `sig` to a process group; a group that is already gone is no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
+    """Ask the kernel to send `sig` to the calling process when its parent dies
+    (PR_SET_PDEATHSIG), so a killed supervisor leaves no child running. Linux only; elsewhere
+    a no-op. Call it in the child: as a Popen preexec_fn, or right after os.fork()."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)

@@ -9,55 +9,29 @@ the next claimant resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from environments import store
 from environments.errors import ConcurrentModification
 from environments.host import HostServices
-from environments.lifecycle import Event, Status, next_status
 from environments.naming import Placement
-from environments.provisioning.aws_outcomes import outcome_for
-from environments.provisioning.step import (
-    DONE,
-    Done,
-    Failed,
-    Outcome,
-    RetryLater,
-    Step,
-    StepContext,
-)
-from environments.store import EnvironmentRow, Store
+from environments.plumbing.repeats import RepeatLimiter
+from environments.provisioning.advance import Advancing
+from environments.provisioning.drift import DriftWatch
+from environments.provisioning.retries import RetryPolicy
+from environments.provisioning.step import Step
+from environments.store import Store
 
 log = logging.getLogger(__name__)
+_repeats = RepeatLimiter(log, interval=300.0)
 
 LEASE_TTL_SECONDS = 15.0
-MAX_ATTEMPTS = 12  # with the capped backoff below: roughly three minutes of retrying
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 
 
-def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter, capped (attempt counts from 1)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    return (rng or random).uniform(ceiling / 2, ceiling)
-
-
-def _run(call: Callable[[StepContext], Outcome], ctx: StepContext, label: str) -> Outcome:
-    """Run a step; an AWS error it did not handle itself becomes an outcome, not a crash."""
-    try:
-        return call(ctx)
-    except (ClientError, BotoCoreError) as err:
-        return outcome_for(err, label)
-
-
-class Reconciler:
+class Reconciler(Advancing):
     def __init__(
         self,
         db: Store,
@@ -69,8 +43,11 @@ class Reconciler:
         workers: int = 8,
         poll_interval: float = 0.5,
         lease_ttl: float = LEASE_TTL_SECONDS,
-        max_attempts: int = MAX_ATTEMPTS,
+        retry: RetryPolicy | None = None,
+        drift_interval: float | None = None,
     ) -> None:
+        """`drift_interval`: seconds between checks for resources deleted from outside
+        (provisioning.drift); None checks never."""
         self._db = db
         self._placement = placement
         self._steps = list(steps)
@@ -79,13 +56,23 @@ class Reconciler:
         self._poll_interval = poll_interval
         self._services = services
         self._lease_ttl = lease_ttl
-        self._max_attempts = max_attempts
+        self._retry_policy = retry or RetryPolicy()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._active: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
+        self.drift = DriftWatch(
+            db,
+            placement,
+            services,
+            [step.name for step in self._steps],
+            owner=owner,
+            interval=drift_interval or 0.0,
+            wake=self.wake,
+        )
+        self._drift_interval = drift_interval
 
     # --- running ----------------------------------------------------------------------
 
@@ -95,10 +82,13 @@ class Reconciler:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self._drift_interval:
+            self.drift.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        self.drift.stop()
         for thread in self._threads:
             thread.join(timeout)
         if self._pool is not None:
@@ -114,8 +104,8 @@ class Reconciler:
         while not self._stop.is_set():
             try:
                 self._dispatch()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("reconciler pass failed")
+            except Exception as err:  # the loop must survive a database hiccup
+                _repeats.error(("pass", repr(err)), "reconciler pass failed", exc_info=True)
             self._wake.wait(self._poll_interval)
             self._wake.clear()
 
@@ -154,8 +144,8 @@ class Reconciler:
                 with self._db.transaction() as session:
                     for name in names:
                         store.renew_lease(session, name, self.owner, time.time(), self._lease_ttl)
-            except Exception:
-                log.exception("lease renewal failed")
+            except Exception as err:
+                _repeats.error(("renew", repr(err)), "lease renewal failed", exc_info=True)
 
     def _work(self, name: str) -> None:
         try:
@@ -164,9 +154,11 @@ class Reconciler:
             log.info(
                 "environment %s changed under the reconciler; it will be picked up again", name
             )
-        except Exception:
-            log.exception("reconciling %s failed unexpectedly", name)
-            self._defer(name, "internal error")
+        except Exception as err:
+            _repeats.error(
+                (name, repr(err)), "reconciling %s failed unexpectedly", name, exc_info=True
+            )
+            self._defer(name, f"the reconciler: unexpected {type(err).__name__}: {err}")
         finally:
             with self._db.transaction() as session:
                 store.release_lease(session, name, self.owner)
@@ -188,135 +180,3 @@ class Reconciler:
                 if claimed:
                     self._work(name)
             time.sleep(0.05)
-
-    def reconcile(self, name: str) -> None:
-        """Advance one leased environment as far as it will go right now."""
-        while True:
-            with self._db.transaction() as session:
-                row = store.get_environment(session, name)
-            if row is None or row.lease_owner != self.owner:
-                return
-            status = Status(row.status)
-            if status is Status.DELETING:
-                self._delete(row)
-                return
-            if status not in (Status.CREATING, Status.UPDATING, Status.ROLLING_BACK):
-                if row.generation > row.observed_generation:
-                    self._write(row, observed_generation=row.generation)
-                return
-            if not self._converge(row):
-                return
-
-    def _context(self, row: EnvironmentRow) -> StepContext:
-        return StepContext(
-            name=row.name,
-            arn=row.arn,
-            env_id=row.env_id,
-            spec=row.spec,
-            tags=dict(row.tags),
-            placement=self._placement,
-            resources=dict(row.resources),
-            applied_spec=row.applied_spec,
-            services=self._services,
-        )
-
-    def _run_steps(self, row: EnvironmentRow, ctx: StepContext, *, teardown: bool) -> Outcome:
-        """Run the steps not yet recorded as finished, recording each as it finishes; the
-        first outcome that is not Done, or DONE when every step has finished."""
-        key = "removed" if teardown else "done"
-        finished = set(row.progress.get(key, []))
-        for step in reversed(self._steps) if teardown else self._steps:
-            if step.name in finished:
-                continue
-            if teardown:
-                outcome = _run(step.teardown, ctx, f"{step.name} teardown")
-            else:
-                outcome = _run(step.ensure, ctx, step.name)
-            if not isinstance(outcome, Done):
-                return outcome
-            finished.add(step.name)
-            self._write(row, resources=ctx.resources, progress={key: sorted(finished)})
-        return DONE
-
-    def _converge(self, row: EnvironmentRow) -> bool:
-        """Run the remaining ensure steps; True if the status moved and we should look again."""
-        ctx = self._context(row)
-        outcome = self._run_steps(row, ctx, teardown=False)
-        if isinstance(outcome, Done):
-            self._succeed(row, ctx)
-            return True
-        if isinstance(outcome, RetryLater):
-            if row.attempts + 1 < self._max_attempts:
-                self._retry(row, ctx, outcome.reason)
-                return False
-            outcome = Failed("INTERNAL_ERROR", f"Gave up after retries: {outcome.reason}")
-        self._fail(row, ctx, outcome)
-        return True
-
-    def _settle(self, row: EnvironmentRow, ctx: StepContext, event: Event, **values: Any) -> None:
-        """Take the transition `event` names, with a fresh retry budget for the next status."""
-        status = next_status(Status(row.status), event)
-        self._write(row, status=status.value, resources=ctx.resources, attempts=0, **values)
-
-    def _succeed(self, row: EnvironmentRow, ctx: StepContext) -> None:
-        converged = {"observed_generation": row.generation, "applied_spec": row.spec}
-        if Status(row.status) is Status.ROLLING_BACK:
-            self._settle(row, ctx, Event.ROLLED_BACK, **converged)
-            return
-        last_update = {**row.last_update, "Status": "SUCCESS"}
-        last_update.pop("Error", None)
-        last_update.setdefault("CreatedAt", time.time())
-        self._settle(row, ctx, Event.CONVERGED, last_update=last_update, **converged)
-        log.info("environment %s is %s", row.name, Status.AVAILABLE.value)
-
-    def _fail(self, row: EnvironmentRow, ctx: StepContext, failure: Failed) -> None:
-        status = Status(row.status)
-        error = {"ErrorCode": failure.code, "ErrorMessage": failure.message[:1024]}
-        log.warning("environment %s failed in %s: %s", row.name, status.value, failure.message)
-        if status is Status.ROLLING_BACK:
-            self._settle(row, ctx, Event.ROLLBACK_FAILED, observed_generation=row.generation)
-            return
-        last_update = {**row.last_update, "Status": "FAILED", "Error": error}
-        if status is Status.UPDATING and row.applied_spec is not None:
-            # Put the last good configuration back; the next pass converges on it.
-            self._write(
-                row,
-                status=next_status(status, Event.FAILED).value,
-                spec=row.applied_spec,
-                resources=ctx.resources,
-                last_update=last_update,
-                **store.next_generation(row),
-            )
-            return
-        event = Event.FAILED_WITHOUT_ROLLBACK if status is Status.UPDATING else Event.FAILED
-        self._settle(row, ctx, event, observed_generation=row.generation, last_update=last_update)
-
-    def _delete(self, row: EnvironmentRow) -> None:
-        ctx = self._context(row)
-        outcome = self._run_steps(row, ctx, teardown=True)
-        if not isinstance(outcome, Done):
-            # Deletion never gives up (a finalizer): it keeps retrying with capped backoff.
-            reason = outcome.reason if isinstance(outcome, RetryLater) else outcome.message
-            self._retry(row, ctx, reason)
-            return
-        with self._db.transaction() as session:
-            store.reconciler_delete(session, row.name, self.owner, row.generation)
-        log.info("environment %s deleted", row.name)
-
-    def _retry(self, row: EnvironmentRow, ctx: StepContext, reason: str) -> None:
-        attempts = row.attempts + 1
-        delay = backoff_delay(attempts)
-        log.info("environment %s: retry %d in %.1fs (%s)", row.name, attempts, delay, reason)
-        self._write(
-            row, resources=ctx.resources, attempts=attempts, next_attempt_at=time.time() + delay
-        )
-
-    def _defer(self, name: str, reason: str) -> None:
-        with self._db.transaction() as session:
-            row = store.get_environment(session, name)
-        if row is not None and row.lease_owner == self.owner:
-            self._retry(row, self._context(row), reason)
-
-    def _write(self, row: EnvironmentRow, **values: Any) -> None:
-        with self._db.transaction() as session:
-            store.reconciler_write(session, row.name, self.owner, row.generation, **values)

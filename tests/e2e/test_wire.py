@@ -74,7 +74,10 @@ def test_unknown_operation_is_aws_shaped(http):
 
 
 def test_health(http):
-    assert http.get("/_airdock/health").json() == {"status": "ok"}
+    health = http.get("/_airdock/health").json()
+    assert health["status"] == "ok"
+    assert {"embedded_aws", "background", "api-1"} <= set(health["parts"])
+    assert all(part["state"] == "up" for part in health["parts"].values())
 
 
 @pytest.mark.parametrize("depth", [65, 1_000, 100_000])
