@@ -80,7 +80,7 @@ class Launch:
 
 @functools.cache
 def mode() -> str:
-    if os_users.running_as_root():
+    if os_users.running_as_root() and os_users.can_create_accounts():
         return ACCOUNTS
     if _bubblewrap_works():
         return BUBBLEWRAP
