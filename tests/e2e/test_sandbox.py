@@ -12,7 +12,9 @@ import stat
 import pytest
 
 from environments.airflow import sandbox
-from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status
+from environments.plumbing import os_users
+from environments.workspace import Workspace
+from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status, wait_gone
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -141,6 +143,14 @@ def test_startup_script_and_dag_cannot_reach_secrets_or_other_workspaces(live):
 
     for path in writes:
         assert not os.path.exists(path), f"{path} was written"
+
+    # Delete takes the environment's account (and its database) away with the workspace.
+    account = sandbox.account_name(Workspace.for_environment(live.data_dir, "attacker"))
+    if sandbox.mode() == sandbox.ACCOUNTS:
+        assert os_users.lookup(account) is not None
+    mwaa.delete_environment(Name="attacker")
+    wait_gone(mwaa, "attacker", timeout=120)
+    assert os_users.lookup(account) is None
 
 
 def test_secrets_and_data_dir_modes(live):
