@@ -39,6 +39,8 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
         openapi_url="/_airdock/openapi.json",
         docs_url=None,
         redoc_url=None,
+        # AWS answers a trailing slash with an error, not a redirect a client would follow.
+        redirect_slashes=False,
     )
     app.state.service = runtime.service
     app.state.gatekeeper = runtime.gatekeeper

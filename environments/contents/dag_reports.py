@@ -38,6 +38,7 @@ def refresh_dag_report(services: HostServices, name: str, spec: dict[str, Any]) 
             airflow_home=workspace.home,
             plugins_dir=workspace.plugins,
             env=options,
+            workspace=workspace,
         )
         report = {
             "checked_at": time.time(),

@@ -10,6 +10,7 @@ the older mode without a journal, where a crash loses the changes of the last in
 from __future__ import annotations
 
 import argparse
+import importlib
 import ipaddress
 import logging
 import signal
@@ -28,7 +29,7 @@ from environments.emulator.state import clock, journal_file, long_poll, randomne
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.errors import IncompatibleState
 from environments.emulator.state.gate import RequestGate
-from environments.emulator.state.journal import Journal
+from environments.emulator.state.journal import COMPACT_MIN_RECORDS, Journal
 from environments.emulator.state.middleware import PersistenceMiddleware
 from environments.emulator.state.persister import Persister
 from environments.emulator.state.replay import WsgiApp, replay
@@ -68,10 +69,23 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds between checks for a snapshot (snapshot mode: between snapshots)",
     )
     parser.add_argument(
+        "--compact-min-records",
+        type=int,
+        default=COMPACT_MIN_RECORDS,
+        help="journal records that make a compacting snapshot due, at the least",
+    )
+    parser.add_argument(
         "--lock-wait",
         type=float,
         default=20.0,
         help="seconds to wait for a predecessor to release the state dir",
+    )
+    parser.add_argument(
+        "--front",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="a WSGI middleware put in front of moto: FACTORY(app) returns the app to serve "
+        "(e.g. one that authenticates and authorizes every request)",
     )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
@@ -91,12 +105,15 @@ def main(argv: list[str] | None = None) -> None:
     moto_app = DomainDispatcherApplication(create_backend_app)
     journal = None
     if store and journaled:
-        journal = _recover(store, restored, moto_app, gate, changes)
+        journal = _recover(store, restored, moto_app, gate, changes, args.compact_min_records)
     elif restored.skipped:
         # Write a good newest generation soon, rather than after the next change.
         changes.mark()
     long_poll.wait_outside_the_gate(gate, changes, journal)
     app = PersistenceMiddleware(moto_app, gate, changes, journal)
+    if args.front:
+        # Outermost, so a request it refuses reaches neither moto nor the journal.
+        app = _front(args.front)(app)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
@@ -124,24 +141,33 @@ def main(argv: list[str] | None = None) -> None:
     server.server_close()
 
 
+def _front(spec: str):
+    module, _, factory = spec.partition(":")
+    if not module or not factory:
+        raise SystemExit(f"--front must be MODULE:FACTORY, not {spec!r}")
+    return getattr(importlib.import_module(module), factory)
+
+
 def _recover(
     store: StateStore,
     restored: Restored,
     app: WsgiApp,
     gate: RequestGate,
     changes: ChangeTracker,
+    compact_min_records: int,
 ) -> Journal:
     """Replay the journal over the restored snapshot and open it for appending."""
     directory = store.root / "journal"
     found = journal_file.scan(directory, after=restored.journal_seq)
     long_poll.wait_outside_the_gate(gate, changes)
-    same = replay(app, found.records, store.blobs)
+    errors = replay(app, found.records, store.blobs)
     last = found.records[-1].seq if found.records else restored.journal_seq
     if found.records:
         log.info(
-            "replayed %d journal records (%d answered as before) after snapshot record %d",
+            "replayed %d journal records (%d of them errors, as they were live) after "
+            "snapshot record %d",
             len(found.records),
-            same,
+            errors,
             restored.journal_seq,
         )
     for problem in found.damage:
@@ -152,7 +178,7 @@ def _recover(
         # read past damage, and so repeated crashes do not grow the journal.
         Persister(store, gate, changes).save_now(last)
     blobs = {record.meta["blob"] for record in found.records if record.meta.get("blob")}
-    return Journal(directory, store.blobs, next_seq=last + 1, old_blobs=blobs)
+    return Journal(directory, store.blobs, last + 1, blobs, compact_min_records)
 
 
 def _open_store(state_dir: Path, lock_wait: float) -> tuple[StateStore, Restored]:
