@@ -18,6 +18,8 @@ The contract:
   embedded AWS's state, the uv cache, the metadata server's files, other workspaces.
 - `env` is passed as given (plus HOME, TMPDIR, USER): callers build it from nothing, never from
   os.environ, so no credential of the server leaks in.
+- Airdock itself writes into home/ and tmp/ (which the account owns) only under names the
+  account cannot guess, and reads back what the process wrote without following links.
 
 Three modes, chosen once per process (`mode()`), said loudly at start (`describe()`):
 
