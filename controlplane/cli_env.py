@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from controlplane import cli_wait
+from controlplane.cli_common import add_data_dir, add_database_url
 from controlplane.runtime import open_local
 from controlplane.server_link import ServerUnreachable, ensure_up, recorded_url
 from environments.errors import AirdockError
@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ):
         parser = commands.add_parser(name, help=helptext)
         parser.add_argument("name", help="environment name")
-        parser.add_argument("--data-dir", type=Path, default=Path(".airdock"))
-        parser.add_argument("--database-url", help="the server's store, if not SQLite")
+        add_data_dir(parser, "data dir of the server whose environment it is")
+        add_database_url(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=func)
     cli_wait.register(commands)

@@ -42,7 +42,7 @@ def replica_id(data_dir: Path) -> str:
     """A stable name for this replica, so a restart reclaims its own leases at once."""
     path = data_dir / "replica-id"
     if not path.exists():
-        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o644)
+        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o600)
     return path.read_text().strip()
 
 
@@ -161,6 +161,7 @@ def build_background(
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
         services=services,
+        drift_interval=settings.drift_check_interval,
     )
     sync = DagSyncService(
         db, services, interval=settings.dag_sync_interval, on_change=reporter.request

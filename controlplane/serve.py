@@ -18,11 +18,12 @@ import os
 import socket
 
 from controlplane.app import create_app
+from controlplane.aws_gateway.launch import FRONT, gateway_environment
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.credentials import load_or_create_admin
 from controlplane.iam_config import open_directory
 from controlplane.runtime import build_api, prepare_store, secure_data_dir
-from controlplane.server import datadir
+from controlplane.server import datadir, memory
 from controlplane.server.api_worker import serve_api
 from controlplane.server.background import run_background
 from controlplane.server.parts import ForkedProcess, Supervised, Supervisor
@@ -61,6 +62,7 @@ def serve(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
+    memory.limit_malloc_arenas()
     # Whatever the server writes is its own, or its group's: never readable by other accounts
     # (the environments' ones among them). Files meant for them get their modes explicitly.
     os.umask(0o027)
@@ -78,7 +80,20 @@ def _serve(settings: Settings) -> None:
     embedded = None
     aws_endpoint = settings.aws_endpoint
     if aws_endpoint is None and not settings.real_aws:
-        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
+        # Every request to it is authenticated and authorized against the same identities
+        # and policies as the MWAA API (controlplane.aws_gateway).
+        embedded = EmbeddedAws(
+            settings.data_dir,
+            host="127.0.0.1",
+            front=FRONT,
+            front_env=gateway_environment(
+                data_dir=settings.data_dir,
+                iam_config=settings.iam_config,
+                database_url=settings.db_url,
+                account_id=settings.account_id,
+                region=settings.region,
+            ),
+        )
         aws_endpoint = embedded.endpoint
 
     wakeups = WakeupPipe()
@@ -98,6 +113,7 @@ def _serve(settings: Settings) -> None:
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
     supervisor = Supervisor(settings.data_dir, parts)
 
+    memory.warm_up_shared()
     gc.collect()
     gc.freeze()
     try:

@@ -103,6 +103,13 @@ class Settings:
         parse=check.seconds,
         metavar="SECONDS",
     )
+    drift_check_interval: float = option(
+        60.0,
+        "seconds between checks that each environment's queue, log groups and bucket "
+        "notification entry still exist (what was deleted is made again)",
+        parse=check.seconds,
+        metavar="SECONDS",
+    )
     dag_events: bool = True  # S3 event notifications for DAG pickup; off only in tests
     airflow_venvs: bool = option(
         True,

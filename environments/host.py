@@ -7,7 +7,7 @@ receive one `HostServices`; none of them builds clients or paths of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +49,11 @@ class HostServices:
         if self.data_dir is None:
             raise RuntimeError("no data dir configured for the package cache")
         return self.data_dir / "cache" / "uv"
+
+    def source_reader(self, spec: Mapping[str, Any]) -> AwsClients:
+        """Clients that read an environment's source bucket as its execution role, as MWAA
+        does: a role that may not read the bucket cannot smuggle its DAGs in."""
+        return self.aws.as_role(spec["ExecutionRoleArn"])
 
     def workspace(self, name: str) -> Workspace:
         if self.data_dir is None:

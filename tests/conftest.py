@@ -319,6 +319,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 TRUST_POLICY = airflow_trust_policy()
 
 
+def bucket_read_policy(bucket: str) -> str:
+    """The S3 part of the execution-role policy MWAA documents: read the source bucket."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject*", "s3:GetBucket*", "s3:List*"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
+
+
 def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:
     """What MWAA needs before CreateEnvironment: a private versioned bucket, a trusted role,
     and two subnets in two AZs of one VPC with a security group. Returns CreateEnvironment
@@ -340,6 +356,12 @@ def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:
     role = iam.create_role(
         RoleName=f"airdock-exec-{tag}", AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
     )["Role"]["Arn"]
+    # Environments read the bucket as this role.
+    iam.put_role_policy(
+        RoleName=f"airdock-exec-{tag}",
+        PolicyName="read-source-bucket",
+        PolicyDocument=bucket_read_policy(bucket),
+    )
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"][
