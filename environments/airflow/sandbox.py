@@ -157,6 +157,18 @@ def hand_over(workspace: Workspace, tree: Path) -> None:
         os.lchown(folder, account.uid, account.gid)
 
 
+def close_tree(workspace: Workspace, tree: Path) -> None:
+    """Folders of `tree` (a virtualenv the installer made world-readable) become the
+    environment's alone: nothing for other accounts, group access for the environment's.
+    Files keep their modes: those hardlinked from the shared cache are shared inodes."""
+    account = prepare(workspace) if mode() == ACCOUNTS else None
+    for folder, _dirs, _files in os.walk(tree):
+        path = Path(folder)
+        if account is not None and path.lstat().st_gid != account.gid:
+            os.lchown(path, -1, account.gid)
+        path.chmod(path.lstat().st_mode & 0o7770 | 0o050)
+
+
 def confine(
     workspace: Workspace,
     argv: Sequence[str | os.PathLike[str]],

@@ -53,7 +53,7 @@ from environments.plumbing.locks import FileLock, LockTimeout
 from environments.workspace import Workspace
 
 # Bump when the way a venv is built changes, so existing venvs are rebuilt once.
-RECIPE = "airdock-venv-1"
+RECIPE = "airdock-venv-2"
 MWAA_INSTALL_TIMEOUT = 540.0  # MWAA stops requirements installs after 9 minutes
 
 REQUIREMENTS_INSTALL_FAILED = "REQUIREMENTS_INSTALL_FAILED"
@@ -261,6 +261,8 @@ class _Build:
             ):
                 self.say("not everything is cached yet: installing from the package index")
                 self._uv(*sync, what=f"Installing Airflow {airflow_version}")
+            if self.workspace is not None:
+                sandbox.close_tree(self.workspace, venv)
             if prepared.requirements.strip():
                 self._install_requirements(venv, lock, prepared)
             else:
