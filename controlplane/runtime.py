@@ -42,7 +42,7 @@ def replica_id(data_dir: Path) -> str:
     """A stable name for this replica, so a restart reclaims its own leases at once."""
     path = data_dir / "replica-id"
     if not path.exists():
-        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o644)
+        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o600)
     return path.read_text().strip()
 
 

@@ -197,8 +197,7 @@ class EnvironmentService:
         shapes.validate("ListEnvironments", params)
         limit = max_results or 25
         after = self._pages.read(next_token) if next_token else None
-        with self._db.transaction() as session:
-            names = store.list_names(session, after, limit + 1)
+        names = self._db.read_names(after, limit + 1)
         more = len(names) > limit
         names = names[:limit]
         return names, (self._pages.issue(names[-1]) if more else None)

@@ -9,6 +9,7 @@ work never conflicts with a user's write.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Float,
@@ -137,7 +139,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"json_deserializer": _json_loads}
         if is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
@@ -168,7 +170,7 @@ class Store:
         owner = f"{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
         deadline = time.monotonic() + timeout
         pause = 0.005
-        while not self._try_lock(name, owner, ttl):
+        while not self.take_lock(name, owner, ttl):
             if time.monotonic() > deadline:
                 raise LockTimeout(f"lock {name!r} is still taken after {timeout:g} s")
             time.sleep(random.uniform(pause / 2, pause))
@@ -179,7 +181,8 @@ class Store:
             with self.transaction() as session:
                 release_lock(session, name, owner)
 
-    def _try_lock(self, name: str, owner: str, ttl: float) -> bool:
+    def take_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """One try at the lock `name` for `owner`, held for `ttl` seconds (no waiting)."""
         try:
             with self.transaction() as session:
                 return try_lock(session, name, owner, time.time(), ttl)
@@ -198,6 +201,29 @@ class Store:
         except OperationalError as err:
             raise _unavailable(err) from err
 
+    def read_names(self, after: str | None, limit: int) -> list[str]:
+        """Environment names in order, after `after`: the ListEnvironments read, through Core
+        with prepared statements like read_environment (no session, no ORM)."""
+        statement, params = (
+            (_SELECT_NAMES, {"limit": limit})
+            if after is None
+            else (_SELECT_NAMES_AFTER, {"after": after, "limit": limit})
+        )
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(statement, params).scalars())
+        except OperationalError as err:
+            raise _unavailable(err) from err
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns, decoded on every read: orjson, or the standard library for what orjson
+    refuses (integers beyond 64 bits, which the standard library wrote)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
 
 def _unavailable(err: OperationalError) -> ServiceUnavailableException:
     # The database is unreachable, locked past its timeout or out of connections: the request
@@ -209,6 +235,12 @@ def _unavailable(err: OperationalError) -> ServiceUnavailableException:
 _SELECT_ONE = select(*EnvironmentRow.__table__.c).where(
     EnvironmentRow.__table__.c.name == bindparam("name")
 )
+_SELECT_NAMES = (
+    select(EnvironmentRow.__table__.c.name)
+    .order_by(EnvironmentRow.__table__.c.name)
+    .limit(bindparam("limit"))
+)
+_SELECT_NAMES_AFTER = _SELECT_NAMES.where(EnvironmentRow.__table__.c.name > bindparam("after"))
 
 # --- environments -------------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ class _AuthParts:
     signed_headers: str
     signature: str
     timestamp: dt.datetime
+    stamp: str  # the timestamp as signed, YYYYMMDD'T'HHMMSS'Z'
     session_token: str | None
     expires: int | None  # presigned URLs only
 
@@ -190,7 +191,8 @@ def _header_auth(authorization: str, headers: HeaderSet) -> _AuthParts:
             raise _incomplete(f"Authorization header requires '{required}' parameter.")
     amz_date = _single(headers, "x-amz-date")
     if amz_date is not None:
-        timestamp = _parse_stamp(amz_date.strip())
+        stamp = amz_date.strip()
+        timestamp = _parse_stamp(stamp)
     else:
         date = _single(headers, "date")
         if date is None:
@@ -200,6 +202,7 @@ def _header_auth(authorization: str, headers: HeaderSet) -> _AuthParts:
             )
         try:
             timestamp = parsedate_to_datetime(date).astimezone(dt.UTC)
+            stamp = timestamp.strftime(_STAMP_FORMAT)
         except (TypeError, ValueError, IndexError, OverflowError):
             raise _incomplete("Date header is not a valid HTTP date.") from None
     return _AuthParts(
@@ -207,6 +210,7 @@ def _header_auth(authorization: str, headers: HeaderSet) -> _AuthParts:
         signed_headers=fields["SignedHeaders"],
         signature=fields["Signature"],
         timestamp=timestamp,
+        stamp=stamp,
         session_token=_single(headers, "x-amz-security-token"),
         expires=None,
     )
@@ -236,6 +240,7 @@ def _query_auth(pairs: Sequence[tuple[str, str]]) -> _AuthParts:
         signed_headers=params["X-Amz-SignedHeaders"],
         signature=params["X-Amz-Signature"],
         timestamp=_parse_stamp(params["X-Amz-Date"]),
+        stamp=params["X-Amz-Date"],
         session_token=params.get("X-Amz-Security-Token"),
         expires=expires,
     )
@@ -356,7 +361,7 @@ def verify_request(
     if not all(_HEADER_NAME.fullmatch(n) for n in names):
         raise _incomplete("SignedHeaders must be lowercase header names separated by ';'.")
 
-    stamp = auth.timestamp.strftime(_STAMP_FORMAT)
+    stamp = auth.stamp  # as signed; formatting the parsed time again costs more than a check
     if scope_date != stamp[:8]:
         raise _invalid(f"Date in Credential scope does not match YYYYMMDD from X-Amz-Date: {stamp}")
     if expected_service is not None and service != expected_service:

@@ -80,7 +80,7 @@ class Launch:
 
 @functools.cache
 def mode() -> str:
-    if os_users.running_as_root():
+    if os_users.running_as_root() and os_users.can_create_accounts():
         return ACCOUNTS
     if _bubblewrap_works():
         return BUBBLEWRAP
@@ -126,11 +126,12 @@ def prepare(workspace: Workspace) -> os_users.Account | None:
     for folder in os_users.open_path_to(workspace.root):
         log.warning("made %s traversable (o+x) for the environment accounts", folder)
     _own(workspace.root, 0, account.gid, 0o750)
+    if workspace.dags.stat().st_gid != account.gid:
+        _share_tree(workspace.dags, account.gid)  # written before it had an account
     for shared in (workspace.dags, workspace.plugins):
         # setgid: files the sync writes later inherit the group, so the account reads them.
         _own(shared, 0, account.gid, 0o2750)
-    for tree in (workspace.plugins,):  # replaced by a rename on each extraction
-        _share_tree(tree, account.gid)
+    _share_tree(workspace.plugins, account.gid)  # replaced by a rename on each extraction
     _own(workspace.state, 0, 0, 0o700)  # manifests, the startup script, reports: ours
     for private in (workspace.home, scratch):
         _own(private, account.uid, account.gid, 0o700)
@@ -264,6 +265,8 @@ def _bubblewrap(workspace: Workspace, scratch: Path, writable: Sequence[Path], c
     ]  # fmt: skip
     for path in (workspace.home, scratch, *writable):
         argv += ["--bind", str(path), str(path)]
+    # The tmpfs that hides the data dir is read-only too, once the mount points exist in it.
+    argv += ["--remount-ro", str(data_dir)]
     return [*argv, "--chdir", str(cwd), "--"]
 
 

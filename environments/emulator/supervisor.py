@@ -125,7 +125,7 @@ class EmbeddedAws:
         except RuntimeError:
             self.stop()
             raise
-        atomic_write(self.data_dir / _PORT_FILE, str(self.port), mode=0o644)
+        atomic_write(self.data_dir / _PORT_FILE, str(self.port), mode=0o600)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -86,10 +86,7 @@ class DriftWatch:
 
     def _elected(self) -> bool:
         """One replica checks per interval: the lock is taken for the interval, not released."""
-        with self._db.transaction() as session:
-            return store.try_lock(
-                session, ELECTION_LOCK, self._owner, time.time(), self._interval * 0.9
-            )
+        return self._db.take_lock(ELECTION_LOCK, self._owner, self._interval * 0.9)
 
     # --- one check --------------------------------------------------------------------
 
@@ -172,7 +169,9 @@ class DriftWatch:
                 store.compare_and_set(session, row.name, row.row_version, **values)
         except ConcurrentModification:
             return
-        log.warning(
+        # An environment that stays UNAVAILABLE is tried again on every check: say so once.
+        _repeats.warning(
+            ("repair", row.name, tuple(what)),
             "environment %s: %s deleted outside Airdock; making it again",
             row.name,
             ", ".join(what),

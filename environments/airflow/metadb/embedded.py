@@ -294,7 +294,7 @@ class EmbeddedPostgres:
         with socket.socket() as probe:
             probe.bind((self.host, 0))
             port = probe.getsockname()[1]
-        atomic_write(path, str(port).encode(), mode=0o644)
+        atomic_write(path, str(port).encode())
         return port
 
 

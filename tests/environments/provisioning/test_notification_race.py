@@ -91,12 +91,12 @@ def test_concurrent_creates_and_deletes_keep_exactly_the_live_entries(host, repl
 
 def test_a_lock_left_by_a_dead_holder_expires(replicas):
     first, second = replicas
-    assert first._try_lock("bucket-x", "dead-holder", ttl=0.0)
+    assert first.take_lock("bucket-x", "dead-holder", ttl=0.0)
     # Taken and not expired: others wait and give up.
-    assert first._try_lock("bucket-y", "holder", ttl=60)
+    assert first.take_lock("bucket-y", "holder", ttl=60)
     with pytest.raises(LockTimeout), second.exclusive("bucket-y", timeout=0.05):
         pass
     # Expired (its holder died without releasing): the next taker gets it.
     with second.exclusive("bucket-x", timeout=5):
-        assert not first._try_lock("bucket-x", "someone-else", ttl=60)
-    assert first._try_lock("bucket-x", "someone-else", ttl=60)  # released on leaving
+        assert not first.take_lock("bucket-x", "someone-else", ttl=60)
+    assert first.take_lock("bucket-x", "someone-else", ttl=60)  # released on leaving
