@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, helptext, func in (
         ("sync", "sync the environment's DAGs from S3 now", _sync),
         ("dags", "show the environment's DAG files, DAG ids and errors", _dags),
+        ("status", "show the status of the environment's Airflow components", _status),
     ):
         parser = commands.add_parser(name, help=helptext)
         parser.add_argument("name", help="environment name")
@@ -80,4 +81,43 @@ def _dags(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         first_error_line = row[2].splitlines()[0] if row[2] else ""
         print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {first_error_line}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    local = open_local(args.data_dir.resolve(), args.database_url)
+    try:
+        row = local.store.read_environment(args.name)
+        if row is None:
+            print(f"error: Environment {args.name} not found.")
+            return 2
+        runtime = local.services.workspace(args.name).read_json("runtime.json", {})
+    finally:
+        local.close()
+    report = {
+        "name": args.name,
+        "status": row.status,
+        "healthy": runtime.get("healthy", False),
+        "reason": runtime.get("reason", "Airflow is not running on this host"),
+        "components": runtime.get("components", {}),
+        "workers": runtime.get("workers", 0),
+        "workers_wanted": runtime.get("workers_wanted", 0),
+        "api_port": runtime.get("api_port"),
+        "updated_at": runtime.get("updated_at"),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{args.name}: {row.status}, {report['workers']} of {report['workers_wanted']} workers")
+    if report["reason"]:
+        print(f"  {report['reason']}")
+    header = ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST ERROR")
+    rows = [
+        (name, c["state"], str(c.get("pid") or "-"), str(c.get("restarts", 0)),
+         (c.get("last_error") or "-")[:80])
+        for name, c in report["components"].items()
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for line in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, [*widths, 0], strict=True)).rstrip())
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,9 @@ from controlplane.iam_config import DirectorySource, open_directory
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
+from environments import store
+from environments.airflow.runtime.manager import AirflowRuntime
+from environments.airflow.runtime.metadata_db import MetadataDatabases
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
@@ -50,11 +55,22 @@ class Runtime:
     dag_reports: DagReporter | None = None
     embedded_aws: EmbeddedAws | None = None
     directory: DirectorySource | None = None  # None: authentication is off
+    airflow: AirflowRuntime | None = None  # None: --no-airflow
     _closers: list = field(default_factory=list)
 
     def start_background(self) -> None:
         if self.directory is not None:
             self.directory.start()
+        if self.airflow is not None:
+            # Before the reconciler: processes an earlier, killed run left are stopped first.
+            self.airflow.start()
+            threading.Thread(
+                target=self.airflow.resume,
+                args=(self.store,),
+                kwargs={"region": self.settings.region, "account_id": self.settings.account_id},
+                name="airflow-resume",
+                daemon=True,
+            ).start()
         self.reconciler.start()
         if self.dag_reports is not None:
             self.dag_reports.start()
@@ -67,6 +83,8 @@ class Runtime:
         if self.dag_reports is not None:
             self.dag_reports.stop()
         self.reconciler.stop()
+        if self.airflow is not None:
+            self.airflow.stop()
         if self.directory is not None:
             self.directory.stop()
 
@@ -112,8 +130,20 @@ def build_runtime(settings: Settings) -> Runtime:
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )
+    aws = AwsClients(target)
+    airflow = (
+        AirflowRuntime(
+            settings.data_dir,
+            aws,
+            MetadataDatabases(),
+            on_health=lambda name, healthy, reason: _follow_health(db, name, healthy, reason),
+        )
+        if settings.airflow_venvs
+        else None
+    )
     services = HostServices(
-        aws=AwsClients(target),
+        aws=aws,
+        airflow_runtime=airflow,
         data_dir=settings.data_dir,
         dag_events=settings.dag_events,
         airflow_venvs=settings.airflow_venvs,
@@ -151,8 +181,16 @@ def build_runtime(settings: Settings) -> Runtime:
         dag_reports=reporter,
         embedded_aws=embedded,
         directory=directory,
+        airflow=airflow,
         _closers=closers,
     )
+
+
+def _follow_health(db: Store, name: str, healthy: bool, reason: str) -> None:
+    with db.transaction() as session:
+        moved = store.follow_health(session, name, healthy, time.time())
+    if moved:
+        log.warning("environment %s is %s%s", name, moved, "" if healthy else f": {reason}")
 
 
 @dataclass

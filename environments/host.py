@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from environments.aws.clients import AwsClients
 from environments.workspace import Workspace
@@ -27,6 +28,9 @@ class HostServices:
     uv_cache_dir: Path | None = None  # default: data_dir/cache/uv
     # Called with an environment name when its DAGs changed; None parses them right away.
     dags_changed: Callable[[str], None] | None = None
+    # The Airflow runtime (environments.airflow.runtime.manager.AirflowRuntime) when this host
+    # runs environments' Airflow; typed loosely because the domain may not import it.
+    airflow_runtime: Any = None
 
     @property
     def uv_cache(self) -> Path:

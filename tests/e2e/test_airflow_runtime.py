@@ -1,0 +1,193 @@
+"""Every environment runs a real Airflow: created with boto3, its DAG runs a task that calls
+the embedded AWS as the execution role, its components are supervised and restarted, and
+delete leaves no process behind.
+
+Slow (a real Airflow per environment), hence the `slow` marker; CI runs them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import (
+    PG_ADMIN_URL,
+    LiveServer,
+    make_prerequisites,
+    postgres_available,
+    start_server,
+    wait_for_status,
+    wait_gone,
+)
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[2]
+AVAILABLE_WITHIN = 300.0
+TASK_WITHIN = 240.0
+
+# A DAG that runs at once and writes to S3 with a client built from nothing: the execution
+# role's credentials and the embedded AWS's endpoint must come from the environment.
+DAG = """
+from datetime import datetime
+
+import boto3
+from airflow.decorators import dag, task
+
+
+@dag(dag_id="{dag_id}", schedule="@once", start_date=datetime(2024, 1, 1), catchup=False)
+def probe():
+    @task
+    def write():
+        import os
+        s3 = boto3.client("s3")
+        who = boto3.client("sts").get_caller_identity()["Arn"]
+        body = "|".join([who, os.environ["AIRFLOW_ENV_NAME"], os.environ["MWAA_AIRFLOW_COMPONENT"]])
+        s3.put_object(Bucket="{bucket}", Key="results/{dag_id}.txt", Body=body.encode())
+
+    write()
+
+
+probe()
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_server(tmp_path_factory: pytest.TempPathFactory):
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    live = start_server(tmp_path_factory.mktemp("airflow-runtime") / "data", airflow=True)
+    yield live
+    live.stop()
+
+
+def airdock(live: LiveServer, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane.cli", *args, "--data-dir", str(live.data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def env_status(live: LiveServer, name: str) -> dict:
+    done = airdock(live, "env", "status", name, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def put_dag(live: LiveServer, bucket: str, dag_id: str) -> None:
+    body = DAG.format(dag_id=dag_id, bucket=bucket).encode()
+    live.aws("s3").put_object(Bucket=bucket, Key=f"dags/{dag_id}.py", Body=body)
+
+
+def result(live: LiveServer, bucket: str, dag_id: str) -> str | None:
+    s3 = live.aws("s3")
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=f"results/{dag_id}.txt")
+    except s3.exceptions.NoSuchKey:
+        return None
+    return answer["Body"].read().decode()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+def database_exists(env_id: str) -> bool:
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (f"airflow_{env_id}",)
+        ).fetchone()
+    return row is not None
+
+
+@pytest.mark.parametrize("version", ["3.0.6", "2.10.3"])
+def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version: str) -> None:
+    live = airflow_server
+    tag = uuid.uuid4().hex[:8]
+    params = make_prerequisites(live, tag)
+    bucket = params["SourceBucketArn"].split(":::")[1]
+    role_name = params["ExecutionRoleArn"].rsplit("/", 1)[1]
+    name = f"rt-{version.replace('.', '')}-{tag}"
+    mwaa = live.mwaa()
+    mwaa.create_environment(
+        Name=name,
+        AirflowVersion=version,
+        AirflowConfigurationOptions={"core.dags_are_paused_at_creation": "False"},
+        LoggingConfiguration={"SchedulerLogs": {"Enabled": True, "LogLevel": "INFO"}},
+        Schedulers=2,
+        **params,
+    )
+    env = wait_for_status(mwaa, name, {"AVAILABLE", "CREATE_FAILED"}, timeout=AVAILABLE_WITHIN)
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+
+    status = env_status(live, name)
+    assert status["status"] == "AVAILABLE"
+    assert status["workers"] == 1
+    kinds = {c["kind"] for c in status["components"].values()}
+    web = "api-server" if version.startswith("3") else "webserver"
+    assert {"scheduler", "dag-processor", "triggerer", web, "worker"} <= kinds
+    assert all(c["state"] == "healthy" for c in status["components"].values()), status
+
+    # A new DAG in S3 runs, and its task reaches the embedded AWS as the execution role.
+    dag_id = f"probe_{tag}"
+    put_dag(live, bucket, dag_id)
+    body = wait_until(
+        lambda: result(live, bucket, dag_id),
+        timeout=TASK_WITHIN,
+        interval=1.0,
+        message=lambda: f"the task of {dag_id} to write to S3; status {env_status(live, name)}",
+    )
+    who, env_name, component = body.split("|")
+    assert f"assumed-role/{role_name}/" in who
+    assert env_name == name and component == "worker"
+
+    # A SIGKILLed scheduler is restarted and the environment is healthy again.
+    victim = status["components"]["scheduler-1"]["pid"]
+    os.kill(victim, signal.SIGKILL)
+
+    def scheduler_back() -> bool:
+        now = env_status(live, name)["components"]["scheduler-1"]
+        return (
+            now["pid"] not in (None, victim)
+            and now["restarts"] >= 1
+            and (now["state"] == "healthy")
+        )
+
+    wait_until(scheduler_back, timeout=120, interval=0.5, message="scheduler-1 to come back")
+    assert mwaa.get_environment(Name=name)["Environment"]["Status"] == "AVAILABLE"
+
+    # Scheduler output reaches its CloudWatch group.
+    logs = live.aws("logs")
+    wait_until(
+        lambda: logs.filter_log_events(logGroupName=f"airflow-{name}-Scheduler", limit=5)["events"],
+        timeout=30,
+        message="scheduler lines in the Scheduler log group",
+    )
+
+    # Delete stops every process and drops the database.
+    env_id = env["CeleryExecutorQueue"].rsplit("airflow-celery-", 1)[1]
+    assert database_exists(env_id)
+    pids = [c["pid"] for c in env_status(live, name)["components"].values() if c["pid"]]
+    mwaa.delete_environment(Name=name)
+    wait_gone(mwaa, name, timeout=120)
+    assert not [pid for pid in pids if process_alive(pid)]
+    assert not database_exists(env_id)
