@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from controlplane.logtail import follow_logs
 from controlplane.runtime import open_local
 from environments.errors import AirdockError
 
@@ -28,6 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--database-url", help="the server's store, if not SQLite")
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=func)
+    logs = commands.add_parser("logs", help="print the output of the environment's components")
+    logs.add_argument("name", help="environment name")
+    logs.add_argument("--data-dir", type=Path, default=Path(".airdock"))
+    logs.add_argument(
+        "--component",
+        help="only this component: a name (scheduler-1) or a kind (scheduler, worker, ...)",
+    )
+    logs.add_argument("--lines", type=int, default=50, help="lines of each log to start with")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.set_defaults(func=_logs)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -121,3 +132,11 @@ def _status(args: argparse.Namespace) -> int:
     for line in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(line, [*widths, 0], strict=True)).rstrip())
     return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    folder = args.data_dir.resolve() / "environments" / args.name / "home" / "logs" / "components"
+    if not folder.is_dir():
+        print(f"error: no Airflow logs for {args.name} in {args.data_dir}")
+        return 2
+    return follow_logs(folder, component=args.component, lines=args.lines, follow=args.follow)

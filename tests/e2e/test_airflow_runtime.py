@@ -191,3 +191,110 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
     wait_gone(mwaa, name, timeout=120)
     assert not [pid for pid in pids if process_alive(pid)]
     assert not database_exists(env_id)
+
+
+def runtime_state(live: LiveServer, name: str) -> dict:
+    path = live.data_dir / "environments" / name / "state" / "runtime.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def group_leaders(workspace: Path) -> dict[int, str]:
+    """Process-group leaders running from this environment's virtualenv: pid -> command."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "dag_check_child" in command:  # a DAG check, not a component
+            continue
+        if stat[0] != "Z" and int(stat[2]) == int(entry.name) and str(workspace) in command:
+            found[int(entry.name)] = command
+    return found
+
+
+def create_available(live: LiveServer, name: str, **extra: object) -> dict:
+    params = make_prerequisites(live, uuid.uuid4().hex[:8])
+    mwaa = live.mwaa()
+    mwaa.create_environment(Name=name, Schedulers=2, **params, **extra)
+    env = wait_for_status(mwaa, name, {"AVAILABLE", "CREATE_FAILED"}, timeout=AVAILABLE_WITHIN)
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    return env
+
+
+def test_a_component_that_keeps_crashing_makes_the_environment_unavailable_until_it_recovers(
+    airflow_server: LiveServer,
+) -> None:
+    live = airflow_server
+    name = f"rt-crash-{uuid.uuid4().hex[:8]}"
+    create_available(live, name)
+    mwaa = live.mwaa()
+    killed: set[int] = set()
+
+    def kill_triggerer_until_unavailable() -> bool:
+        pid = runtime_state(live, name).get("components", {}).get("triggerer", {}).get("pid")
+        if pid and pid not in killed:
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        return mwaa.get_environment(Name=name)["Environment"]["Status"] == "UNAVAILABLE"
+
+    wait_until(
+        kill_triggerer_until_unavailable,
+        timeout=180,
+        interval=0.2,
+        message="the environment to turn UNAVAILABLE while its triggerer keeps crashing",
+    )
+    assert "triggerer" in env_status(live, name)["reason"]
+    assert len(killed) >= 2
+    # Left alone, the triggerer comes back and so does the environment.
+    wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=180)
+    assert env_status(live, name)["components"]["triggerer"]["restarts"] >= len(killed)
+    mwaa.delete_environment(Name=name)
+    wait_gone(mwaa, name, timeout=120)
+
+
+def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    data_dir = tmp_path_factory.mktemp("airflow-crash") / "data"
+    live = start_server(data_dir, airflow=True)
+    try:
+        name = f"rt-kill-{uuid.uuid4().hex[:8]}"
+        create_available(live, name)
+        workspace = data_dir / "environments" / name
+        before = group_leaders(workspace)
+        assert len(before) == 6, before  # 2 schedulers, DAG processor, triggerer, API, worker
+
+        live.stop(signal.SIGKILL)
+        assert group_leaders(workspace) == before  # Airflow outlives a killed control plane
+
+        live = start_server(data_dir, airflow=True)
+
+        def one_fresh_set() -> bool:
+            state = runtime_state(live, name)
+            leaders = group_leaders(workspace)
+            pids = {c["pid"] for c in state.get("components", {}).values()}
+            return (
+                state.get("healthy", False)
+                and set(leaders) == pids
+                and not (set(leaders) & set(before))
+            )
+
+        wait_until(one_fresh_set, timeout=180, interval=0.5, message="one fresh set of processes")
+        assert len(group_leaders(workspace)) == 6
+        mwaa = live.mwaa()
+        assert mwaa.get_environment(Name=name)["Environment"]["Status"] == "AVAILABLE"
+        mwaa.delete_environment(Name=name)
+        wait_gone(mwaa, name, timeout=120)
+        assert group_leaders(workspace) == {}
+    finally:
+        live.stop()

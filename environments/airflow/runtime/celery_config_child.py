@@ -27,3 +27,32 @@ CELERY_CONFIG["broker_transport_options"] = {
     "visibility_timeout": 43200,
 }
 CELERY_CONFIG["database_engine_options"] = {"pool_pre_ping": True, "pool_recycle": 1200}
+
+
+def _has_async_sqs_client() -> bool:
+    """kombu 5.5 polls SQS asynchronously through urllib3; older releases need pycurl,
+    which the locks of Airflow 2.x do not carry."""
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("kombu").split(".")[:2])
+    if (major, minor) >= (5, 5):
+        return True
+    try:
+        import pycurl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if not _has_async_sqs_client():
+    from kombu.transport import SQS, virtual
+
+    class PollingTransport(SQS.Transport):
+        """kombu's SQS transport with its synchronous receive (long polling), for a worker
+        without pycurl."""
+
+        implements = virtual.Transport.implements.extend(
+            asynchronous=False, exchange_type=frozenset(["direct"])
+        )
+
+    CELERY_CONFIG["broker_transport"] = f"{__name__}.PollingTransport"

@@ -17,7 +17,10 @@ from environments.aws.cwlogs import put_lines
 from environments.spec import log_group_name
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-_LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b")
+# Airflow 2's "{file.py:1} INFO - ..." and Airflow 3's structlog "[info     ] ...".
+_LEVEL = re.compile(
+    r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b|\[(debug|info|warning|error|critical)\s*\]"
+)
 MAX_READ = 1_000_000
 
 
@@ -25,7 +28,7 @@ def line_level(line: str) -> int | None:
     found = _LEVEL.search(line[:200])
     if not found:
         return None
-    word = found.group(1)
+    word = (found.group(1) or found.group(2)).upper()
     return LEVELS["WARNING" if word == "WARN" else word]
 
 
