@@ -175,13 +175,14 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
     wait_until(scheduler_back, timeout=120, interval=0.5, message="scheduler-1 to come back")
     assert mwaa.get_environment(Name=name)["Environment"]["Status"] == "AVAILABLE"
 
-    # Scheduler output reaches its CloudWatch group.
+    # Scheduler output reaches its CloudWatch group, and the task's log the Task group.
     logs = live.aws("logs")
-    wait_until(
-        lambda: logs.filter_log_events(logGroupName=f"airflow-{name}-Scheduler", limit=5)["events"],
-        timeout=30,
-        message="scheduler lines in the Scheduler log group",
-    )
+    for group in (f"airflow-{name}-Scheduler", f"airflow-{name}-Task"):
+        wait_until(
+            lambda group=group: logs.filter_log_events(logGroupName=group, limit=5)["events"],
+            timeout=60,
+            message=f"log events in {group}",
+        )
 
     # Delete stops every process and drops the database.
     env_id = env["CeleryExecutorQueue"].rsplit("airflow-celery-", 1)[1]
@@ -202,7 +203,10 @@ def runtime_state(live: LiveServer, name: str) -> dict:
 
 
 def group_leaders(workspace: Path) -> dict[int, str]:
-    """Process-group leaders running from this environment's virtualenv: pid -> command."""
+    """Process-group leaders working in this environment's workspace: pid -> command.
+
+    By their working directory: Airflow renames its processes (setproctitle), so the command
+    line need not name the virtualenv."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -210,11 +214,12 @@ def group_leaders(workspace: Path) -> dict[int, str]:
         try:
             stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
         if "dag_check_child" in command:  # a DAG check, not a component
             continue
-        if stat[0] != "Z" and int(stat[2]) == int(entry.name) and str(workspace) in command:
+        if stat[0] != "Z" and int(stat[2]) == int(entry.name) and cwd.startswith(str(workspace)):
             found[int(entry.name)] = command
     return found
 
@@ -255,6 +260,16 @@ def test_a_component_that_keeps_crashing_makes_the_environment_unavailable_until
     # Left alone, the triggerer comes back and so does the environment.
     wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=180)
     assert env_status(live, name)["components"]["triggerer"]["restarts"] >= len(killed)
+
+    # More workers: they start, and nothing else restarts.
+    before = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
+    mwaa.update_environment(Name=name, MinWorkers=2, MaxWorkers=3)
+    wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=120)
+    wait_until(
+        lambda: env_status(live, name)["workers"] == 2, timeout=120, message="a second worker"
+    )
+    after = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
+    assert {n: after[n] for n in before} == before
     mwaa.delete_environment(Name=name)
     wait_gone(mwaa, name, timeout=120)
 

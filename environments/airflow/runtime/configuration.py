@@ -92,6 +92,9 @@ def essentials(
     }
     if plan.aws_endpoint:
         values["AWS_ENDPOINT_URL"] = plan.aws_endpoint
+    # aws_default is the execution role, whatever a connection store holds (as on MWAA).
+    values["AIRFLOW_CONN_AWS_DEFAULT"] = "aws://"
+    values.update(task_logging(plan))
     if plan.major >= 3:
         values.update(
             {
@@ -114,6 +117,20 @@ def essentials(
             }
         )
     return values
+
+
+def task_logging(plan: RuntimePlan) -> dict[str, str]:
+    """Task logs go to the Task log group through Airflow's CloudWatch remote logging, so the
+    Airflow UI reads them back from there, as on MWAA."""
+    config = plan.logging.get("TaskLogs") or {}
+    if not config.get("Enabled"):
+        return {"AIRFLOW__LOGGING__REMOTE_LOGGING": "False"}
+    group = f"arn:aws:logs:{plan.region}:{plan.account_id}:log-group:airflow-{plan.name}-Task"
+    return {
+        "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+        "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"cloudwatch://{group}",
+        "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
+    }
 
 
 def mwaa_variables(plan: RuntimePlan, component: str) -> dict[str, str]:
