@@ -1,4 +1,4 @@
-"""The FastAPI application: routes, error mapping and the reconciler's lifetime."""
+"""The FastAPI application an API worker serves: routes, error mapping and health."""
 
 from __future__ import annotations
 
@@ -11,26 +11,26 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from controlplane import api
+from controlplane import api, progress
 from controlplane.errors import UnknownOperationException, error_response
 from environments.errors import AirdockError, InternalServerException
 
 if TYPE_CHECKING:
-    from controlplane.runtime import Runtime
+    from controlplane.runtime import ApiRuntime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: ApiRuntime) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime.start_background()
+        runtime.start()
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
-            runtime.stop_background()
+            runtime.stop()
 
     app = FastAPI(
         title="Airdock",
@@ -44,11 +44,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.gatekeeper = runtime.gatekeeper
     app.state.ready = False
     app.include_router(api.router)
+    app.include_router(progress.router)
 
     @app.get("/_airdock/health", include_in_schema=False)
     async def health(request: Request) -> Response:
-        ready = bool(request.app.state.ready)
-        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+        # Healthy when this worker serves and every supervised part (the embedded AWS, the
+        # background worker, each API worker) is up; the body names each part's state.
+        healthy, body = runtime.health()
+        if not request.app.state.ready:
+            healthy, body = False, {**body, "status": "starting"}
+        return JSONResponse(body, 200 if healthy else 503)
 
     @app.exception_handler(AirdockError)
     async def domain_error(request: Request, err: AirdockError) -> Response:

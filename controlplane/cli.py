@@ -14,7 +14,9 @@ from controlplane.settings import CommonSettings, Settings
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the MWAA-compatible API and the reconciler")
+    serve = sub.add_parser(
+        "serve", help="run the MWAA-compatible API, the reconciler and their supervisor"
+    )
     add_arguments(serve, Settings)
     serve.set_defaults(func=_run_serve)
 
@@ -22,6 +24,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from controlplane.iam_config import IamConfigError
     from controlplane.serve import serve
+    from controlplane.server.datadir import DataDirInUse
 
     try:
         settings = from_arguments(Settings, args, os.environ)
@@ -38,6 +41,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     except IamConfigError as err:
         print(f"airdock serve: {err}", file=sys.stderr)
         return 2
+    except DataDirInUse as err:
+        print(f"airdock serve: {err}; stop it first or pick another --data-dir", file=sys.stderr)
+        return 1
     return 0
 
 

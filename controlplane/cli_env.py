@@ -1,17 +1,20 @@
-"""`airdock env ...`: work on one environment's contents on this host.
+"""`airdock env ...`: work on one environment's contents on this host, or wait for it.
 
-These commands act directly on the data dir of a server on this machine (its store, its
-workspaces and the AWS endpoint it uses), so they work whether or not the server runs.
+`wait` asks the running server (controlplane.cli_wait). The other commands act directly on the
+data dir of a server on this machine (its store, its workspaces and the AWS endpoint it uses).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from controlplane import cli_wait
 from controlplane.logtail import follow_logs
 from controlplane.runtime import open_local
+from controlplane.server_link import ServerUnreachable, ensure_up, recorded_url
 from environments.errors import AirdockError
 
 
@@ -39,9 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     logs.add_argument("--lines", type=int, default=50, help="lines of each log to start with")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     logs.set_defaults(func=_logs)
+    cli_wait.register(commands)
 
 
 def _sync(args: argparse.Namespace) -> int:
+    try:
+        # The DAGs come through the server's AWS endpoint, which runs only while it does.
+        ensure_up(recorded_url(args.data_dir.resolve())[0])
+    except ServerUnreachable as err:
+        print(f"airdock env sync: {err.message}", file=sys.stderr)
+        return 2
     local = open_local(args.data_dir.resolve(), args.database_url)
     try:
         report = local.dag_sync.sync_now(args.name)
@@ -84,14 +94,13 @@ def _dags(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     rows = [
-        (f["file"], ", ".join(f["dag_ids"]) or "-", "; ".join(f["errors"]) or "-")
+        (f["file"], ", ".join(f["dag_ids"]) or "-", "; ".join(map(error_summary, f["errors"])))
         for f in report["files"]
     ]
     header = ("FILE", "DAG IDS", "ERRORS")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
     for row in [header, *rows]:
-        first_error_line = row[2].splitlines()[0] if row[2] else ""
-        print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {first_error_line}")
+        print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2] or '-'}")
     return 0
 
 
@@ -140,3 +149,10 @@ def _logs(args: argparse.Namespace) -> int:
         print(f"error: no Airflow logs for {args.name} in {args.data_dir}")
         return 2
     return follow_logs(folder, component=args.component, lines=args.lines, follow=args.follow)
+
+
+def error_summary(error: str) -> str:
+    """The line of an error that says what went wrong: a traceback's last line, not its
+    first ("Traceback (most recent call last):")."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return lines[-1] if lines else "-"

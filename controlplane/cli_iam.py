@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,8 @@ import iam
 from controlplane.clientconfig import read_endpoints
 from controlplane.iam_config import IamConfigError, read_config, recorded_config_source
 from controlplane.keystore import KeyStore, KeyStoreError, MintedKey
+from controlplane.settings import Settings
+from environments.store import Store
 
 _SIMULATE_EPILOG = (
     iam.CASE_FORMAT
@@ -86,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _key_options(parser: argparse.ArgumentParser, *, config: bool) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(".airdock"), help="server state")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("AIRDOCK_DATABASE_URL"),
+        help="the server's store, if not SQLite in the data dir (default $AIRDOCK_DATABASE_URL)",
+    )
     if config:
         parser.add_argument(
             "--iam-config",
@@ -116,7 +124,12 @@ def _store(args: argparse.Namespace) -> KeyStore:
     data_dir = args.data_dir.resolve()
     if not data_dir.is_dir():
         raise _Failure(f"{data_dir} is not a directory (the --data-dir of `airdock serve`)", 2)
-    return KeyStore(data_dir)
+    store = Store(Settings(data_dir=data_dir, database_url=args.database_url).db_url)
+    store.create_schema()
+    keys = KeyStore(data_dir, store)
+    keys.ensure_key()
+    keys.import_legacy_file()
+    return keys
 
 
 def _directory(args: argparse.Namespace) -> iam.Directory:

@@ -21,6 +21,8 @@ from typing import Any
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import ADMIN_FILE, read_admin
+from controlplane.server_link import ApiError, ServerUnreachable, connect, ensure_up
+from controlplane.stack_users import environments_using, stack_resources
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.prerequisites import arguments
 from environments.prerequisites import stack as prerequisites
@@ -76,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "down", help="delete the prerequisites stack (the DAG bucket is kept)"
     )
     _common_options(down)
+    down.add_argument(
+        "--force",
+        action="store_true",
+        help="delete the stack even while environments of the server use it (default: refuse)",
+    )
     down.set_defaults(func=partial(_run, _down))
 
 
@@ -175,6 +182,8 @@ def _up(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     where = _where(args)
     stack = _stack_name(args)
+    if where.profile_dir is not None and not args.force:
+        _refuse_while_used(where, stack)
     teardown = prerequisites.destroy(
         AwsClients(where.target),
         stack,
@@ -189,6 +198,23 @@ def _down(args: argparse.Namespace) -> int:
     for kept in teardown.retained:
         print(f"  kept {kept} (DeletionPolicy Retain: it may hold your DAGs; delete it yourself)")
     return 0
+
+
+def _refuse_while_used(where: _Where, stack: str) -> None:
+    outputs = prerequisites.outputs_of(AwsClients(where.target), stack)
+    if not outputs:
+        return
+    assert where.profile_dir is not None
+    link = connect(where.profile_dir)
+    try:
+        users = environments_using(link, stack_resources(outputs))
+    except ApiError as err:
+        raise _UsageError(f"cannot list the server's environments: {err}") from None
+    if users:
+        raise _UsageError(
+            f"environment(s) {', '.join(sorted(users))} use the role, subnets or security group "
+            f"of stack {stack}; delete them first, or pass --force"
+        )
 
 
 def _where(args: argparse.Namespace) -> _Where:
@@ -214,6 +240,10 @@ def _where(args: argparse.Namespace) -> _Where:
             f"{ENDPOINTS_FILE} is missing or unreadable); start one, or pass --data-dir DIR, "
             "--endpoint-url URL, or --real-aws"
         ) from None
+    try:
+        ensure_up(endpoints.mwaa_endpoint)
+    except ServerUnreachable as err:
+        raise _UsageError(err.message) from None
     region = args.region or endpoints.region
     if region != endpoints.region:
         _note(

@@ -29,6 +29,14 @@ class RequestEntityTooLargeException(AirdockError, status=413):
     pass
 
 
+class RequestHeaderFieldsTooLargeException(AirdockError, status=431):
+    """The request line and headers exceed the limit (controlplane.http_limits)."""
+
+
+class RequestTimeoutException(AirdockError, status=408):
+    """The request's head or body did not arrive in time (controlplane.http_limits)."""
+
+
 # --- outside the mwaa model: SigV4 authentication -----------------------------------------
 
 

@@ -27,6 +27,7 @@ from controlplane.credentials import KeyPair
 from controlplane.keystore import KeyCache, KeyStore, KeyStoreError
 from environments.plumbing.files import atomic_write
 from environments.plumbing.watching import FileWatch
+from environments.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +190,18 @@ def recorded_config_source(data_dir: Path) -> Path | None:
 
 
 def open_directory(
-    data_dir: Path, iam_config: Path | None, account_id: str, admin: KeyPair
+    data_dir: Path, iam_config: Path | None, account_id: str, admin: KeyPair, db: Store
 ) -> DirectorySource:
     """The server's directory: config file (validated now), admin, and the minted-key store."""
-    store = KeyStore(data_dir)
+    store = KeyStore(data_dir, db)
     iam_config = iam_config.resolve() if iam_config else None  # the watcher outlives any chdir
     source = DirectorySource(
         path=iam_config, account_id=account_id, admin=admin, keys=KeyCache(store)
     )
     try:
         store.ensure_key()
+        if moved := store.import_legacy_file():
+            log.info("moved %d minted access keys from the data dir into the store", moved)
     except KeyStoreError as err:
         raise IamConfigError(str(err)) from None
     record_config_source(data_dir, iam_config)
@@ -209,6 +212,6 @@ def open_directory(
         len(directory.users) - 1,
         len(directory.roles),
         len(directory.groups),
-        store.path,
+        "the store",
     )
     return source

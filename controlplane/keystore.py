@@ -1,41 +1,44 @@
 """Access keys minted at runtime (`airdock iam create-access-key`), encrypted at rest.
 
-Layout under ``DATA_DIR/iam/``::
-
-    keystore.key         the Fernet key, created once with mode 0600 (or AIRDOCK_KEYSTORE_KEY)
-    access-keys.fernet   one Fernet token holding every minted key as JSON
-    access-keys.lock     serialises writers (several CLI invocations at once)
+The keys live in the shared store (table ``access_keys``), so a key minted through one replica
+works on every replica, and a deleted key stops working on all of them within a second.
 
 SigV4 needs the secret itself on the server side (the signing key is derived from it per day),
-so the secret cannot be stored as a one-way hash: it is encrypted instead. The whole document
-is one authenticated token, so a hand-edited file (say, a key moved to another user) is refused
-rather than trusted. Keeping the key in ``AIRDOCK_KEYSTORE_KEY`` instead of the key file means a
-copy of the data dir (a backup, a snapshot) holds no usable secret at all.
+so the secret cannot be stored as a one-way hash: it is encrypted instead. Each row holds one
+Fernet token, an authenticated record of the whole key; a hand-edited row (say, a key moved to
+another user) no longer matches its record and is refused rather than trusted.
+
+The Fernet key is ``AIRDOCK_KEYSTORE_KEY`` or, failing that, ``DATA_DIR/iam/keystore.key``
+(created once, mode 0600). Replicas sharing a PostgreSQL store must share the key: a canary
+row sealed with the first key makes a replica with another key stop at start-up with a clear
+message instead of refusing every key later. Keeping the key out of the database means a copy
+of the database (a backup, a dump) holds no usable secret.
 
 Writers are the CLI; the server only reads, through :class:`KeyCache`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import delete, select
 
 import iam
 from controlplane.credentials import new_key_pair
-from environments.plumbing import watching
-from environments.plumbing.files import atomic_write, create_once
-from environments.plumbing.locks import FileLock
+from environments import store as rows
+from environments.plumbing.files import create_once
+from environments.store import AccessKeyRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,12 @@ MAX_SESSION_SECONDS = 12 * 3600
 # Expired session keys are kept this long (so a client still gets ExpiredToken, not
 # UnrecognizedClient), then dropped at the next write.
 _EXPIRED_RETENTION = dt.timedelta(days=1)
+# Changes every time a key is added or deleted: what a cache compares to know it is current.
+_GENERATION = "access-keys-generation"
+_CANARY = "access-keys-canary"
+_CANARY_TEXT = b"airdock access keys"
+# The file earlier versions kept the keys in; imported into the store once, then renamed.
+_LEGACY_FILE = "access-keys.fernet"
 
 
 class KeyStoreError(Exception):
@@ -110,13 +119,12 @@ class MintedKey:
 
 
 class KeyStore:
-    """The encrypted key file of one data dir."""
+    """The minted keys in one store, sealed with the key of this data dir (or the variable)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, db: Store) -> None:
         self.root = data_dir / "iam"
-        self.path = self.root / "access-keys.fernet"
         self.key_path = self.root / "keystore.key"
-        self._lock_path = self.root / "access-keys.lock"
+        self.db = db
         self._fernet: Fernet | None = None
 
     # --- the encryption key -------------------------------------------------------------
@@ -128,9 +136,11 @@ class KeyStore:
             try:
                 self._fernet = Fernet(key)
             except ValueError:
-                source = f"${KEY_ENV}" if from_env else str(self.key_path)
-                raise KeyStoreError(f"{source} is not a Fernet key") from None
+                raise KeyStoreError(f"{self._key_source()} is not a Fernet key") from None
         return self._fernet
+
+    def _key_source(self) -> str:
+        return f"${KEY_ENV}" if os.environ.get(KEY_ENV) else str(self.key_path)
 
     def _load_or_create_key(self) -> bytes:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -140,51 +150,67 @@ class KeyStore:
         return self.key_path.read_bytes().strip()
 
     def ensure_key(self) -> None:
-        """Create the key now (the server does this at start-up, so files get one owner)."""
-        self._cipher()
+        """Create the key, or check that it is the one the store's keys were sealed with."""
+        cipher = self._cipher()
+        with self.db.transaction() as session:
+            canary = rows.get_or_create_meta(
+                session, _CANARY, lambda: cipher.encrypt(_CANARY_TEXT).decode()
+            )
+        try:
+            cipher.decrypt(canary.encode())
+        except InvalidToken:
+            raise KeyStoreError(
+                f"the access keys in the store were sealed with another key than "
+                f"{self._key_source()}: every server sharing a store needs the same "
+                f"${KEY_ENV} (or a copy of the first server's iam/keystore.key)"
+            ) from None
+
+    # --- sealing ------------------------------------------------------------------------
+
+    def _seal(self, key: MintedKey) -> AccessKeyRow:
+        expires = _parse_iso(key.expires)
+        return AccessKeyRow(
+            access_key_id=key.access_key_id,
+            user=key.user,
+            role=key.role,
+            expires_at=expires.timestamp() if expires else None,
+            sealed=self._cipher().encrypt(json.dumps(key.to_record()).encode()).decode(),
+        )
+
+    def _open(self, row: AccessKeyRow) -> MintedKey:
+        try:
+            key = MintedKey.from_record(json.loads(self._cipher().decrypt(row.sealed.encode())))
+        except (InvalidToken, ValueError, TypeError):
+            raise KeyStoreError(
+                f"access key {row.access_key_id} cannot be opened with {self._key_source()}; "
+                "it was damaged or the key changed"
+            ) from None
+        if (key.access_key_id, key.user, key.role) != (row.access_key_id, row.user, row.role):
+            raise KeyStoreError(f"access key {row.access_key_id} does not match its record")
+        return key
 
     # --- reading and writing ------------------------------------------------------------
 
-    def signature(self) -> watching.Signature | None:
-        """What changes whenever the file is replaced: a cheap way to notice new keys."""
-        return watching.signature(self.path)
+    def generation(self) -> str | None:
+        """Changes whenever a key is added or deleted: a cheap way to notice changes."""
+        with self.db.transaction() as session:
+            return rows.get_meta(session, _GENERATION)
 
     def read(self) -> list[MintedKey]:
-        try:
-            token = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        try:
-            plain = self._cipher().decrypt(token.strip())
-        except (InvalidToken, ValueError):
-            raise KeyStoreError(
-                f"{self.path} cannot be decrypted with the key store key "
-                f"({self.key_path} or ${KEY_ENV}); it was damaged or the key changed"
-            ) from None
-        data = json.loads(plain)
-        return [MintedKey.from_record(r) for r in data.get("keys", [])]
-
-    def _write(self, keys: list[MintedKey]) -> None:
-        plain = json.dumps({"version": 1, "keys": [k.to_record() for k in keys]}).encode()
-        atomic_write(self.path, self._cipher().encrypt(plain).decode() + "\n")
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[list[MintedKey]]:
-        """Read-modify-write under an exclusive lock; the caller mutates the yielded list."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with FileLock(self._lock_path):
-            keys = self.read()
-            yield keys
-            cutoff = _now() - _EXPIRED_RETENTION
-            self._write([k for k in keys if not k.expired(cutoff)])
-
-    # --- operations ---------------------------------------------------------------------
+        with self.db.transaction() as session:
+            found = session.scalars(select(AccessKeyRow).order_by(AccessKeyRow.access_key_id))
+            return [self._open(row) for row in found]
 
     def add(self, key: MintedKey) -> MintedKey:
-        with self._locked() as keys:
-            if any(k.access_key_id == key.access_key_id for k in keys):
+        sealed = self._seal(key)
+        cutoff = (_now() - _EXPIRED_RETENTION).timestamp()
+        with self.db.transaction() as session:
+            if session.get(AccessKeyRow, key.access_key_id) is not None:
                 raise KeyStoreError(f"access key {key.access_key_id} already exists")
-            keys.append(key)
+            session.execute(delete(AccessKeyRow).where(AccessKeyRow.expires_at < cutoff))
+            session.add(sealed)
+            session.flush()
+            rows.set_meta(session, _GENERATION, uuid.uuid4().hex)
         return key
 
     def mint_user_key(self, user: str) -> MintedKey:
@@ -211,46 +237,77 @@ class KeyStore:
         )
 
     def delete(self, access_key_id: str) -> bool:
-        with self._locked() as keys:
-            before = len(keys)
-            keys[:] = [k for k in keys if k.access_key_id != access_key_id]
-            return len(keys) != before
+        with self.db.transaction() as session:
+            gone = session.execute(
+                delete(AccessKeyRow).where(AccessKeyRow.access_key_id == access_key_id)
+            ).rowcount
+            if gone:
+                rows.set_meta(session, _GENERATION, uuid.uuid4().hex)
+        return bool(gone)
+
+    def import_legacy_file(self) -> int:
+        """Move keys from the file earlier versions used into the store; how many moved."""
+        path = self.root / _LEGACY_FILE
+        try:
+            token = path.read_bytes().strip()
+        except FileNotFoundError:
+            return 0
+        try:
+            records = json.loads(self._cipher().decrypt(token)).get("keys", [])
+        except (InvalidToken, ValueError, AttributeError):
+            raise KeyStoreError(
+                f"{path} cannot be decrypted with {self._key_source()}; move it away to start "
+                "without its keys"
+            ) from None
+        known = {k.access_key_id for k in self.read()}
+        moved = [MintedKey.from_record(r) for r in records if r["access_key_id"] not in known]
+        for key in moved:
+            self.add(key)
+        path.rename(path.with_name(_LEGACY_FILE + ".imported"))
+        return len(moved)
 
 
 class KeyCache:
-    """The server's view of the key store: decrypted once per change of the file.
+    """The server's view of the key store: decrypted once per change of the store.
 
-    A key the cache does not know triggers a cheap ``stat`` to see whether the file changed, so
-    a key minted a moment ago works on its first request. Deletions are noticed by
-    :meth:`refresh`, which the directory watcher calls about once a second.
+    The store's generation is checked at most every ``max_age`` seconds when a key is looked up,
+    and at once for a key the cache does not know, so a key minted a moment ago works on its
+    first request and a deleted one stops working within ``max_age`` on every replica.
     """
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, max_age: float = 0.5) -> None:
         self._store = store
+        self._max_age = max_age
         self._lock = threading.Lock()
         self._keys: dict[str, iam.AccessKey] = {}
-        self._signature: watching.Signature | None = None
-        self._failed: watching.Signature | None = None
+        self._generation: str | None = None
+        self._failed: str | None = None
+        self._checked = 0.0
 
     def refresh(self) -> None:
-        signature = self._store.signature()
-        if signature == self._signature or signature == self._failed:
-            return
         with self._lock:
-            if signature == self._signature:
+            self._checked = time.monotonic()
+            try:
+                generation = self._store.generation()
+            except Exception as err:  # a store outage must not take the cached keys down
+                log.warning("access keys not checked for changes: %s", err)
+                return
+            if generation in (self._generation, self._failed):
                 return
             try:
                 keys = {k.access_key_id: k.as_iam_key() for k in self._store.read()}
-            except (KeyStoreError, ValueError, TypeError, KeyError) as err:
-                # Keep the last good keys; log once per version of the broken file.
-                self._failed = signature
+            except KeyStoreError as err:
+                # Keep the last good keys; log once per generation of the broken store.
+                self._failed = generation
                 log.error("minted access keys not reloaded: %s", err)
                 return
             self._keys = keys
-            self._signature = signature
+            self._generation = generation
             self._failed = None
 
     def lookup(self, access_key_id: str) -> iam.AccessKey | None:
+        if time.monotonic() - self._checked > self._max_age:
+            self.refresh()
         key = self._keys.get(access_key_id)
         if key is None:
             self.refresh()

@@ -1,4 +1,8 @@
-"""Wiring: builds the store, service, reconciler and gatekeeper from Settings."""
+"""Wiring: what an API worker serves with, and what the background worker runs, from Settings.
+
+The two live in different processes (see controlplane.server): API workers build nothing that
+calls AWS, and the background worker builds nothing that serves HTTP.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import KeyPair, load_or_create_admin
-from controlplane.iam_config import DirectorySource, open_directory
+from controlplane.iam_config import DirectorySource
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
@@ -22,7 +28,6 @@ from environments.airflow.runtime.metadata_db import MetadataDatabases
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
-from environments.emulator.supervisor import EmbeddedAws
 from environments.host import HostServices
 from environments.naming import Placement
 from environments.plumbing.files import create_once
@@ -43,87 +48,114 @@ def replica_id(data_dir: Path) -> str:
 
 
 @dataclass
-class Runtime:
+class ApiRuntime:
+    """What an API worker serves with. It does nothing else: no reconciler, no DAG sync."""
+
     settings: Settings
     store: Store
     service: EnvironmentService
-    reconciler: Reconciler
     gatekeeper: Gatekeeper
-    admin: KeyPair
-    aws_endpoint: str | None
-    dag_sync: DagSyncService | None = None
-    dag_reports: DagReporter | None = None
-    embedded_aws: EmbeddedAws | None = None
+    health: Callable[[], tuple[bool, dict[str, Any]]]  # (healthy, body) of /_airdock/health
     directory: DirectorySource | None = None  # None: authentication is off
-    airflow: AirflowRuntime | None = None  # None: --no-airflow
-    _closers: list = field(default_factory=list)
 
-    def start_background(self) -> None:
+    def start(self) -> None:
+        """In the worker process: drop any connection inherited through fork, and pick up an
+        IAM config edited since the supervisor read it before following further edits."""
+        self.store.engine.dispose(close=False)
         if self.directory is not None:
+            self.directory.check()
             self.directory.start()
+
+    def stop(self) -> None:
+        if self.directory is not None:
+            self.directory.stop()
+        self.store.dispose()
+
+
+def build_api(
+    settings: Settings,
+    db: Store,
+    admin: KeyPair,
+    directory: DirectorySource | None,
+    on_change: Callable[[], None],
+    health: Callable[[], tuple[bool, dict[str, Any]]],
+) -> ApiRuntime:
+    """The API's wiring, built once in the supervisor and inherited by every API worker; it
+    opens no connection and starts no thread until `start()`."""
+    placement = Placement(account_id=settings.account_id, region=settings.region)
+    service = EnvironmentService(db, placement, max_environments=settings.max_environments)
+    service.set_change_listener(on_change)
+    admin_requester = Requester(
+        arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
+        iam_identity="user/airdock-admin",
+    )
+    gatekeeper: Gatekeeper = (
+        IamGatekeeper(directory, placement, service.resource_tags)
+        if directory is not None
+        else TrustingGatekeeper(admin_requester)
+    )
+    return ApiRuntime(
+        settings=settings,
+        store=db,
+        service=service,
+        gatekeeper=gatekeeper,
+        health=health,
+        directory=directory,
+    )
+
+
+@dataclass
+class BackgroundRuntime:
+    """The background worker's parts: the reconciler, DAG sync, DAG reports and the Airflow
+    runtime (every environment's processes)."""
+
+    db: Store
+    reconciler: Reconciler
+    dag_sync: DagSyncService
+    dag_reports: DagReporter
+    settings: Settings
+    airflow: AirflowRuntime | None = None  # None: --no-airflow
+
+    def start(self) -> None:
+        # One server per data dir and one background worker per server: leases held under
+        # this replica's name belong to a predecessor that died, so take the work back now
+        # rather than after the leases expire.
+        with self.db.transaction() as session:
+            freed = store.release_leases_of(session, self.reconciler.owner)
+        if freed:
+            log.info("resuming the work on %d environment(s) a previous run left", freed)
         if self.airflow is not None:
-            # Before the reconciler: processes an earlier, killed run left are stopped first.
+            # Before the reconciler: processes a killed predecessor left are stopped first,
+            # then the environments that were running start again (one set each).
             self.airflow.start()
             threading.Thread(
                 target=self.airflow.resume,
-                args=(self.store,),
+                args=(self.db,),
                 kwargs={"region": self.settings.region, "account_id": self.settings.account_id},
                 name="airflow-resume",
                 daemon=True,
             ).start()
         self.reconciler.start()
-        if self.dag_reports is not None:
-            self.dag_reports.start()
-        if self.dag_sync is not None:
-            self.dag_sync.start()
+        self.dag_reports.start()
+        self.dag_sync.start()
 
-    def stop_background(self) -> None:
-        if self.dag_sync is not None:
-            self.dag_sync.stop()
-        if self.dag_reports is not None:
-            self.dag_reports.stop()
-        self.reconciler.stop()
+    def stop(self) -> None:
         if self.airflow is not None:
+            # First: a runtime step waiting for health then gives up at once (to be resumed
+            # by the next start), so the reconciler below stops without waiting for it.
             self.airflow.stop()
-        if self.directory is not None:
-            self.directory.stop()
-
-    def close(self) -> None:
-        for close in reversed(self._closers):
-            try:
-                close()
-            except Exception:
-                log.exception("error while shutting down")
-        self._closers.clear()
+        self.dag_sync.stop()
+        self.dag_reports.stop()
+        self.reconciler.stop()
+        self.db.dispose()
 
 
-def _spec_of(db: Store, name: str) -> dict | None:
-    row = db.read_environment(name)
-    return row.spec if row is not None else None
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    admin = load_or_create_admin(settings.data_dir)
-    # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
-    directory = (
-        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin)
-        if settings.auth_enabled
-        else None
-    )
-    closers: list = []
-    embedded: EmbeddedAws | None = None
-    aws_endpoint = settings.aws_endpoint
-    if aws_endpoint is None and not settings.real_aws:
-        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
-        embedded.start()
-        closers.append(embedded.stop)
-        aws_endpoint = embedded.endpoint
+def build_background(
+    settings: Settings, admin: KeyPair, aws_endpoint: str | None
+) -> BackgroundRuntime:
+    embedded = settings.aws_endpoint is None and not settings.real_aws
     db = Store(settings.db_url)
-    db.create_schema()
-    closers.append(db.dispose)
     placement = Placement(account_id=settings.account_id, region=settings.region)
-    service = EnvironmentService(db, placement, max_environments=settings.max_environments)
     target = AwsTarget(
         region=settings.region,
         endpoint_url=aws_endpoint,
@@ -160,30 +192,10 @@ def build_runtime(settings: Settings) -> Runtime:
         poll_interval=settings.poll_interval,
         services=services,
     )
-    service.set_change_listener(reconciler.wake)
-    admin_requester = Requester(
-        arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
-        iam_identity="user/airdock-admin",
+    sync = DagSyncService(
+        db, services, interval=settings.dag_sync_interval, on_change=reporter.request
     )
-    return Runtime(
-        settings=settings,
-        store=db,
-        service=service,
-        reconciler=reconciler,
-        gatekeeper=IamGatekeeper(directory, placement, service.resource_tags)
-        if directory is not None
-        else TrustingGatekeeper(admin_requester),
-        admin=admin,
-        aws_endpoint=aws_endpoint,
-        dag_sync=DagSyncService(
-            db, services, interval=settings.dag_sync_interval, on_change=reporter.request
-        ),
-        dag_reports=reporter,
-        embedded_aws=embedded,
-        directory=directory,
-        airflow=airflow,
-        _closers=closers,
-    )
+    return BackgroundRuntime(db, reconciler, sync, reporter, settings, airflow)
 
 
 def _follow_health(db: Store, name: str, healthy: bool, reason: str) -> None:
@@ -191,6 +203,21 @@ def _follow_health(db: Store, name: str, healthy: bool, reason: str) -> None:
         moved = store.follow_health(session, name, healthy, time.time())
     if moved:
         log.warning("environment %s is %s%s", name, moved, "" if healthy else f": {reason}")
+
+
+def _spec_of(db: Store, name: str) -> dict | None:
+    row = db.read_environment(name)
+    return row.spec if row is not None else None
+
+
+def prepare_store(settings: Settings) -> Store:
+    """Create the schema once, before any worker starts, so workers never race to create it.
+
+    The caller disposes of the store's connections before forking workers, so that no
+    connection is shared across a fork."""
+    db = Store(settings.db_url)
+    db.create_schema()
+    return db
 
 
 @dataclass

@@ -1,18 +1,40 @@
-"""`airdock serve`: bind, write the client files, run the API and the reconciler."""
+"""`airdock serve`: one command, a supervised tree of processes (see controlplane.server).
+
+In order: take the data dir, read the admin key and the IAM config, prepare the store, bind the
+socket, prepare the API's wiring and app, then start the embedded AWS, the background worker and
+the API workers, write the client files and supervise until SIGTERM or SIGINT.
+
+The supervisor imports and builds everything its forked children use before the first fork,
+then freezes it out of the garbage collector's reach: the children share those pages instead
+of each holding a copy (scripts/bench_memory.py measures it).
+"""
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import socket
 
-import uvicorn
-
 from controlplane.app import create_app
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
-from controlplane.runtime import build_runtime
+from controlplane.credentials import load_or_create_admin
+from controlplane.iam_config import open_directory
+from controlplane.runtime import build_api, prepare_store
+from controlplane.server import datadir
+from controlplane.server.api_worker import serve_api
+from controlplane.server.background import run_background
+from controlplane.server.parts import ForkedProcess, Supervised, Supervisor
+from controlplane.server.status import HealthReport
+from controlplane.server.wakeups import WakeupPipe
 from controlplane.settings import Settings
+from environments.emulator.supervisor import EmbeddedAws
 
 log = logging.getLogger("airdock")
+
+EMBEDDED_AWS = "embedded_aws"
+BACKGROUND = "background"
+BACKGROUND_GRACE = 30.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -23,36 +45,68 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(1024)
-    sock.set_inheritable(True)
     return sock
 
 
 def serve(settings: Settings) -> None:
-    runtime = build_runtime(settings)
+    """Raises datadir.DataDirInUse, before writing anything, when another server has the dir."""
+    lock = datadir.claim(settings.data_dir)
     try:
-        sock = _bind(settings.host, settings.port)
-        host, port = sock.getsockname()[:2]
-        shown_host = f"[{host}]" if ":" in host else host
-        mwaa_endpoint = f"http://{shown_host}:{port}"
-        endpoints = Endpoints(
-            mwaa_endpoint=mwaa_endpoint,
-            aws_endpoint=runtime.aws_endpoint,
-            aws_embedded=runtime.embedded_aws is not None,
-            region=settings.region,
-            account_id=settings.account_id,
-        )
-        write_client_files(settings.data_dir, endpoints, runtime.admin)
-        _announce(settings, mwaa_endpoint, runtime.aws_endpoint)
-        config = uvicorn.Config(
-            create_app(runtime),
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        _serve(settings)
     finally:
-        runtime.close()
+        lock.release()
+
+
+def _serve(settings: Settings) -> None:
+    admin = load_or_create_admin(settings.data_dir)
+    db = prepare_store(settings)
+    # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
+    directory = (
+        open_directory(settings.data_dir, settings.iam_config, settings.account_id, admin, db)
+        if settings.auth_enabled
+        else None
+    )
+    db.engine.dispose()  # no connection crosses the fork into the workers
+    sock = _bind(settings.host, settings.port)
+    embedded = None
+    aws_endpoint = settings.aws_endpoint
+    if aws_endpoint is None and not settings.real_aws:
+        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
+        aws_endpoint = embedded.endpoint
+
+    wakeups = WakeupPipe()
+    health = HealthReport(settings.data_dir)
+    api = build_api(settings, db, admin, directory, wakeups.wake, health.current)
+    app = create_app(api)
+    parts = [Supervised(EMBEDDED_AWS, embedded)] if embedded is not None else []
+    background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
+    # The background worker stops every environment's Airflow before it exits: more grace.
+    parts.append(Supervised(BACKGROUND, ForkedProcess(background, grace=BACKGROUND_GRACE)))
+    for number in range(1, settings.api_processes + 1):
+        worker = functools.partial(serve_api, app, sock, str(number), settings.request_timeout)
+        parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
+    supervisor = Supervisor(settings.data_dir, parts)
+
+    gc.collect()
+    gc.freeze()
+    try:
+        supervisor.start_all()
+    except BaseException:
+        supervisor.stop_all()
+        raise
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    mwaa_endpoint = f"http://{shown_host}:{port}"
+    endpoints = Endpoints(
+        mwaa_endpoint=mwaa_endpoint,
+        aws_endpoint=aws_endpoint,
+        aws_embedded=embedded is not None,
+        region=settings.region,
+        account_id=settings.account_id,
+    )
+    write_client_files(settings.data_dir, endpoints, admin)
+    _announce(settings, mwaa_endpoint, aws_endpoint)
+    supervisor.run()
 
 
 def _announce(settings: Settings, mwaa_endpoint: str, aws_endpoint: str | None) -> None:
@@ -60,6 +114,7 @@ def _announce(settings: Settings, mwaa_endpoint: str, aws_endpoint: str | None) 
     print(f"Airdock MWAA endpoint: {mwaa_endpoint}", flush=True)
     print(f"AWS endpoint:          {aws_endpoint or 'real AWS (default credential chain)'}")
     print(f"Store:                 {settings.db_url.split('@')[-1]}")
+    print(f"Processes:             {settings.api_processes} API worker(s), 1 background worker")
     print("Use it from another shell:")
     print(f"  export AWS_CONFIG_FILE={aws_dir / 'config'}")
     print(f"  export AWS_SHARED_CREDENTIALS_FILE={aws_dir / 'credentials'}")

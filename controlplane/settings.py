@@ -6,6 +6,7 @@ Built once in `main`, never at import time, so tests can run many servers side b
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from controlplane import options as check
@@ -69,6 +70,13 @@ class Settings:
     # SigV4 + IAM on every call. Off only for benchmark comparisons, hence hidden and not
     # settable from the environment, where it could be left behind unnoticed.
     auth_enabled: bool = option(True, "", flag="--auth", parse=check.on_off, env=False, hidden=True)
+    api_workers: int | None = option(
+        None,
+        "processes serving the API, sharing one listening socket",
+        parse=check.at_least_one,
+        shown="number of CPU cores",
+        metavar="N",
+    )
     reconciler_workers: int = option(
         8, "environments worked on at once per replica", parse=check.at_least_one, metavar="N"
     )
@@ -78,11 +86,22 @@ class Settings:
         parse=check.seconds,
         metavar="SECONDS",
     )
+    request_timeout: float = option(
+        10.0,
+        "seconds a client has to send a request's headers, and again its body",
+        parse=check.seconds,
+        metavar="SECONDS",
+    )
     max_environments: int = option(
         500, "environments per account and region", parse=check.at_least_one, metavar="N"
     )
+    # S3 events bring a change within moments; the full pass is the safety net behind them
+    # (a lost event, a bucket written before its notification existed), so it can be slow.
     dag_sync_interval: float = option(
-        5.0, "seconds between full DAG sync passes", parse=check.seconds, metavar="SECONDS"
+        30.0,
+        "seconds between full DAG sync passes (S3 events bring changes sooner)",
+        parse=check.seconds,
+        metavar="SECONDS",
     )
     dag_events: bool = True  # S3 event notifications for DAG pickup; off only in tests
     airflow_venvs: bool = option(
@@ -103,6 +122,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.aws_endpoint is not None and self.real_aws:
             raise ValueError("--aws-endpoint and --real-aws exclude each other; give one")
+
+    @property
+    def api_processes(self) -> int:
+        return self.api_workers or os.cpu_count() or 1
 
     @property
     def db_url(self) -> str:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from controlplane.errors import (
     RequestEntityTooLargeException,
+    RequestTimeoutException,
     SerializationException,
     request_id,
 )
 from environments.errors import ValidationException
 
 MAX_BODY_BYTES = 1024 * 1024
+# The mwaa model nests at most five levels; InvokeRestApi's free-form Body gets room to spare.
+MAX_JSON_DEPTH = 64
 
 
 async def read_body(request: Request) -> bytes:
@@ -30,11 +33,16 @@ async def read_body(request: Request) -> bytes:
             raise _too_large()
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > MAX_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > MAX_BODY_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The connection went away mid-body (or http_limits cut a trickling client off):
+        # nobody reads the answer, but the request still ends as a refusal, not a crash.
+        raise RequestTimeoutException("The request body was not received.") from None
     return b"".join(chunks)
 
 
@@ -49,11 +57,36 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(body)
+    except RecursionError:
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError):
         raise SerializationException("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise SerializationException("The request body must be a JSON object.")
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise _too_deep()
     return value
+
+
+def _too_deep() -> ValidationException:
+    return ValidationException(
+        f"The request body nests JSON objects and arrays deeper than {MAX_JSON_DEPTH} levels."
+    )
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit`; iterative, so no depth can overflow it."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def json_response(payload: dict[str, Any]) -> Response:

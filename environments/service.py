@@ -224,6 +224,11 @@ class EnvironmentService:
                 continue  # tags merge safely with the other writer's change; re-read and redo
         raise ValidationException(f"Environment {name} is busy; try again.")
 
+    def snapshot(self, name: str) -> EnvironmentRow:
+        """The stored row as it is now (status, reconciler progress, resources), for views
+        such as progress and the console; ResourceNotFoundException if there is none."""
+        return self._row(name)
+
     def resource_tags(self, name: str) -> dict[str, str] | None:
         """Tags of an existing environment (for authorization context), None if absent."""
         row = self._db.read_environment(name)

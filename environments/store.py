@@ -90,6 +90,20 @@ class MetaRow(Base):
     value: Mapped[str] = mapped_column(String(4096))
 
 
+class AccessKeyRow(Base):
+    """A minted access key, shared by every replica. ``sealed`` is an encrypted, authenticated
+    record of the whole key (controlplane.keystore opens it); the plain columns only serve
+    listing and pruning, and are checked against the sealed record when it is opened."""
+
+    __tablename__ = "access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sealed: Mapped[str] = mapped_column(String(8192))
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -274,6 +288,18 @@ def follow_health(session: Session, name: str, healthy: bool, now: float) -> str
     return target.value if result.rowcount == 1 else None
 
 
+def release_leases_of(session: Session, owner: str) -> int:
+    """Free every lease `owner` holds, for a replica that restarts: its leases are those of
+    its dead predecessor. Returns how many were freed."""
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(EnvironmentRow.lease_owner == owner)
+        .values(lease_owner=None, lease_expires=0.0)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
 # --- tokens and meta ----------------------------------------------------------------------
 
 
@@ -293,6 +319,15 @@ def get_or_create_meta(session: Session, key: str, make: Any) -> str:
         session.add(row)
         session.flush()
     return row.value
+
+
+def set_meta(session: Session, key: str, value: str) -> None:
+    session.merge(MetaRow(key=key, value=value))
+
+
+def get_meta(session: Session, key: str) -> str | None:
+    row = session.get(MetaRow, key)
+    return row.value if row is not None else None
 
 
 def reconciler_write(

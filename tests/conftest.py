@@ -120,6 +120,10 @@ def start_server(
             str(data_dir),
             "--poll-interval",
             "0.1",
+            # The embedded AWS sends no S3 event for a delete marker, so on a versioned bucket
+            # deletions reach the DAG folder by the polling pass; keep it short for tests.
+            "--dag-sync-interval",
+            "5",
             # Building an Airflow virtualenv per environment is tested where it matters;
             # elsewhere it would only make every create wait for the installer.
             *([] if airflow else ["--no-airflow"]),

@@ -1,10 +1,10 @@
 """Safe extraction of plugins.zip.
 
 Refused, with a message naming the entry: absolute paths and `..` (zip-slip), symbolic links
-and other non-regular entries, too many entries, too many bytes once expanded, and entries
-whose compression ratio only a zip bomb would have. Sizes are enforced while streaming, not
-trusted from the archive's own headers. Extraction goes to a temporary folder that replaces
-the target only when everything succeeded.
+and other non-regular entries, a path used both as a file and as a folder, too many entries,
+too many bytes once expanded, and entries whose compression ratio only a zip bomb would have.
+Sizes are enforced while streaming, not trusted from the archive's own headers. Extraction
+goes to a temporary folder that replaces the target only when everything succeeded.
 """
 
 from __future__ import annotations
@@ -54,6 +54,24 @@ def _check_kind(info: zipfile.ZipInfo) -> None:
         raise UnsafeArchive(f"entry {info.filename!r} is not a regular file or folder")
 
 
+def _check_layout(entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive in which one path is both a file and a folder (`a` beside `a/b.py`):
+    no extraction order can honour both, and the filesystem would answer with an error."""
+    files: dict[PurePosixPath, str] = {}
+    folders: set[PurePosixPath] = set()
+    for info in entries:
+        rel = _entry_path(info.filename)
+        folders.update(rel.parents)
+        if info.is_dir():
+            folders.add(rel)
+        else:
+            files[rel] = info.filename
+    for rel in sorted(files.keys() & folders):
+        raise UnsafeArchive(
+            f"entry {files[rel]!r} is a file, but other entries use {str(rel)!r} as a folder"
+        )
+
+
 def extract_zip(archive: Path, target: Path, limits: ArchiveLimits | None = None) -> list[str]:
     """Extract `archive` into `target` (replacing it); returns the files written."""
     limits = limits or ArchiveLimits()
@@ -65,6 +83,7 @@ def extract_zip(archive: Path, target: Path, limits: ArchiveLimits | None = None
         entries = bundle.infolist()
         if len(entries) > limits.max_entries:
             raise UnsafeArchive(f"{len(entries)} entries; the limit is {limits.max_entries}")
+        _check_layout(entries)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".airdock-plugins-", dir=target.parent))
         try:

@@ -2,8 +2,9 @@
 
 - Incremental: a manifest of {relative path: ETag} decides what to download.
 - Atomic: each file is written to a temporary name beside its target and renamed over it.
-- Path-safe: keys with `..`, `.`, empty or absolute segments are refused and logged; nothing
-  is ever written outside `dags/`.
+- Path-safe: keys with `..`, `.`, empty or absolute segments are refused; nothing is ever
+  written outside `dags/`. A refusal is logged when it is new or its reason changed, not on
+  every pass: the refused keys are remembered beside the manifest.
 - Bounded: object count, object size and total size limits, each with a clear error.
 - Streaming: the listing is consumed page by page; only the set of keys is kept.
 """
@@ -22,6 +23,7 @@ from environments.workspace import Workspace
 log = logging.getLogger(__name__)
 
 MANIFEST = "dags-manifest.json"
+REFUSED = "dags-refused.json"  # {key: reason} of the last complete pass, and events since
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class DagSyncer:
                 self._delete(rel, report)
                 manifest.pop(rel, None)
             self.workspace.write_json(MANIFEST, manifest)
+            self._note_refusals(report, complete=True)
         return report
 
     def apply_event(self, s3: Any, bucket: str, dag_s3_path: str, key: str, created: bool) -> bool:
@@ -127,32 +130,40 @@ class DagSyncer:
             return False
         report = SyncReport()
         with self.workspace.locked("dags"):
-            self.workspace.dags.mkdir(parents=True, exist_ok=True)
-            self._root = self.workspace.dags.resolve()
-            manifest: dict[str, str] = self.workspace.read_json(MANIFEST, {})
-            if created:
-                try:
-                    head = s3.head_object(Bucket=bucket, Key=key)
-                except Exception:  # gone again already; the next pass settles it
-                    return False
-                rel = self._admit(key, prefix, head.get("ContentLength", 0), report)
-                if rel is None or manifest.get(rel) == head.get("ETag"):
-                    return False
-                etag = self._download(s3, bucket, key, rel, report)
-                if etag is None:
-                    return False
-                manifest[rel] = etag
-            else:
-                try:
-                    rel = str(relative_path(key, prefix))
-                except UnsafeKey:
-                    return False
-                if rel not in manifest:
-                    return False
-                self._delete(rel, report)
-                manifest.pop(rel, None)
-            self.workspace.write_json(MANIFEST, manifest)
+            try:
+                self._apply(s3, bucket, prefix, key, created, report)
+            finally:
+                self._note_refusals(report, complete=False)
         return report.changed
+
+    def _apply(
+        self, s3: Any, bucket: str, prefix: str, key: str, created: bool, report: SyncReport
+    ) -> None:
+        self.workspace.dags.mkdir(parents=True, exist_ok=True)
+        self._root = self.workspace.dags.resolve()
+        manifest: dict[str, str] = self.workspace.read_json(MANIFEST, {})
+        if created:
+            try:
+                head = s3.head_object(Bucket=bucket, Key=key)
+            except Exception:  # gone again already; the next pass settles it
+                return
+            rel = self._admit(key, prefix, head.get("ContentLength", 0), report)
+            if rel is None or manifest.get(rel) == head.get("ETag"):
+                return
+            etag = self._download(s3, bucket, key, rel, report)
+            if etag is None:
+                return
+            manifest[rel] = etag
+        else:
+            try:
+                rel = str(relative_path(key, prefix))
+            except UnsafeKey:
+                return
+            if rel not in manifest:
+                return
+            self._delete(rel, report)
+            manifest.pop(rel, None)
+        self.workspace.write_json(MANIFEST, manifest)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -171,17 +182,28 @@ class DagSyncer:
         try:
             rel = relative_path(key, prefix)
         except UnsafeKey as err:
-            log.warning("refusing DAG object %r: %s", key, err)
             report.refused.append((key, str(err)))
             return None
         if size > self.limits.max_object_bytes:
-            reason = f"larger than {self.limits.max_object_bytes} bytes"
-            log.warning("refusing DAG object %r: %s", key, reason)
-            report.refused.append((key, reason))
+            report.refused.append((key, f"larger than {self.limits.max_object_bytes} bytes"))
             return None
         # relative_path() admits no "..", "." or empty segment and Airdock never creates
         # links inside dags/, so the joined path cannot leave the folder; no resolve() needed.
         return str(rel)
+
+    def _note_refusals(self, report: SyncReport, *, complete: bool) -> None:
+        """Log each refusal that is new or whose reason changed, and remember them all. A
+        complete pass replaces what is remembered (a key fixed or removed is forgotten, and
+        logged again should it come back); an event adds to it."""
+        before: dict[str, str] = self.workspace.read_json(REFUSED, {})
+        now = dict(report.refused) if complete else {**before, **dict(report.refused)}
+        for key, reason in report.refused:
+            if before.get(key) != reason:
+                log.warning(
+                    "refusing DAG object %r of %s: %s", key, self.workspace.root.name, reason
+                )
+        if now != before:
+            self.workspace.write_json(REFUSED, now)
 
     def _download(self, s3: Any, bucket: str, key: str, rel: str, report: SyncReport) -> str | None:
         target = self._root / rel

@@ -25,9 +25,12 @@ from environments.errors import ValidationException, not_found
 from environments.host import HostServices
 from environments.lifecycle import Status
 from environments.naming import DAG_EVENT_QUEUE, bucket_name
+from environments.plumbing.repeats import RepeatLimiter
 from environments.store import Store
 
 log = logging.getLogger(__name__)
+# A failure that persists (a bucket gone, a limit crossed) would repeat on every pass.
+_repeats = RepeatLimiter(log, interval=300.0)
 
 SYNCING = [Status.AVAILABLE.value, Status.UPDATING.value, Status.UPDATE_FAILED.value]
 SYNCING += [Status.ROLLING_BACK.value]
@@ -85,8 +88,10 @@ class DagSyncService:
             try:
                 with self._db.transaction() as session:
                     running = store.environments_in(session, SYNCING)
-            except Exception:
-                log.exception("listing environments for DAG sync failed")
+            except Exception as err:
+                _repeats.error(
+                    ("list", repr(err)), "listing environments for DAG sync failed", exc_info=True
+                )
                 continue
             for name, spec in running:
                 if self._stop.is_set():
@@ -95,7 +100,9 @@ class DagSyncService:
                     if self._sync(name, spec).changed:
                         self._on_change(name)
                 except (SyncError, ClientError, BotoCoreError) as err:
-                    log.warning("DAG sync of %s failed: %s", name, err)
+                    _repeats.warning((name, str(err)), "DAG sync of %s failed: %s", name, err)
+                except Exception as err:  # the loop must outlive one environment's trouble
+                    _repeats.error((name, repr(err)), "DAG sync of %s failed", name, exc_info=True)
 
     def _sync(self, name: str, spec: dict[str, Any]) -> SyncReport:
         workspace = self._services.workspace(name)
@@ -125,12 +132,16 @@ class DagSyncService:
             for message in answer.get("Messages", []):
                 try:
                     self._handle_event(json.loads(message["Body"]))
-                except Exception:
-                    log.exception("could not apply a DAG event")
+                except Exception as err:
+                    _repeats.error(
+                        ("event", repr(err)), "could not apply a DAG event", exc_info=True
+                    )
                 try:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                except (ClientError, BotoCoreError):
-                    log.warning("could not delete a DAG event message")
+                except (ClientError, BotoCoreError) as err:
+                    _repeats.warning(
+                        ("delete", str(err)), "could not delete a DAG event message: %s", err
+                    )
 
     def _handle_event(self, body: dict[str, Any]) -> None:
         records = body.get("Records") or []

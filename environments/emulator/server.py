@@ -1,8 +1,10 @@
 """Entry point of the embedded AWS child process: moto's server on a loopback port.
 
-With --state-dir the server is durable: it restores the newest good snapshot before it listens,
-snapshots changes in the background while it runs, and writes a final snapshot on SIGTERM or
-SIGINT (see environments.emulator.state).
+With --state-dir the server is durable: before it listens it restores the newest good snapshot
+and replays the journal written since; every mutating request is journaled, and durable, before
+its response leaves; snapshots compact the journal in the background, and a final one is
+written on SIGTERM or SIGINT (see environments.emulator.state). `--durability snapshot` keeps
+the older mode without a journal, where a crash loses the changes of the last interval.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from environments.emulator.state import long_poll, s3_bodies
+from environments.emulator.state import clock, journal_file, long_poll, randomness, s3_bodies
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.errors import IncompatibleState
 from environments.emulator.state.gate import RequestGate
+from environments.emulator.state.journal import Journal
 from environments.emulator.state.middleware import PersistenceMiddleware
 from environments.emulator.state.persister import Persister
+from environments.emulator.state.replay import WsgiApp, replay
 from environments.emulator.state.store import Restored, StateDirBusy, StateStore
 
 log = logging.getLogger("airdock.aws_server")
@@ -50,7 +54,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, default=None)
-    parser.add_argument("--snapshot-interval", type=float, default=0.5)
+    parser.add_argument(
+        "--durability",
+        choices=("journal", "snapshot"),
+        default="journal",
+        help="journal: every change is durable before it is acknowledged (default); "
+        "snapshot: periodic snapshots only, a crash loses the last interval's changes",
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=float,
+        default=0.5,
+        help="seconds between checks for a snapshot (snapshot mode: between snapshots)",
+    )
     parser.add_argument(
         "--lock-wait",
         type=float,
@@ -64,19 +80,31 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     s3_bodies.track_body_digests()
+    journaled = args.state_dir is not None and args.durability == "journal"
+    if journaled:
+        randomness.install()
+        clock.install()
     store, restored = (
         _open_store(args.state_dir, args.lock_wait) if args.state_dir else (None, Restored())
     )
     gate, changes = RequestGate(), ChangeTracker()
-    if restored.skipped:
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    journal = None
+    if store and journaled:
+        journal = _recover(store, restored, moto_app, gate, changes)
+    elif restored.skipped:
         # Write a good newest generation soon, rather than after the next change.
         changes.mark()
-    long_poll.wait_outside_the_gate(gate, changes)
-    app = PersistenceMiddleware(DomainDispatcherApplication(create_backend_app), gate, changes)
+    long_poll.wait_outside_the_gate(gate, changes, journal)
+    app = PersistenceMiddleware(moto_app, gate, changes, journal)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
-    persister = Persister(store, gate, changes, args.snapshot_interval) if store else None
+    persister = (
+        Persister(store, gate, changes, args.snapshot_interval, journal, restored.snapshot_bytes)
+        if store
+        else None
+    )
 
     # Stop signals are blocked in every thread and taken synchronously by sigwait below. A
     # Python handler that sets an Event can deadlock: it runs in the main thread, possibly
@@ -94,6 +122,37 @@ def main(argv: list[str] | None = None) -> None:
         persister.stop()
         log.info("final snapshot written")
     server.server_close()
+
+
+def _recover(
+    store: StateStore,
+    restored: Restored,
+    app: WsgiApp,
+    gate: RequestGate,
+    changes: ChangeTracker,
+) -> Journal:
+    """Replay the journal over the restored snapshot and open it for appending."""
+    directory = store.root / "journal"
+    found = journal_file.scan(directory, after=restored.journal_seq)
+    long_poll.wait_outside_the_gate(gate, changes)
+    same = replay(app, found.records, store.blobs)
+    last = found.records[-1].seq if found.records else restored.journal_seq
+    if found.records:
+        log.info(
+            "replayed %d journal records (%d answered as before) after snapshot record %d",
+            len(found.records),
+            same,
+            restored.journal_seq,
+        )
+    for problem in found.damage:
+        # Only the tail a crash tore can be damaged; it was never acknowledged.
+        log.warning("journal replay stopped at %s", problem)
+    if found.records or found.damage or restored.skipped:
+        # Start from a snapshot that holds everything replayed, so a later start does not
+        # read past damage, and so repeated crashes do not grow the journal.
+        Persister(store, gate, changes).save_now(last)
+    blobs = {record.meta["blob"] for record in found.records if record.meta.get("blob")}
+    return Journal(directory, store.blobs, next_seq=last + 1, old_blobs=blobs)
 
 
 def _open_store(state_dir: Path, lock_wait: float) -> tuple[StateStore, Restored]:

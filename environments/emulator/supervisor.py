@@ -3,18 +3,16 @@
 A child process keeps moto's memory and threads out of the control plane, and dies with its
 parent (PR_SET_PDEATHSIG) so a killed `airdock serve` leaves nothing running. It runs in a
 process group of its own: a Ctrl-C at the terminal reaches `airdock serve` alone, which then
-stops the embedded AWS in order. Its state lives
-under `<data_dir>/aws-state` and survives restarts (see environments.emulator.state). It also comes
-back on the same port when it can, because some saved values embed the endpoint: SQS queue
-URLs are built from the host and port a request was sent to.
+stops the embedded AWS in order. Its state lives under `<data_dir>/aws-state` and survives
+restarts (see environments.emulator.state). It comes back on the same port, both when the
+server restarts and when `airdock serve` restarts it after it died (`alive()` tells), because
+clients hold the endpoint and some saved values embed it: SQS queue URLs are built from the
+host and port a request was sent to.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +23,6 @@ from pathlib import Path
 from environments.plumbing import processes
 from environments.plumbing.files import atomic_write
 
-_PR_SET_PDEATHSIG = 1
 _PORT_FILE = "aws.port"
 # Time to write the final snapshot after SIGTERM before it is killed outright.
 STOP_GRACE_SECONDS = 10.0
@@ -53,11 +50,6 @@ def _remembered_port(data_dir: Path, host: str) -> int | None:
     return port
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class EmbeddedAws:
     def __init__(
         self,
@@ -76,7 +68,19 @@ class EmbeddedAws:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def alive(self) -> bool:
+        """Whether the child still runs (a dead one is reaped here, so it is no zombie)."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self, timeout: float = 30.0) -> None:
+        """Start the child and return once it answers; raises RuntimeError when it exits or
+        stays silent. Again after a death, it comes back on the same port with its state."""
+        if self.alive():
+            return
         log_path = self.data_dir / "aws.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
@@ -97,11 +101,15 @@ class EmbeddedAws:
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=processes.die_with_parent,
             env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
         )
         log.close()
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except RuntimeError:
+            self.stop()
+            raise
         atomic_write(self.data_dir / _PORT_FILE, str(self.port), mode=0o644)
 
     def _wait_ready(self, timeout: float) -> None:

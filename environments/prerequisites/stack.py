@@ -193,6 +193,17 @@ def destroy(
     return Teardown(stack_name, existed=True, retained=retained)
 
 
+def outputs_of(clients: AwsClients, stack_name: str) -> dict[str, str]:
+    """The outputs of a live stack; empty when there is no such stack."""
+    try:
+        stack = _describe(clients.client("cloudformation"), stack_name)
+    except (ClientError, BotoCoreError) as err:
+        raise InfraError(explain(err)) from err
+    if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
+        return {}
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
 # --- CloudFormation plumbing ------------------------------------------------------------------
 
 

@@ -9,21 +9,19 @@ the next claimant resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from environments import store
 from environments.errors import ConcurrentModification
 from environments.host import HostServices
 from environments.lifecycle import Event, Status, next_status
 from environments.naming import Placement
-from environments.provisioning.aws_outcomes import outcome_for
+from environments.plumbing.repeats import RepeatLimiter
+from environments.provisioning.retries import RetryPolicy, run_step
 from environments.provisioning.step import (
     DONE,
     Done,
@@ -36,25 +34,9 @@ from environments.provisioning.step import (
 from environments.store import EnvironmentRow, Store
 
 log = logging.getLogger(__name__)
+_repeats = RepeatLimiter(log, interval=300.0)
 
 LEASE_TTL_SECONDS = 15.0
-MAX_ATTEMPTS = 12  # with the capped backoff below: roughly three minutes of retrying
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
-
-
-def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter, capped (attempt counts from 1)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    return (rng or random).uniform(ceiling / 2, ceiling)
-
-
-def _run(call: Callable[[StepContext], Outcome], ctx: StepContext, label: str) -> Outcome:
-    """Run a step; an AWS error it did not handle itself becomes an outcome, not a crash."""
-    try:
-        return call(ctx)
-    except (ClientError, BotoCoreError) as err:
-        return outcome_for(err, label)
 
 
 class Reconciler:
@@ -69,7 +51,7 @@ class Reconciler:
         workers: int = 8,
         poll_interval: float = 0.5,
         lease_ttl: float = LEASE_TTL_SECONDS,
-        max_attempts: int = MAX_ATTEMPTS,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._db = db
         self._placement = placement
@@ -79,7 +61,7 @@ class Reconciler:
         self._poll_interval = poll_interval
         self._services = services
         self._lease_ttl = lease_ttl
-        self._max_attempts = max_attempts
+        self._retry_policy = retry or RetryPolicy()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._active: dict[str, Future[None]] = {}
@@ -114,8 +96,8 @@ class Reconciler:
         while not self._stop.is_set():
             try:
                 self._dispatch()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("reconciler pass failed")
+            except Exception as err:  # the loop must survive a database hiccup
+                _repeats.error(("pass", repr(err)), "reconciler pass failed", exc_info=True)
             self._wake.wait(self._poll_interval)
             self._wake.clear()
 
@@ -154,8 +136,8 @@ class Reconciler:
                 with self._db.transaction() as session:
                     for name in names:
                         store.renew_lease(session, name, self.owner, time.time(), self._lease_ttl)
-            except Exception:
-                log.exception("lease renewal failed")
+            except Exception as err:
+                _repeats.error(("renew", repr(err)), "lease renewal failed", exc_info=True)
 
     def _work(self, name: str) -> None:
         try:
@@ -164,9 +146,11 @@ class Reconciler:
             log.info(
                 "environment %s changed under the reconciler; it will be picked up again", name
             )
-        except Exception:
-            log.exception("reconciling %s failed unexpectedly", name)
-            self._defer(name, "internal error")
+        except Exception as err:
+            _repeats.error(
+                (name, repr(err)), "reconciling %s failed unexpectedly", name, exc_info=True
+            )
+            self._defer(name, f"the reconciler: unexpected {type(err).__name__}: {err}")
         finally:
             with self._db.transaction() as session:
                 store.release_lease(session, name, self.owner)
@@ -220,43 +204,60 @@ class Reconciler:
             services=self._services,
         )
 
-    def _run_steps(self, row: EnvironmentRow, ctx: StepContext, *, teardown: bool) -> Outcome:
-        """Run the steps not yet recorded as finished, recording each as it finishes; the
-        first outcome that is not Done, or DONE when every step has finished."""
+    def _run_steps(
+        self, row: EnvironmentRow, ctx: StepContext, *, teardown: bool
+    ) -> tuple[Step | None, Outcome, int]:
+        """Run the steps not yet recorded as finished, recording each as it finishes.
+
+        Returns the step that stopped the run (None when all finished), its outcome, and how
+        many attempts that step has already used: a step that finishes resets the count, so
+        every step gets a budget of its own.
+        """
         key = "removed" if teardown else "done"
         finished = set(row.progress.get(key, []))
+        attempts = row.attempts
         for step in reversed(self._steps) if teardown else self._steps:
             if step.name in finished:
                 continue
             if teardown:
-                outcome = _run(step.teardown, ctx, f"{step.name} teardown")
+                outcome = run_step(step.teardown, ctx, f"{step.name} teardown")
             else:
-                outcome = _run(step.ensure, ctx, step.name)
+                outcome = run_step(step.ensure, ctx, step.name)
             if not isinstance(outcome, Done):
-                return outcome
+                return step, outcome, attempts
             finished.add(step.name)
-            self._write(row, resources=ctx.resources, progress={key: sorted(finished)})
-        return DONE
+            attempts = 0
+            progress = {**row.progress, key: sorted(finished)}
+            self._write(row, resources=ctx.resources, progress=progress, attempts=0)
+        return None, DONE, attempts
 
     def _converge(self, row: EnvironmentRow) -> bool:
         """Run the remaining ensure steps; True if the status moved and we should look again."""
         ctx = self._context(row)
-        outcome = self._run_steps(row, ctx, teardown=False)
+        step, outcome, used = self._run_steps(row, ctx, teardown=False)
         if isinstance(outcome, Done):
             self._succeed(row, ctx)
             return True
         if isinstance(outcome, RetryLater):
-            if row.attempts + 1 < self._max_attempts:
-                self._retry(row, ctx, outcome.reason)
+            budget = self._retry_policy.budget(step)
+            if used + 1 < budget:
+                self._retry(row, ctx, used + 1, outcome.reason, outcome.delay)
                 return False
-            outcome = Failed("INTERNAL_ERROR", f"Gave up after retries: {outcome.reason}")
+            outcome = Failed("INTERNAL_ERROR", f"Gave up after {budget} attempts: {outcome.reason}")
         self._fail(row, ctx, outcome)
         return True
 
     def _settle(self, row: EnvironmentRow, ctx: StepContext, event: Event, **values: Any) -> None:
         """Take the transition `event` names, with a fresh retry budget for the next status."""
         status = next_status(Status(row.status), event)
-        self._write(row, status=status.value, resources=ctx.resources, attempts=0, **values)
+        self._write(
+            row,
+            status=status.value,
+            resources=ctx.resources,
+            attempts=0,
+            next_attempt_at=0.0,
+            **values,
+        )
 
     def _succeed(self, row: EnvironmentRow, ctx: StepContext) -> None:
         converged = {"observed_generation": row.generation, "applied_spec": row.spec}
@@ -274,7 +275,18 @@ class Reconciler:
         error = {"ErrorCode": failure.code, "ErrorMessage": failure.message[:1024]}
         log.warning("environment %s failed in %s: %s", row.name, status.value, failure.message)
         if status is Status.ROLLING_BACK:
-            self._settle(row, ctx, Event.ROLLBACK_FAILED, observed_generation=row.generation)
+            # Keep the error that started the rollback, and say that restoring failed too.
+            first = (row.last_update.get("Error") or {}).get("ErrorMessage", "")
+            message = f"{first} Rolling back failed: {failure.message}".strip()
+            error = {"ErrorCode": failure.code, "ErrorMessage": message[:1024]}
+            last_update = {**row.last_update, "Status": "FAILED", "Error": error}
+            self._settle(
+                row,
+                ctx,
+                Event.ROLLBACK_FAILED,
+                observed_generation=row.generation,
+                last_update=last_update,
+            )
             return
         last_update = {**row.last_update, "Status": "FAILED", "Error": error}
         if status is Status.UPDATING and row.applied_spec is not None:
@@ -293,29 +305,76 @@ class Reconciler:
 
     def _delete(self, row: EnvironmentRow) -> None:
         ctx = self._context(row)
-        outcome = self._run_steps(row, ctx, teardown=True)
-        if not isinstance(outcome, Done):
-            # Deletion never gives up (a finalizer): it keeps retrying with capped backoff.
-            reason = outcome.reason if isinstance(outcome, RetryLater) else outcome.message
-            self._retry(row, ctx, reason)
+        step, outcome, used = self._run_steps(row, ctx, teardown=True)
+        if isinstance(outcome, Done):
+            with self._db.transaction() as session:
+                store.reconciler_delete(session, row.name, self.owner, row.generation)
+            log.info("environment %s deleted", row.name)
             return
-        with self._db.transaction() as session:
-            store.reconciler_delete(session, row.name, self.owner, row.generation)
-        log.info("environment %s deleted", row.name)
+        if isinstance(outcome, RetryLater) and used + 1 < self._retry_policy.budget(step):
+            self._retry(row, ctx, used + 1, outcome.reason, outcome.delay)
+            return
+        reason = outcome.reason if isinstance(outcome, RetryLater) else outcome.message
+        code = outcome.code if isinstance(outcome, Failed) else "INTERNAL_ERROR"
+        self._stuck_deleting(row, ctx, used + 1, code, reason)
 
-    def _retry(self, row: EnvironmentRow, ctx: StepContext, reason: str) -> None:
-        attempts = row.attempts + 1
-        delay = backoff_delay(attempts)
+    def _stuck_deleting(
+        self, row: EnvironmentRow, ctx: StepContext, attempts: int, code: str, reason: str
+    ) -> None:
+        """A teardown step spent its budget or failed for good. The environment stays DELETING
+        (nothing it made may leak), says why in LastUpdate.Error, and is tried again at a slow
+        pace: it goes once the cause is fixed, with no further request needed."""
+        pace = self._retry_policy.stuck_delete_pace
+        message = f"Deleting is stuck and is retried every {pace:.0f} s: {reason}"
+        error = {"ErrorCode": code, "ErrorMessage": message[:1024]}
+        _repeats.warning(("stuck", row.name), "environment %s: %s", row.name, message)
+        self._write(
+            row,
+            resources=ctx.resources,
+            attempts=attempts,
+            next_attempt_at=time.time() + pace,
+            last_update={**row.last_update, "Status": "FAILED", "Error": error},
+        )
+
+    def _retry(
+        self,
+        row: EnvironmentRow,
+        ctx: StepContext,
+        attempts: int,
+        reason: str,
+        asked: float | None = None,
+    ) -> None:
+        delay = self._retry_policy.delay(attempts, asked)
         log.info("environment %s: retry %d in %.1fs (%s)", row.name, attempts, delay, reason)
         self._write(
             row, resources=ctx.resources, attempts=attempts, next_attempt_at=time.time() + delay
         )
 
     def _defer(self, name: str, reason: str) -> None:
-        with self._db.transaction() as session:
-            row = store.get_environment(session, name)
-        if row is not None and row.lease_owner == self.owner:
-            self._retry(row, self._context(row), reason)
+        """An exception outside any step: it counts against the budget like a step's would."""
+        try:
+            with self._db.transaction() as session:
+                row = store.get_environment(session, name)
+            if row is None or row.lease_owner != self.owner:
+                return
+            ctx = self._context(row)
+            attempts = row.attempts + 1
+            if attempts < self._retry_policy.max_attempts:
+                self._retry(row, ctx, attempts, reason)
+            elif Status(row.status) is Status.DELETING:
+                self._stuck_deleting(row, ctx, attempts, "INTERNAL_ERROR", reason)
+            elif Status(row.status) in (Status.CREATING, Status.UPDATING, Status.ROLLING_BACK):
+                failure = Failed("INTERNAL_ERROR", f"Gave up after {attempts} attempts: {reason}")
+                self._fail(row, ctx, failure)
+        except ConcurrentModification:
+            pass  # changed meanwhile: the next pass looks at it afresh
+        except Exception as err:
+            _repeats.error(
+                ("defer", name, repr(err)),
+                "could not record the failure of %s",
+                name,
+                exc_info=True,
+            )
 
     def _write(self, row: EnvironmentRow, **values: Any) -> None:
         with self._db.transaction() as session:

@@ -3,7 +3,8 @@
 Both `ensure` and `teardown` are idempotent: they look their resources up by deterministic
 name or tag before creating or deleting anything, so the reconciler may run them again after
 a crash at any point. They report an Outcome value instead of raising, so temporary and
-permanent failures are handled the same way everywhere.
+permanent failures are handled the same way everywhere; an exception that escapes anyway is
+a retry against the step's budget (provisioning.retries).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ class Done:
 
 @dataclass(frozen=True)
 class RetryLater:
-    """A transient failure (throttling, 5xx, not-yet-consistent); try again after a backoff."""
+    """A transient failure (throttling, 5xx, not-yet-consistent); try again after a backoff,
+    or after `delay` seconds when the step knows better (e.g. a resource still being made)."""
 
     reason: str
+    delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class StepContext:
 
 
 class Step(Protocol):
+    """A step may also set `max_attempts`, its own retry budget (see provisioning.retries)."""
+
     name: str
 
     def ensure(self, ctx: StepContext) -> Outcome: ...

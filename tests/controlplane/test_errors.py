@@ -8,6 +8,7 @@ import botocore.session
 import pytest
 
 import controlplane.app
+import controlplane.http_limits
 import controlplane.iam_gate
 import controlplane.wire
 import iam
@@ -24,6 +25,8 @@ OUTSIDE_THE_MODEL = {
     "SerializationException": 400,
     "UnknownOperationException": 404,
     "RequestEntityTooLargeException": 413,
+    "RequestHeaderFieldsTooLargeException": 431,
+    "RequestTimeoutException": 408,
     "MissingAuthenticationTokenException": 403,
     "IncompleteSignatureException": 403,
     "UnrecognizedClientException": 403,
@@ -31,7 +34,8 @@ OUTSIDE_THE_MODEL = {
     "ExpiredTokenException": 403,
 }
 
-assert controlplane.app and controlplane.iam_gate and controlplane.wire  # every raiser loaded
+# every raiser loaded
+assert controlplane.app and controlplane.http_limits and controlplane.iam_gate and controlplane.wire
 
 
 def _model_errors() -> dict[str, botocore.model.StructureShape]:

@@ -77,6 +77,9 @@ def test_requirements_dags_and_a_rolled_back_update(airflow_server):
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert "hello_airdock" in table.stdout and "broken.py" in table.stdout
+    # The table shows what went wrong (the error's last line), not "Traceback ...".
+    broken_row = next(line for line in table.stdout.splitlines() if "broken.py" in line)
+    assert "module_that_does_not_exist" in broken_row and "Traceback" not in broken_row
     assert report["hello.py"]["dag_ids"] == ["hello_airdock"] and not report["hello.py"]["errors"]
     assert "module_that_does_not_exist" in " ".join(report["broken.py"]["errors"])
     streams = logs.describe_log_streams(logGroupName="airflow-flow-Scheduler")["logStreams"]

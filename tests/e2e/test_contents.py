@@ -91,7 +91,7 @@ def test_event_pickup_is_fast(server, dag_env):
             timeout=10,
         )
         delays.append(time.monotonic() - start)
-    # Generous bound: the polling fallback alone would take up to the 5 s interval.
+    # Generous bound: the polling fallback alone would take up to its 5 s interval here.
     assert sorted(delays)[2] < 3.0, delays
 
 
@@ -156,6 +156,33 @@ def test_plugins_zip_is_extracted_and_a_hostile_one_refused(server, params, mwaa
     assert env["PluginsS3ObjectVersion"] == good
     assert (plugins / "ops" / "op.py").exists()
     assert not list(server.data_dir.rglob("pwned.py"))
+
+
+def test_a_plugins_zip_using_a_path_as_file_and_folder_ends_update_failed(
+    server, params, mwaa, env_name
+):
+    """Such an archive once left the environment UPDATING for ever; now the update fails,
+    the last good plugins stay, and the environment can be updated and deleted again."""
+    s3 = server.aws("s3")
+    bucket, key = _bucket(params), f"{env_name}/plugins.zip"
+    good = s3.put_object(Bucket=bucket, Key=key, Body=_zip({"ops/op.py": b"X = 1\n"}))
+    mwaa.create_environment(
+        Name=env_name, **params(PluginsS3Path=key, PluginsS3ObjectVersion=good["VersionId"])
+    )
+    wait_for_status(mwaa, env_name, {"AVAILABLE"})
+    clash = s3.put_object(Bucket=bucket, Key=key, Body=_zip({"a": b"x", "a/b.py": b"y"}))
+    mwaa.update_environment(Name=env_name, PluginsS3ObjectVersion=clash["VersionId"])
+    env = wait_for_status(mwaa, env_name, {"UPDATE_FAILED"})
+    error = env["LastUpdate"]["Error"]
+    assert error["ErrorCode"] == "INCORRECT_CONFIGURATION"
+    assert "'a' as a folder" in error["ErrorMessage"]
+    assert env["PluginsS3ObjectVersion"] == good["VersionId"]
+    plugins = server.data_dir / "environments" / env_name / "plugins"
+    assert (plugins / "ops" / "op.py").read_text() == "X = 1\n"
+    mwaa.update_environment(Name=env_name, MaxWorkers=3)
+    assert wait_for_status(mwaa, env_name, {"AVAILABLE"})["MaxWorkers"] == 3
+    mwaa.delete_environment(Name=env_name)
+    wait_gone(mwaa, env_name)
 
 
 def test_startup_script_runs_with_mwaa_variables(server, params, mwaa, env_name):

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from controlplane.keystore import KeyStore, MintedKey
+from environments.store import Store
 from tests.e2e.iam_support import ROLE_KEY, USER_KEYS, airdock, presign, sign, unique
 
 pytest_plugins = ["tests.e2e.iam_fixtures"]  # the iam_server and team_params fixtures
@@ -169,7 +170,8 @@ def test_expired_session_token(iam_server):
         session_token="old-token",
         expires=stamp(past + dt.timedelta(hours=1)),
     )
-    KeyStore(iam_server.live.data_dir).add(key)
+    data_dir = iam_server.live.data_dir
+    KeyStore(data_dir, Store(f"sqlite:///{data_dir / 'airdock.db'}")).add(key)
     client = iam_server.client((key.access_key_id, key.secret_access_key), token="old-token")
     assert _code(client.list_environments) == "ExpiredTokenException"
 

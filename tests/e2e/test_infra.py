@@ -214,6 +214,13 @@ def test_text_output_is_a_working_aws_cli_session(server, capsys):
     assert ran.returncode == 0, ran.stderr
     mwaa = server.mwaa()
     assert wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=60)["Name"] == name
+    # While the environment runs with the stack's role and subnets, down refuses.
+    refused = airdock(
+        "infra", "down", "--data-dir", str(server.data_dir), "--environment-name", name
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert f"environment(s) {name} use the role" in refused.stderr and "--force" in refused.stderr
+    assert stack_outputs(server, f"airdock-{name}")  # the stack is still there
     mwaa.delete_environment(Name=name)
     wait_gone(mwaa, name, timeout=60)
 

@@ -74,4 +74,16 @@ def test_unknown_operation_is_aws_shaped(http):
 
 
 def test_health(http):
-    assert http.get("/_airdock/health").json() == {"status": "ok"}
+    health = http.get("/_airdock/health").json()
+    assert health["status"] == "ok"
+    assert {"embedded_aws", "background", "api-1"} <= set(health["parts"])
+    assert all(part["state"] == "up" for part in health["parts"].values())
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 100_000])
+def test_deeply_nested_json_is_a_validation_error(http, env_name, depth):
+    nested = "[" * depth + "]" * depth
+    body = f'{{"Name": "{env_name}", "AirflowConfigurationOptions": {nested}}}'
+    response = http.put(f"/environments/{env_name}", content=body)
+    assert "deeper than 64" in _assert_aws_error(response, 400, "ValidationException")["message"]
+    assert http.get(f"/environments/{env_name}").status_code == 404

@@ -47,6 +47,7 @@ SECRETS_FILE = "runtime-secrets.json"
 PORT_FILE = "runtime-port.json"
 DB_FILE = "metadata-db.json"
 TICK_SECONDS = 1.0
+SHUTDOWN_GRACE = 6.0
 # A component may be down this long (a restart after a crash) before the environment is
 # reported UNAVAILABLE; recovery is reported at once.
 UNAVAILABLE_AFTER_SECONDS = 30.0
@@ -110,14 +111,16 @@ class AirflowRuntime:
         return stopped
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
+        """Stop every environment's processes, all at once and within SHUTDOWN_GRACE (the
+        background worker itself gets little more before it is killed)."""
         with self._lock:
+            self._stop.set()
             supervisors = list(self._supervisors.values())
             self._supervisors.clear()
-        with ThreadPoolExecutor(max(1, min(8, len(supervisors)))) as pool:
-            list(pool.map(lambda s: s.stop(), supervisors))
+        with ThreadPoolExecutor(max(1, len(supervisors))) as pool:
+            list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
+        for thread in self._threads:
+            thread.join(5)
 
     def resume(self, db: Store, *, region: str, account_id: str) -> None:
         """Start the environments that were running when the control plane last stopped."""
@@ -203,26 +206,34 @@ class AirflowRuntime:
         workspace.write_json(DB_FILE, {"version": plan.airflow_version, "at": time.time()})
         return None
 
-    def run(self, plan: RuntimePlan) -> None:
+    def run(self, plan: RuntimePlan) -> bool:
         """Make the environment's processes match `plan`: start them, replace them after a
-        configuration change, or only change the number of workers."""
+        configuration change, or only change the number of workers. False when the runtime
+        is stopping and started nothing."""
+        self._refresh_credentials(plan, force=True)
         with self._lock:
+            if self._stop.is_set():
+                return False
             supervisor = self._supervisors.get(plan.name)
-        if supervisor is None:
-            supervisor = EnvironmentSupervisor(
-                plan, api_port=self._port(plan), environment_for=self._environment
-            )
-            self._refresh_credentials(plan, force=True)
-            pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
-            with self._lock:
+            if supervisor is None:
+                supervisor = EnvironmentSupervisor(
+                    plan, api_port=self._api_port(plan), environment_for=self._environment
+                )
+                pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
                 self._supervisors[plan.name] = supervisor
-            supervisor.start()
-        elif supervisor.plan.restart_key() != plan.restart_key():
-            self._refresh_credentials(plan, force=True)
+                # Under the lock: a concurrent stop() either sees this set or none of it.
+                supervisor.start()
+                return True
+        if supervisor.plan.restart_key() != plan.restart_key():
             supervisor.replace(plan)
         else:
             supervisor.plan = plan
             supervisor.scale(plan.min_workers)
+        return True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def wait_healthy(self, name: str, timeout: float) -> Health:
         deadline = time.monotonic() + timeout
@@ -336,7 +347,7 @@ class AirflowRuntime:
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
-            api_port=self._port(plan),
+            api_port=self._api_port(plan),
             secrets=self._secrets(workspace),
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
@@ -362,14 +373,14 @@ class AirflowRuntime:
         workspace.write_json(SECRETS_FILE, made)
         return made
 
-    def _port(self, plan: RuntimePlan) -> int:
-        """The API/web server's loopback port: kept across restarts while it is free."""
-        workspace = self.workspace(plan.name)
-        port = workspace.read_json(PORT_FILE, {}).get("port")
-        with self._lock:
-            running = self._supervisors.get(plan.name)
+    def _api_port(self, plan: RuntimePlan) -> int:
+        """The API/web server's loopback port: the running one's, else the last one while it
+        is free (so its address survives restarts), else a new one."""
+        running = self._supervisors.get(plan.name)
         if running is not None:
             return running.api_port
+        workspace = self.workspace(plan.name)
+        port = workspace.read_json(PORT_FILE, {}).get("port")
         if not port or not _free(port):
             port = _free_port()
             workspace.write_json(PORT_FILE, {"port": port})

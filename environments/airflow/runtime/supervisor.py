@@ -143,10 +143,12 @@ class EnvironmentSupervisor:
                 target=self._stop_all, args=(surplus, WORKER_STOP_GRACE), daemon=True
             ).start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = WORKER_STOP_GRACE) -> None:
+        """Stop every process: SIGTERM, then SIGKILL after `grace` for workers (Celery's warm
+        shutdown lets running tasks finish) and at most STOP_GRACE for the rest."""
         with self._lock:
             self._stopping = True
-            self._stop_all(list(self._managed.values()), STOP_GRACE)
+            self._stop_all(list(self._managed.values()), grace)
             for managed in self._managed.values():
                 managed.state = "stopped"
             self.health = Health(False, "stopped", self._snapshot(), 0)

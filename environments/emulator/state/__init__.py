@@ -1,14 +1,20 @@
 """Durable state for the embedded AWS.
 
-moto keeps everything in memory. This package snapshots moto's backends to a state directory
-while the server runs and restores them before it serves again, so a restart (even a SIGKILL)
-loses at most the last moment of changes. Each module owns one concern:
+moto keeps everything in memory. This package makes every acknowledged change durable: each
+mutating request is appended to a write-ahead journal and fsynced (group commit) before its
+response leaves; snapshots of moto's backends compact the journal now and then; a restart
+restores the newest good snapshot and replays the journal after it, so even a SIGKILL loses
+nothing that was acknowledged. Each module owns one concern:
 
 - gate: the shared/exclusive lock between request threads and the snapshot writer
-- changes: whether anything worth snapshotting happened since the last snapshot
+- changes: whether anything worth snapshotting happened (the snapshot-only mode)
 - operations: telling read-only AWS calls from mutating ones
-- middleware: the WSGI layer that ties requests to the gate and the change tracker
-- long_poll: keeps SQS long polls from holding the gate while they wait
+- middleware: the WSGI layer that ties requests to the gate, the journal and the tracker
+- journal: the write-ahead journal (mutation lock, group commit, compaction)
+- journal_file: its on-disk format (segments of framed, checksummed records)
+- replay: running a request so that its replay does the same, and replaying records
+- randomness, clock: moto's ids and timestamps, reproducible by a replay
+- long_poll: keeps SQS long polls from holding the gate or the journal while they wait
 - backends: finding moto's backend registries and putting restored backends back in place
 - pickling: the pickler that knows how to save what plain pickle cannot
 - s3_bodies: S3 object bodies kept content-addressed on disk instead of in every snapshot

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from pathlib import Path
 
 from environments.emulator.state.errors import CorruptState
@@ -26,6 +27,9 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True)
         self._known = self._scan()
         self._unsynced_dirs: set[Path] = set()
+        # Held by garbage collection and by the journal while it adds a blob it refers to,
+        # so a blob is never collected between being written and being referenced.
+        self.lock = threading.Lock()
 
     def __contains__(self, digest: str) -> bool:
         return digest in self._known
@@ -42,6 +46,17 @@ class BlobStore:
         target = self.path(digest)
         atomic_write(target, data, sync_directory=False)
         self._unsynced_dirs.add(target.parent)
+        self._known.add(digest)
+
+    def write_durably(self, digest: str, data: bytes) -> None:
+        """Write one blob and make it durable now, for a journal record about to refer to it."""
+        if digest in self._known:
+            return
+        target = self.path(digest)
+        new_shard = not target.parent.exists()
+        atomic_write(target, data)
+        if new_shard:
+            fsync_directory(self.root)
         self._known.add(digest)
 
     def sync(self) -> None:

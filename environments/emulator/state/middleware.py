@@ -1,43 +1,96 @@
-"""The WSGI layer that runs each request inside the gate and reports it to the change tracker.
+"""The WSGI layer that runs each request inside the gate and, with a journal, makes it durable.
 
 The request body is read before entering the gate and the response is collected before
 leaving it, so a slow client never holds the gate while the network is busy: inside the gate
 there is only moto's own work.
+
+With a journal, a mutating request runs under the journal's mutation lock with replayable
+randomness and clock, its record is appended before the lock is let go, and its response
+leaves only once that record is durable. A read's response leaves only once every change it
+may have seen is durable. Without one (the snapshot-only mode), requests are just reported to
+the change tracker, and a crash loses the changes since the last snapshot.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from environments.emulator.state import randomness
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.gate import RequestGate
+from environments.emulator.state.journal import Journal, JournalBroken
 from environments.emulator.state.operations import is_read_only
+from environments.emulator.state.replay import Collected, collect, deterministic, recorded_environ
+
+log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+_UNAVAILABLE = (
+    b"<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>The embedded AWS cannot "
+    b"make changes durable (see its log)</Message></Error></ErrorResponse>"
+)
+
 
 class PersistenceMiddleware:
-    def __init__(self, app: WsgiApp, gate: RequestGate, changes: ChangeTracker) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        gate: RequestGate,
+        changes: ChangeTracker,
+        journal: Journal | None = None,
+    ) -> None:
         self._app = app
         self._gate = gate
         self._changes = changes
+        self._journal = journal
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         body = _buffer_body(environ)
         mutating = not is_read_only(environ, body)
+        try:
+            if self._journal is None:
+                response = self._unjournaled(environ, mutating)
+            elif mutating:
+                response = self._journaled(self._journal, environ, body)
+            else:
+                with self._gate.shared():
+                    response = collect(self._app, environ)
+                self._journal.wait_for_reads()
+        except JournalBroken:
+            start_response("503 Service Unavailable", [("Content-Type", "application/xml")])
+            return [_UNAVAILABLE]
+        return response.send(start_response)
+
+    def _unjournaled(self, environ: dict[str, Any], mutating: bool) -> Collected:
         with self._gate.shared():
             try:
-                result = self._app(environ, start_response)
-                try:
-                    return list(result)
-                finally:
-                    close = getattr(result, "close", None)
-                    if close is not None:
-                        close()
+                return collect(self._app, environ)
             finally:
                 self._changes.note_request(mutating)
+
+    def _journaled(self, journal: Journal, environ: dict[str, Any], body: bytes) -> Collected:
+        blob = journal.stash_body(body)
+        meta: dict[str, Any] = {
+            "environ": recorded_environ(environ),
+            "seed": randomness.new_seed(),
+            "time": time.time(),
+        }
+        response: Collected | None = None
+        with self._gate.shared(), journal.mutating():
+            try:
+                with deterministic(meta["seed"], meta["time"]):
+                    response = collect(self._app, environ)
+            finally:
+                # Even a request that failed may have changed something: replay it alike.
+                meta["status"] = response.status_code if response else None
+                seq = journal.append(meta, body, blob)
+        journal.wait_durable(seq)
+        return response
 
 
 def _buffer_body(environ: dict[str, Any]) -> bytes:

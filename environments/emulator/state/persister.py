@@ -1,9 +1,16 @@
 """The background thread that writes snapshots.
 
-About every `interval` seconds, if anything changed, it takes the gate exclusively, pickles all
-backends in use (S3 bodies aside) into memory and lets requests go on; then, outside the gate,
-it writes new S3 bodies to the blob store and the snapshot to a new generation file. A SIGKILL
-therefore loses at most the changes of the last interval plus the time one snapshot takes.
+A snapshot takes the gate exclusively, pickles all backends in use (S3 bodies aside) into
+memory and lets requests go on; then, outside the gate, it writes new S3 bodies to the blob
+store and the snapshot to a new generation file.
+
+With a journal (the default), snapshots only compact it: about every `interval` seconds the
+thread checks whether the journal has grown as large as the last snapshot (see
+Journal.should_compact), and if so snapshots, then deletes the journal segments every kept
+snapshot holds. Durability does not depend on it.
+
+Without one (the snapshot-only mode), it snapshots about every `interval` seconds if anything
+changed, and a SIGKILL loses the changes of the last interval plus the time a snapshot takes.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import time
 from environments.emulator.state import backends
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.gate import GateTimeout, RequestGate
+from environments.emulator.state.journal import Journal
 from environments.emulator.state.pickling import dump_state
 from environments.emulator.state.s3_bodies import BodyCollector
 from environments.emulator.state.store import StateStore
@@ -38,6 +46,8 @@ class Persister:
         gate: RequestGate,
         changes: ChangeTracker,
         interval: float = 0.5,
+        journal: Journal | None = None,
+        last_snapshot_bytes: int = 0,
     ) -> None:
         self._store = store
         self._gate = gate
@@ -48,6 +58,8 @@ class Persister:
         self._excluded: set[str] = set()
         self._last_garbage = time.monotonic()
         self._failing = False
+        self._journal = journal
+        self._last_snapshot_bytes = last_snapshot_bytes
 
     def start(self) -> None:
         self._thread.start()
@@ -60,12 +72,25 @@ class Persister:
             self._gate.close(GATE_TIMEOUT)
         except GateTimeout:
             log.warning("requests still running at shutdown; writing the final snapshot anyway")
-        self._write(self._capture())
-        self._store.collect_garbage()
+        journal_seq = self._journal.rotate() if self._journal else 0
+        self._write(self._capture(), journal_seq)
+        self._collect_garbage()
+        if self._journal:
+            self._journal.close()
+
+    def save_now(self, journal_seq: int) -> None:
+        """Snapshot the state as it is, holding the journal up to `journal_seq`; for start-up,
+        before any request is served."""
+        self._write(self._capture(), journal_seq)
+
+    def _due(self) -> bool:
+        if self._journal is not None:
+            return self._journal.should_compact(self._last_snapshot_bytes)
+        return self._changes.dirty
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            if not self._changes.dirty:
+            if not self._due():
                 continue
             try:
                 self.snapshot()
@@ -83,9 +108,10 @@ class Persister:
         started = time.monotonic()
         with self._gate.exclusive(GATE_TIMEOUT):
             self._changes.take()
+            journal_seq = self._journal.rotate() if self._journal else 0
             captured = self._capture()
         held = time.monotonic() - started
-        self._write(captured)
+        self._write(captured, journal_seq)
         took = time.monotonic() - started
         if took > SLOW_SNAPSHOT:
             log.warning(
@@ -95,8 +121,11 @@ class Persister:
                 held,
             )
         if time.monotonic() - self._last_garbage > GARBAGE_INTERVAL:
-            self._store.collect_garbage()
+            self._collect_garbage()
             self._last_garbage = time.monotonic()
+
+    def _collect_garbage(self) -> None:
+        self._store.collect_garbage(self._journal.pinned_blobs if self._journal else None)
 
     def _capture(self) -> tuple[bytes, BodyCollector, list[str]]:
         """Pickle every backend in use; call with the gate held."""
@@ -115,12 +144,15 @@ class Persister:
                 continue
             return payload, bodies, [state.service_name for state in states]
 
-    def _write(self, captured: tuple[bytes, BodyCollector, list[str]]) -> None:
+    def _write(self, captured: tuple[bytes, BodyCollector, list[str]], journal_seq: int) -> None:
         payload, bodies, services = captured
         for digest, data in bodies.pending.items():
             self._store.blobs.write(digest, data)
         self._store.blobs.sync()
-        self._store.save(payload, bodies.referenced, services)
+        self._store.save(payload, bodies.referenced, services, journal_seq)
+        self._last_snapshot_bytes = len(payload)
+        if self._journal is not None:
+            self._journal.forget_through(self._store.oldest_journal_seq())
 
     def _exclude_unpicklable(self, states: list[backends.ServiceState]) -> bool:
         """Stop saving the services that cannot be pickled, so the others still persist."""

@@ -4,8 +4,9 @@
 
 The header names the state format and the moto version that wrote the payload, since pickled
 moto objects only make sense to the same moto; it also carries the payload's SHA-256, so a torn
-or damaged file is detected before anything is unpickled, and the digests of the S3 bodies the
-payload refers to, so blob garbage collection can work from headers alone.
+or damaged file is detected before anything is unpickled, the digests of the S3 bodies the
+payload refers to, so blob garbage collection can work from headers alone, and the sequence
+number of the last journal record the state includes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ MAGIC = b"AIRDOCK-AWS-STATE\x00"
 _LENGTH = struct.Struct(">I")
 
 
-def write(path: Path, payload: bytes, blobs: set[str], services: list[str]) -> None:
+def write(
+    path: Path, payload: bytes, blobs: set[str], services: list[str], journal_seq: int = 0
+) -> None:
     header = {
         "format": FORMAT_VERSION,
         "moto": moto.__version__,
@@ -42,6 +45,8 @@ def write(path: Path, payload: bytes, blobs: set[str], services: list[str]) -> N
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "services": services,
         "blobs": sorted(blobs),
+        # The last journal record this state includes; replay goes on from the next one.
+        "journal_seq": journal_seq,
     }
     encoded = json.dumps(header, separators=(",", ":")).encode()
     with atomic_output(path) as out:

@@ -2,7 +2,8 @@
 
     <state-dir>/lock                 held while a server uses the directory
     <state-dir>/snapshots/gen-N.snap the newest few snapshots; the highest N is the current one
-    <state-dir>/blobs/ab/abcd...     S3 object bodies by SHA-256
+    <state-dir>/blobs/ab/abcd...     S3 object bodies and large journaled request bodies, by SHA-256
+    <state-dir>/journal/N.wal        the write-ahead journal since the snapshots (see journal)
     <state-dir>/quarantine/          snapshots that failed to load, kept for inspection
 
 A snapshot that fails to load is moved to quarantine and the next older one is tried, so one
@@ -16,6 +17,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ class Restored:
     generation: int | None = None
     services: list[str] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    journal_seq: int = 0
+    snapshot_bytes: int = 0
 
 
 class StateStore:
@@ -58,8 +62,12 @@ class StateStore:
         self.blobs = BlobStore(root / "blobs")
         # The blobs each kept snapshot refers to; None where a header could not be read.
         self._references: dict[Path, set[str] | None] = {}
+        # The last journal record each kept snapshot includes.
+        self._journal_seqs: dict[Path, int] = {}
         for path in [*self._generations().values(), *self.quarantine.iterdir()]:
             self._references[path] = self._blob_references(path)
+        for path in self._generations().values():
+            self._journal_seqs[path] = self._journal_seq(path)
         self._next_generation = max(self._generations(), default=0) + 1
 
     def load(self) -> Restored:
@@ -79,34 +87,45 @@ class StateStore:
                 continue
             backends.install(states)
             restored.generation = generation
+            restored.journal_seq = self._journal_seqs.get(path, 0)
+            restored.snapshot_bytes = path.stat().st_size
             restored.services = [state.service_name for state in states]
             return restored
         if restored.skipped:
             log.warning("no snapshot in %s could be loaded; starting empty", self.snapshots)
         return restored
 
-    def save(self, payload: bytes, blobs: set[str], services: list[str]) -> Path:
+    def save(
+        self, payload: bytes, blobs: set[str], services: list[str], journal_seq: int = 0
+    ) -> Path:
         path = self.snapshots / f"gen-{self._next_generation:010d}.snap"
-        snapshot_file.write(path, payload, blobs, services)
+        snapshot_file.write(path, payload, blobs, services, journal_seq)
         self._next_generation += 1
         self._references[path] = set(blobs)
+        self._journal_seqs[path] = journal_seq
         generations = sorted(self._generations().items(), reverse=True)
         for _, old in generations[KEEP_GENERATIONS:]:
             old.unlink(missing_ok=True)
             self._references.pop(old, None)
+            self._journal_seqs.pop(old, None)
         return path
 
-    def collect_garbage(self) -> int:
-        """Delete blobs that no kept snapshot refers to."""
-        keep: set[str] = set()
-        for path, references in self._references.items():
-            if references is not None:
-                keep |= references
-            elif path.parent == self.snapshots:
-                # A kept snapshot whose blobs are unknown: deleting anything could hurt it.
-                log.info("not collecting blobs while %s has an unreadable header", path)
-                return 0
-        return self.blobs.collect_garbage(keep)
+    def oldest_journal_seq(self) -> int:
+        """The journal records up to here are in every kept snapshot: safe to delete."""
+        return min(self._journal_seqs.values(), default=0)
+
+    def collect_garbage(self, pinned: Callable[[], set[str]] | None = None) -> int:
+        """Delete blobs that no kept snapshot refers to, nor anything `pinned` names."""
+        with self.blobs.lock:
+            keep: set[str] = set(pinned()) if pinned else set()
+            for path, references in self._references.items():
+                if references is not None:
+                    keep |= references
+                elif path.parent == self.snapshots:
+                    # A kept snapshot whose blobs are unknown: deleting anything could hurt it.
+                    log.info("not collecting blobs while %s has an unreadable header", path)
+                    return 0
+            return self.blobs.collect_garbage(keep)
 
     def _read(self, path: Path) -> list[backends.ServiceState]:
         header, payload = snapshot_file.read(path)
@@ -135,6 +154,7 @@ class StateStore:
         target = self.quarantine / f"{path.name}.{int(time.time())}"
         os.replace(path, target)
         self._references[target] = self._references.pop(path, None)
+        self._journal_seqs.pop(path, None)
 
     @staticmethod
     def _blob_references(path: Path) -> set[str] | None:
@@ -144,6 +164,14 @@ class StateStore:
             return None
         blobs = header.get("blobs")
         return set(blobs) if isinstance(blobs, list) else None
+
+    @staticmethod
+    def _journal_seq(path: Path) -> int:
+        try:
+            seq = snapshot_file.read_header(path).get("journal_seq", 0)
+        except (OSError, CorruptState):
+            return 0
+        return seq if isinstance(seq, int) else 0
 
     @staticmethod
     def _lock(path: Path, wait: float) -> FileLock:

@@ -10,7 +10,7 @@ spec and so brings the previous processes back.
 from __future__ import annotations
 
 from environments.airflow.venv_store import current_venv
-from environments.provisioning.step import DONE, Failed, Outcome, StepContext
+from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, StepContext
 
 HEALTHY_WITHIN_SECONDS = 240.0
 AIRFLOW_DATABASE_FAILED = "AIRFLOW_DATABASE_FAILED"
@@ -39,10 +39,13 @@ class AirflowProcesses:
         problem = runtime.prepare_database(plan)
         if problem is not None:
             return Failed(AIRFLOW_DATABASE_FAILED, problem)
-        runtime.run(plan)
+        if not runtime.run(plan):
+            return RetryLater("the Airflow runtime is stopping")
         health = runtime.wait_healthy(ctx.name, HEALTHY_WITHIN_SECONDS)
         if health.healthy:
             return DONE
+        if runtime.stopping:  # a shutdown, not a verdict: the next start carries on
+            return RetryLater("the Airflow runtime is stopping")
         if ctx.applied_spec is None:  # a create: nothing to keep running
             runtime.halt(ctx.name)
         return Failed(

@@ -68,6 +68,11 @@ def test_good_archive_replaces_the_folder(tmp_path):
         ([("/etc/cron.d/evil", b"x")], None, "absolute"),
         ([("C:/windows/evil", b"x")], None, "absolute"),
         ([("ok.py", b"x")], "link", "symbolic link"),
+        # One path as a file and as a folder, in either order: no extraction can honour both.
+        ([("a", b"x"), ("a/b.py", b"y")], None, "use 'a' as a folder"),
+        ([("a/b.py", b"y"), ("a", b"x")], None, "use 'a' as a folder"),
+        ([("ops/", b""), ("ops", b"x")], None, "use 'ops' as a folder"),
+        ([("x/a", b"x"), ("x/a/b/c.py", b"y")], None, "use 'x/a' as a folder"),
     ],
 )
 def test_hostile_archives_are_refused_and_change_nothing(tmp_path, entries, symlink, needle):

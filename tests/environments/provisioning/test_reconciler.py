@@ -13,6 +13,7 @@ from environments.aws.clients import AwsClients, AwsTarget
 from environments.host import HostServices
 from environments.naming import Placement
 from environments.provisioning.reconciler import Reconciler
+from environments.provisioning.retries import RetryPolicy
 from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, StepContext
 from environments.service import EnvironmentService
 from environments.store import Store
@@ -86,22 +87,20 @@ def test_create_update_delete_converge(db):
     assert step.calls[-1] == "teardown:e1"
 
 
-def test_transient_failures_are_retried_with_backoff(db, monkeypatch):
-    monkeypatch.setattr("environments.provisioning.reconciler.BACKOFF_BASE_SECONDS", 0.01)
+def test_transient_failures_are_retried_with_backoff(db):
     service = EnvironmentService(db, PLACE)
     step = ScriptedStep("flaky", [RetryLater("throttled"), RetryLater("throttled")])
-    reconciler = _reconciler(db, [step])
+    reconciler = _reconciler(db, [step], retry=RetryPolicy(backoff_base=0.01))
     service.create("flaky", create_params())
     reconciler.run_until_idle()
     assert _status(service, "flaky") == "AVAILABLE"
     assert len(step.calls) == 3
 
 
-def test_retries_are_bounded(db, monkeypatch):
-    monkeypatch.setattr("environments.provisioning.reconciler.BACKOFF_BASE_SECONDS", 0.001)
+def test_retries_are_bounded(db):
     service = EnvironmentService(db, PLACE)
     step = ScriptedStep("stuck", [RetryLater("503")] * 20)
-    reconciler = _reconciler(db, [step], max_attempts=4)
+    reconciler = _reconciler(db, [step], retry=RetryPolicy(max_attempts=4, backoff_base=0.001))
     service.create("stuck", create_params())
     reconciler.run_until_idle()
     env = service.get("stuck")
@@ -223,3 +222,109 @@ def test_replicas_never_work_one_environment_at_once(db):
             replica.stop()
     assert overlaps == []
     assert all(_status(service, n) == "AVAILABLE" for n in names)
+
+
+class RaisingStep(ScriptedStep):
+    """Raises `error` the first `times` times it is asked to ensure (None: every time)."""
+
+    def __init__(self, name: str, error: Exception, times: int | None = None) -> None:
+        super().__init__(name)
+        self.error, self.times = error, times
+
+    def ensure(self, ctx: StepContext) -> Outcome:
+        with self.lock:
+            self.calls.append(f"ensure:{ctx.name}")
+            if self.times is None or len(self.calls) <= self.times:
+                raise self.error
+        return DONE
+
+
+def test_an_exception_in_a_step_counts_against_its_budget(db):
+    service = EnvironmentService(db, PLACE)
+    step = RaisingStep("buggy", NotADirectoryError(20, "Not a directory", "plugins/a"))
+    fast = RetryPolicy(max_attempts=3, backoff_base=0.001)
+    service.create("buggy-env", create_params())
+    _reconciler(db, [ScriptedStep("first"), step], retry=fast).run_until_idle()
+    env = service.get("buggy-env")
+    assert env["Status"] == "CREATE_FAILED"
+    error = env["LastUpdate"]["Error"]
+    assert error["ErrorCode"] == "INTERNAL_ERROR"
+    assert "Gave up after 3 attempts" in error["ErrorMessage"]
+    assert "NotADirectoryError" in error["ErrorMessage"]
+    assert len(step.calls) == 3
+    service.delete("buggy-env")  # a failed environment can always be deleted
+    _reconciler(db, [ScriptedStep("first"), step], retry=fast).run_until_idle()
+    assert service.list(None, None)[0] == []
+
+
+def test_budgets_are_per_step(db):
+    service = EnvironmentService(db, PLACE)
+    # Each step fails twice before it works: four failures in all, but never three in a row
+    # for one step, so a budget of three per step is enough.
+    steps = [RaisingStep("a", RuntimeError("a"), times=2), RaisingStep("b", KeyError("b"), 2)]
+    reconciler = _reconciler(db, steps, retry=RetryPolicy(max_attempts=3, backoff_base=0.001))
+    service.create("per-step", create_params())
+    reconciler.run_until_idle()
+    assert _status(service, "per-step") == "AVAILABLE"
+    assert [len(s.calls) for s in steps] == [3, 3]
+
+
+def test_a_step_may_set_its_own_budget(db):
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("patient", [RetryLater("not yet")] * 5)
+    step.max_attempts = 6
+    reconciler = _reconciler(db, [step], retry=RetryPolicy(max_attempts=2, backoff_base=0.001))
+    service.create("patient", create_params())
+    reconciler.run_until_idle()
+    assert _status(service, "patient") == "AVAILABLE"
+    assert len(step.calls) == 6
+
+
+def test_a_step_may_ask_for_its_delay(db):
+    service = EnvironmentService(db, PLACE)
+    step = ScriptedStep("waiting", [RetryLater("still being made", delay=120.0)])
+    service.create("delayed", create_params())
+    before = time.time()
+    with db.transaction() as session:
+        assert store.try_lease(session, "delayed", "r1", before, 60)
+    _reconciler(db, [step]).reconcile("delayed")
+    with db.transaction() as session:
+        row = store.get_environment(session, "delayed")
+    # The backoff alone would have asked for half a second at most.
+    assert row.next_attempt_at >= before + 120.0
+    assert row.attempts == 1 and row.status == "CREATING"
+
+
+def test_a_delete_that_keeps_failing_stays_deleting_with_the_reason(db):
+    service = EnvironmentService(db, PLACE)
+
+    class StubbornTeardown(ScriptedStep):
+        broken = True
+
+        def teardown(self, ctx: StepContext) -> Outcome:
+            if self.broken:
+                raise PermissionError(13, "Permission denied", "workspace")
+            return super().teardown(ctx)
+
+    step = StubbornTeardown("stubborn")
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.001, stuck_delete_pace=600)
+    reconciler = _reconciler(db, [step], retry=policy)
+    service.create("stuck-delete", create_params())
+    reconciler.run_until_idle()
+    service.delete("stuck-delete")
+    before = time.time()
+    reconciler.run_until_idle()
+    env = service.get("stuck-delete")
+    assert env["Status"] == "DELETING"
+    assert env["LastUpdate"]["Status"] == "FAILED"
+    assert (
+        "Deleting is stuck and is retried every 600 s" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    )
+    assert "PermissionError" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    with db.transaction() as session:
+        row = store.get_environment(session, "stuck-delete")
+        assert row.next_attempt_at >= before + 600
+        step.broken = False  # the cause is fixed; pretend the slow retry is due
+        store.compare_and_set(session, "stuck-delete", row.row_version, next_attempt_at=0.0)
+    reconciler.run_until_idle()
+    assert service.list(None, None)[0] == []

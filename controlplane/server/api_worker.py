@@ -1,0 +1,32 @@
+"""An API worker: uvicorn serving the prepared app on the socket the supervisor bound.
+
+Every worker accepts on the same listening socket; the kernel hands each new connection to one
+of them. Each response names the worker that served it (WORKER_HEADER), which lets tests and
+operators tell the workers apart. uvicorn adds the header itself, at no cost per request.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from controlplane.http_limits import uvicorn_options
+
+WORKER_HEADER = "x-airdock-api-worker"
+GRACEFUL_SECONDS = 5
+
+
+def serve_api(app: FastAPI, sock: socket.socket, worker: str, request_timeout: float) -> int:
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        headers=[(WORKER_HEADER, worker)],
+        **uvicorn_options(request_timeout),
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
