@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from controlplane import cli_wait
@@ -104,6 +105,10 @@ def _dags(args: argparse.Namespace) -> int:
     return 0
 
 
+# The runtime rewrites its report every second while it runs.
+STALE_AFTER_SECONDS = 15.0
+
+
 def _status(args: argparse.Namespace) -> int:
     local = open_local(args.data_dir.resolve(), args.database_url)
     try:
@@ -114,6 +119,12 @@ def _status(args: argparse.Namespace) -> int:
         runtime = local.services.workspace(args.name).read_json("runtime.json", {})
     finally:
         local.close()
+    fresh = time.time() - float(runtime.get("updated_at") or 0) <= STALE_AFTER_SECONDS
+    if runtime and not fresh and runtime.get("components"):
+        runtime["healthy"] = False
+        runtime["reason"] = "no recent report from the runtime: is `airdock serve` running?"
+        for component in runtime["components"].values():
+            component["state"] = "unknown"
     report = {
         "name": args.name,
         "status": row.status,

@@ -10,7 +10,7 @@ shared uv cache, so virtualenvs are warm after the first environment. It measure
 - S3 PutObject of a new DAG -> its first task has written its result to S3 (p50/p95), on one
   mw1.small environment with one worker and DAGs unpaused at creation;
 - idle PSS of that environment's processes (all of its process groups), after `--idle` seconds;
-- the control plane's peak RSS.
+- the control plane's peak RSS (supervisor, background and API workers, summed).
 
 The reference column gives MWAA's figures and the targets of this machine.
 
@@ -73,11 +73,36 @@ def pss_mb(pgids: set[int]) -> float:
     return total / 1024
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def control_plane_peak_mb(root: int) -> float:
+    """Sum of the peak RSS (VmHWM) of `airdock serve`'s own processes: its supervisor, the
+    background and API workers (not the embedded AWS, not Airflow)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ancestors = _ancestors(int(entry.name))
+        if b"controlplane" not in command or root not in ancestors:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen = {pid}
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        seen.add(pid)
+    return seen
 
 
 def create_available(mwaa, params: dict, name: str) -> float:
@@ -178,7 +203,8 @@ def main() -> int:
                  f"{took:.1f} s" + (f" ({len(failed)} failed)" if failed else ""), ""]
             )  # fmt: skip
             delete(mwaa, names)
-        rows.append(["control plane peak RSS", f"{peak_rss_mb(process.pid):.0f} MB", ""])
+        peak = control_plane_peak_mb(process.pid)
+        rows.append(["control plane peak RSS (its processes, summed)", f"{peak:.0f} MB", ""])
         delete(mwaa, ["bench-first"])
     benchlib.print_table(
         f"Airflow runtime ({benchlib.machine_line()})", ["measure", "value", "reference"], rows

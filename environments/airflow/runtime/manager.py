@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from cryptography.fernet import Fernet
 
 from environments import store
@@ -196,7 +197,10 @@ class AirflowRuntime:
         (once per version); None when ready, else what went wrong."""
         workspace = self.workspace(plan.name)
         done = workspace.read_json(DB_FILE, {})
-        created = self.databases.create(plan.env_id)
+        try:
+            created = self.databases.create(plan.env_id)
+        except psycopg.Error as err:
+            return f"The metadata database server cannot be used: {err}".strip()
         if not created and done.get("version") == plan.airflow_version:
             return None
         component = Component("migrate", "scheduler", ("db", "migrate"))
@@ -265,11 +269,16 @@ class AirflowRuntime:
         pidfiles.stop_recorded(self.workspace(name).state / "run")
         self.workspace(name).write_json(STATUS_FILE, {"status": "stopped", "components": {}})
 
-    def remove(self, name: str, env_id: str) -> None:
-        """Stop the environment's processes and drop its database."""
+    def remove(self, name: str, env_id: str) -> str | None:
+        """Stop the environment's processes and drop its database; None when done, else why
+        the database could not be dropped (worth another try)."""
         self.halt(name)
         self._credentials.pop(name, None)
-        self.databases.drop(env_id)
+        try:
+            self.databases.drop(env_id)
+        except psycopg.Error as err:
+            return f"dropping the metadata database failed: {err}".strip()
+        return None
 
     # --- background ---------------------------------------------------------------------
 

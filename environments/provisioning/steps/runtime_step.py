@@ -56,6 +56,5 @@ class AirflowProcesses:
 
     def teardown(self, ctx: StepContext) -> Outcome:
         runtime = ctx.services.airflow_runtime
-        if runtime is not None:
-            runtime.remove(ctx.name, ctx.env_id)
-        return DONE
+        problem = runtime.remove(ctx.name, ctx.env_id) if runtime is not None else None
+        return RetryLater(problem) if problem else DONE
