@@ -10,9 +10,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from controlplane import cli_wait
+from controlplane.cli_common import add_data_dir, add_database_url
 from controlplane.logtail import follow_logs
 from controlplane.runtime import open_local
 from controlplane.server_link import ServerUnreachable, ensure_up, recorded_url
@@ -29,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ):
         parser = commands.add_parser(name, help=helptext)
         parser.add_argument("name", help="environment name")
-        parser.add_argument("--data-dir", type=Path, default=Path(".airdock"))
-        parser.add_argument("--database-url", help="the server's store, if not SQLite")
+        add_data_dir(parser, "data dir of the server whose environment it is")
+        add_database_url(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=func)
     logs = commands.add_parser("logs", help="print the output of the environment's components")
     logs.add_argument("name", help="environment name")
-    logs.add_argument("--data-dir", type=Path, default=Path(".airdock"))
+    add_data_dir(logs, "data dir of the server whose environment it is")
     logs.add_argument(
         "--component",
         help="only this component: a name (scheduler-1) or a kind (scheduler, worker, ...)",

@@ -23,8 +23,10 @@ from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
 from environments import store
+from environments.airflow import sandbox
+from environments.airflow.metadb.databases import MetadataDatabases
+from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.airflow.runtime.manager import AirflowRuntime
-from environments.airflow.runtime.metadata_db import MetadataDatabases
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
@@ -43,7 +45,7 @@ def replica_id(data_dir: Path) -> str:
     """A stable name for this replica, so a restart reclaims its own leases at once."""
     path = data_dir / "replica-id"
     if not path.exists():
-        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o644)
+        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o600)
     return path.read_text().strip()
 
 
@@ -163,14 +165,15 @@ def build_background(
         secret_access_key=admin.secret_access_key if embedded else None,
     )
     aws = AwsClients(target)
+    databases = metadata_databases(settings)
     airflow = (
         AirflowRuntime(
             settings.data_dir,
             aws,
-            MetadataDatabases(),
+            databases,
             on_health=lambda name, healthy, reason: _follow_health(db, name, healthy, reason),
         )
-        if settings.airflow_venvs
+        if databases is not None
         else None
     )
     services = HostServices(
@@ -180,6 +183,7 @@ def build_background(
         dag_events=settings.dag_events,
         airflow_venvs=settings.airflow_venvs,
         uv_cache_dir=settings.uv_cache_dir,
+        metadata_databases=databases,
         dags_changed=lambda name: reporter.request(name),
     )
     reporter = DagReporter(services, lambda name: _spec_of(db, name))
@@ -191,6 +195,7 @@ def build_background(
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
         services=services,
+        drift_interval=settings.drift_check_interval,
     )
     sync = DagSyncService(
         db, services, interval=settings.dag_sync_interval, on_change=reporter.request
@@ -217,7 +222,36 @@ def prepare_store(settings: Settings) -> Store:
     connection is shared across a fork."""
     db = Store(settings.db_url)
     db.create_schema()
+    secure_sqlite(settings.db_url)
     return db
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir is Airdock's alone (0700). Environment accounts (Airdock as root) may only
+    pass through it (0711) to their own workspaces, never list it; what it holds is private by
+    its own mode (secrets 0600, folders 0700 or 0750)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o711 if sandbox.mode() == sandbox.ACCOUNTS else 0o700)
+
+
+def secure_sqlite(url: str) -> None:
+    """The SQLite store holds every environment's spec: owner-only (SQLite gives its -wal and
+    -shm files the database file's mode)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.exists():
+            path.chmod(0o600)
+
+
+def metadata_databases(settings: Settings) -> MetadataDatabases | None:
+    """Where environments' Airflow metadata goes: the server given, or the embedded one
+    (started by the supervisor before the background worker); None without Airflow."""
+    if not settings.airflow_venvs:
+        return None
+    if settings.airflow_database_url:
+        return MetadataDatabases(settings.airflow_database_url, settings.data_dir)
+    server = EmbeddedPostgres(settings.data_dir)
+    return MetadataDatabases(server.url, settings.data_dir)
 
 
 @dataclass

@@ -36,6 +36,9 @@ class Event(StrEnum):
     # The runtime's health: a component that cannot be kept up, and its recovery.
     UNHEALTHY = "unhealthy"
     HEALTHY = "healthy"
+    # Something the environment owns was deleted from outside and was (not) made again.
+    REPAIRED = "repaired"
+    REPAIR_FAILED = "repair_failed"
 
 
 # (from, event) -> to. Creation has no "from": a new row starts in CREATING.
@@ -56,6 +59,12 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (Status.DELETING, Event.CONVERGED): Status.DELETED,
     (Status.AVAILABLE, Event.UNHEALTHY): Status.UNAVAILABLE,
     (Status.UNAVAILABLE, Event.HEALTHY): Status.AVAILABLE,
+    (Status.AVAILABLE, Event.REPAIRED): Status.AVAILABLE,
+    (Status.UPDATE_FAILED, Event.REPAIRED): Status.UPDATE_FAILED,
+    (Status.UNAVAILABLE, Event.REPAIRED): Status.AVAILABLE,
+    (Status.AVAILABLE, Event.REPAIR_FAILED): Status.UNAVAILABLE,
+    (Status.UPDATE_FAILED, Event.REPAIR_FAILED): Status.UNAVAILABLE,
+    (Status.UNAVAILABLE, Event.REPAIR_FAILED): Status.UNAVAILABLE,
 }
 
 # Statuses the reconciler must drive forward.

@@ -67,6 +67,45 @@ def _wait_healthy(process: subprocess.Popen[bytes], data_dir: Path) -> Endpoints
     raise RuntimeError("airdock serve did not become healthy")
 
 
+def memory_kb(pid: int) -> dict[str, int]:
+    """RSS, PSS and USS (private pages) of one process, in kB, from /proc/<pid>/smaps_rollup."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        values[key] = int(rest.split()[0])
+    private = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+    return {"rss": values["Rss"], "pss": values["Pss"], "uss": private}
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_pss_mb(root: int) -> float:
+    """What a process tree really occupies: the sum of its processes' PSS (shared pages are
+    divided among the processes sharing them, not counted once per process as RSS would)."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            total += memory_kb(pid)["pss"]
+        except OSError:
+            continue  # ended while we looked
+    return total / 1024
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

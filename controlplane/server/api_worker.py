@@ -3,6 +3,9 @@
 Every worker accepts on the same listening socket; the kernel hands each new connection to one
 of them. Each response names the worker that served it (WORKER_HEADER), which lets tests and
 operators tell the workers apart. uvicorn adds the header itself, at no cost per request.
+
+The parts of uvicorn a worker loads when it starts are imported here, in the supervisor, so the
+workers share them; WebSockets, which no route uses, are not loaded at all.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import socket
 
 import uvicorn
+import uvicorn.lifespan.on
+import uvicorn.loops.asyncio
 from fastapi import FastAPI
 
 from controlplane.http_limits import uvicorn_options
@@ -26,6 +31,7 @@ def serve_api(app: FastAPI, sock: socket.socket, worker: str, request_timeout: f
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         headers=[(WORKER_HEADER, worker)],
+        ws="none",
         **uvicorn_options(request_timeout),
     )
     uvicorn.Server(config).run(sockets=[sock])

@@ -136,7 +136,9 @@ class Supervised:
 
     @property
     def pid(self) -> int | None:
-        return getattr(self.part, "pid", None)
+        pid = getattr(self.part, "pid", None)  # a property or a method, whichever a part has
+        pid = pid() if callable(pid) else pid
+        return pid if isinstance(pid, int) else None
 
 
 class Supervisor:

@@ -1,6 +1,7 @@
 """Keeps every running environment's DAG mirror current, three ways:
 
-- polling: a full incremental pass over each environment every `interval` seconds;
+- polling: a full incremental pass over each environment every `interval` seconds, spread
+  evenly over the interval (the safety net behind the events, so it can be slow);
 - S3 event notifications: a listener on Airdock's event queue applies each created or
   removed object within moments of the change;
 - on demand: `sync_now(name)`, behind `airdock env sync NAME`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
@@ -84,31 +86,44 @@ class DagSyncService:
     # --- polling ----------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        next_pass = time.monotonic() + self._interval
+        while not self._stop.wait(max(0.0, next_pass - time.monotonic())):
+            started = time.monotonic()
+            next_pass = started + self._interval
             try:
                 with self._db.transaction() as session:
-                    running = store.environments_in(session, SYNCING)
+                    names = [name for name, _ in store.environments_in(session, SYNCING)]
             except Exception as err:
                 _repeats.error(
                     ("list", repr(err)), "listing environments for DAG sync failed", exc_info=True
                 )
                 continue
-            for name, spec in running:
-                if self._stop.is_set():
+            # The pass is spread over the interval, one environment every interval/n seconds:
+            # many environments make a steady trickle of listings, never a burst.
+            spacing = self._interval / max(len(names), 1)
+            for index, name in enumerate(names):
+                if self._stop.wait(max(0.0, started + index * spacing - time.monotonic())):
                     return
-                try:
-                    if self._sync(name, spec).changed:
-                        self._on_change(name)
-                except (SyncError, ClientError, BotoCoreError) as err:
-                    _repeats.warning((name, str(err)), "DAG sync of %s failed: %s", name, err)
-                except Exception as err:  # the loop must outlive one environment's trouble
-                    _repeats.error((name, repr(err)), "DAG sync of %s failed", name, exc_info=True)
+                self._poll_one(name)
+
+    def _poll_one(self, name: str) -> None:
+        try:
+            # Read again: the environment may have changed since the pass began.
+            row = self._db.read_environment(name)
+            if row is None or row.status not in SYNCING:
+                return
+            if self._sync(name, row.spec).changed:
+                self._on_change(name)
+        except (SyncError, ClientError, BotoCoreError) as err:
+            _repeats.warning((name, str(err)), "DAG sync of %s failed: %s", name, err)
+        except Exception as err:  # the loop must outlive one environment's trouble
+            _repeats.error((name, repr(err)), "DAG sync of %s failed", name, exc_info=True)
 
     def _sync(self, name: str, spec: dict[str, Any]) -> SyncReport:
         workspace = self._services.workspace(name)
         if not workspace.root.exists():
             return SyncReport()  # not provisioned on this host (yet)
-        s3 = self._services.aws.client("s3")
+        s3 = self._services.source_reader(spec).client("s3")
         return DagSyncer(workspace).sync(
             s3, bucket_name(spec["SourceBucketArn"]), spec["DagS3Path"]
         )
@@ -149,7 +164,6 @@ class DagSyncService:
             return  # s3:TestEvent and the like
         with self._db.transaction() as session:
             running = store.environments_in(session, SYNCING)
-        s3 = self._services.aws.client("s3")
         for record in records:
             bucket = record.get("s3", {}).get("bucket", {}).get("name")
             key = unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
@@ -163,5 +177,6 @@ class DagSyncService:
                 if not workspace.root.exists():
                     continue
                 syncer = DagSyncer(workspace)
+                s3 = self._services.source_reader(spec).client("s3")
                 if syncer.apply_event(s3, bucket, spec["DagS3Path"], key, created):
                     self._on_change(name)

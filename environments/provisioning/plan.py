@@ -20,6 +20,7 @@ from environments.provisioning.steps.dag_events import DagEvents
 from environments.provisioning.steps.dags_step import SyncDags
 from environments.provisioning.steps.endpoints import AssignEndpoints
 from environments.provisioning.steps.log_groups import LogGroups
+from environments.provisioning.steps.metadata_db import MetadataDatabase
 from environments.provisioning.steps.plugins_step import Plugins
 from environments.provisioning.steps.requirements_step import Requirements
 from environments.provisioning.steps.runtime_step import AirflowProcesses
@@ -38,6 +39,7 @@ def default_steps() -> list[Step]:
         LogGroups(),
         CeleryQueue(),
         PrepareWorkspace(),
+        MetadataDatabase(),
         StartupScript(),
         Plugins(),
         Requirements(),

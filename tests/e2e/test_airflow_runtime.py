@@ -15,9 +15,9 @@ import sys
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
+from environments.airflow.metadb.databases import MetadataDatabases
 from tests.conftest import (
     PG_ADMIN_URL,
     LiveServer,
@@ -29,7 +29,7 @@ from tests.conftest import (
 )
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 AVAILABLE_WITHIN = 300.0
@@ -63,9 +63,7 @@ probe()
 
 @pytest.fixture(scope="module")
 def airflow_server(tmp_path_factory: pytest.TempPathFactory):
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
+    # The metadata goes to the embedded PostgreSQL here; the crash test uses an external one.
     live = start_server(tmp_path_factory.mktemp("airflow-runtime") / "data", airflow=True)
     yield live
     live.stop()
@@ -110,13 +108,8 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def database_exists(env_id: str) -> bool:
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin) as conn:
-        row = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (f"airflow_{env_id}",)
-        ).fetchone()
-    return row is not None
+def database_exists(live: LiveServer, name: str, server_url: str) -> bool:
+    return MetadataDatabases(server_url, live.data_dir).exists(name)
 
 
 @pytest.mark.parametrize("version", ["3.0.6", "2.10.3"])
@@ -184,14 +177,11 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
             message=f"log events in {group}",
         )
 
-    # Delete stops every process and drops the database.
-    env_id = env["CeleryExecutorQueue"].rsplit("airflow-celery-", 1)[1]
-    assert database_exists(env_id)
+    # Delete stops every process.
     pids = [c["pid"] for c in env_status(live, name)["components"].values() if c["pid"]]
     mwaa.delete_environment(Name=name)
     wait_gone(mwaa, name, timeout=120)
     assert not [pid for pid in pids if process_alive(pid)]
-    assert not database_exists(env_id)
 
 
 def runtime_state(live: LiveServer, name: str) -> dict:
@@ -297,6 +287,7 @@ def test_a_component_that_keeps_crashing_makes_the_environment_unavailable_until
     wait_gone(mwaa, name, timeout=120)
 
 
+@pytest.mark.postgres
 def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -304,7 +295,8 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
     if reason:
         pytest.skip(reason)
     data_dir = tmp_path_factory.mktemp("airflow-crash") / "data"
-    live = start_server(data_dir, airflow=True)
+    external = ("--airflow-database-url", PG_ADMIN_URL)
+    live = start_server(data_dir, *external, airflow=True)
     try:
         name = f"rt-kill-{uuid.uuid4().hex[:8]}"
         create_available(live, name)
@@ -319,7 +311,7 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
         live.process.wait()
         assert group_leaders(workspace) == before
 
-        live = start_server(data_dir, airflow=True)
+        live = start_server(data_dir, *external, airflow=True)
 
         def one_fresh_set() -> bool:
             state = runtime_state(live, name)
@@ -336,7 +328,9 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
         mwaa = live.mwaa()
         assert mwaa.get_environment(Name=name)["Environment"]["Status"] == "AVAILABLE"
         mwaa.delete_environment(Name=name)
+        assert database_exists(live, name, PG_ADMIN_URL)
         wait_gone(mwaa, name, timeout=120)
         assert group_leaders(workspace) == {}
+        assert not database_exists(live, name, PG_ADMIN_URL)
     finally:
         live.stop()

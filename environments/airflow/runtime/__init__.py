@@ -5,6 +5,7 @@ environment's plan and waits for health; the background side of `airdock serve` 
 which first clears processes a killed control plane left behind, and stops it at shutdown.
 Inside: `plan` (what to run), `configuration` (the environment variables MWAA's images set),
 `components` (the commands), `supervisor` (one environment's processes, restarts, health),
-`credentials` (the execution role's short-lived keys), `metadata_db` (one PostgreSQL database
-per environment) and `logship` (component logs to CloudWatch).
+`credentials` (the execution role's short-lived keys), `migration` (the metadata database's
+schema; the database itself comes from environments.airflow.metadb) and `logship` (component
+logs to CloudWatch).
 """

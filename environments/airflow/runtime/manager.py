@@ -31,12 +31,12 @@ from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.logship import LogShipper
-from environments.airflow.runtime.metadata_db import MetadataDatabases
 from environments.airflow.runtime.migration import migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
+from environments.host import MetadataDatabases
 from environments.plumbing.files import atomic_write
 from environments.store import Store
 from environments.workspace import Workspace
@@ -185,7 +185,7 @@ class AirflowRuntime:
             aws_endpoint=self.aws_endpoint,
             venv=venv,
             workspace=workspace.root,
-            database_url=self.databases.url_for(env_id),
+            database_url=self.databases.address(name).sqlalchemy_url(),
             extras={
                 "plugins": str(spec.get("PluginsS3ObjectVersion") or ""),
                 "startup": file_digest(workspace.state / "startup-env.json"),
@@ -198,16 +198,17 @@ class AirflowRuntime:
         workspace = self.workspace(plan.name)
         done = workspace.read_json(DB_FILE, {})
         try:
-            created = self.databases.create(plan.env_id)
+            self.databases.ensure(plan.name)  # made by its own step; again after a restore
         except psycopg.Error as err:
             return f"The metadata database server cannot be used: {err}".strip()
-        if not created and done.get("version") == plan.airflow_version:
+        if done.get("version") == plan.airflow_version and done.get("env_id") == plan.env_id:
             return None
         component = Component("migrate", "scheduler", ("db", "migrate"))
         result = migrate(plan, self._environment(plan, component), workspace.home)
         if not result.ok:
             return result.error
-        workspace.write_json(DB_FILE, {"version": plan.airflow_version, "at": time.time()})
+        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
+        workspace.write_json(DB_FILE, migrated)
         return None
 
     def run(self, plan: RuntimePlan) -> bool:
@@ -269,16 +270,11 @@ class AirflowRuntime:
         pidfiles.stop_recorded(self.workspace(name).state / "run")
         self.workspace(name).write_json(STATUS_FILE, {"status": "stopped", "components": {}})
 
-    def remove(self, name: str, env_id: str) -> str | None:
-        """Stop the environment's processes and drop its database; None when done, else why
-        the database could not be dropped (worth another try)."""
+    def remove(self, name: str) -> None:
+        """Stop the environment's processes for good (its database is dropped by its own
+        provisioning step, after this one)."""
         self.halt(name)
         self._credentials.pop(name, None)
-        try:
-            self.databases.drop(env_id)
-        except psycopg.Error as err:
-            return f"dropping the metadata database failed: {err}".strip()
-        return None
 
     # --- background ---------------------------------------------------------------------
 
