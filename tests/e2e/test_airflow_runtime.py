@@ -1,6 +1,8 @@
 """Every environment runs a real Airflow: created with boto3, its DAG runs a task that calls
-the embedded AWS as the execution role, its components are supervised and restarted, and
-delete leaves no process behind.
+the embedded AWS as the execution role, its components are supervised (a SIGKILLed scheduler
+comes back; a component that keeps crashing makes the environment UNAVAILABLE until it
+recovers), more workers restart nothing, delete leaves no process and no database, and a
+SIGKILLed control plane leaves exactly one set of processes after its restart.
 
 Slow (a real Airflow per environment), hence the `slow` marker; CI runs them all.
 """
@@ -177,6 +179,10 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
             message=f"log events in {group}",
         )
 
+    if version == "3.0.6":  # once is enough: the supervision does not depend on the version
+        a_crashing_component_makes_it_unavailable_until_it_recovers(live, name)
+        more_workers_restart_nothing(live, name)
+
     # Delete stops every process.
     pids = [c["pid"] for c in env_status(live, name)["components"].values() if c["pid"]]
     mwaa.delete_environment(Name=name)
@@ -246,12 +252,9 @@ def create_available(live: LiveServer, name: str, **extra: object) -> dict:
     return env
 
 
-def test_a_component_that_keeps_crashing_makes_the_environment_unavailable_until_it_recovers(
-    airflow_server: LiveServer,
+def a_crashing_component_makes_it_unavailable_until_it_recovers(
+    live: LiveServer, name: str
 ) -> None:
-    live = airflow_server
-    name = f"rt-crash-{uuid.uuid4().hex[:8]}"
-    create_available(live, name)
     mwaa = live.mwaa()
     killed: set[int] = set()
 
@@ -274,7 +277,9 @@ def test_a_component_that_keeps_crashing_makes_the_environment_unavailable_until
     wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=180)
     assert env_status(live, name)["components"]["triggerer"]["restarts"] >= len(killed)
 
-    # More workers: they start, and nothing else restarts.
+
+def more_workers_restart_nothing(live: LiveServer, name: str) -> None:
+    mwaa = live.mwaa()
     before = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
     mwaa.update_environment(Name=name, MinWorkers=2, MaxWorkers=3)
     wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=120)
@@ -283,8 +288,6 @@ def test_a_component_that_keeps_crashing_makes_the_environment_unavailable_until
     )
     after = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
     assert {n: after[n] for n in before} == before
-    mwaa.delete_environment(Name=name)
-    wait_gone(mwaa, name, timeout=120)
 
 
 @pytest.mark.postgres

@@ -307,6 +307,9 @@ class AirflowRuntime:
         if health.healthy:
             self._unhealthy_since.pop(name, None)
             verdict: bool | None = True
+        elif health.starting:  # a fresh set coming up is no failure
+            self._unhealthy_since.pop(name, None)
+            verdict = None
         else:
             since = self._unhealthy_since.setdefault(name, now)
             verdict = False if now - since >= UNAVAILABLE_AFTER_SECONDS else None

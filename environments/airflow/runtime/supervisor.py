@@ -33,6 +33,9 @@ STABLE_AFTER = 60.0  # a process that ran this long before exiting starts a fres
 STOP_GRACE = 10.0
 WORKER_STOP_GRACE = 30.0  # Celery's warm shutdown lets running tasks finish
 PROBE_TIMEOUT = 2.0
+# A process this young that is not healthy yet is starting, not failing (Airflow takes tens of
+# seconds to import and register on a busy machine).
+START_GRACE = 180.0
 # The health endpoint's section for each kind whose heartbeat it reports.
 HEARTBEAT_SECTION = {
     "scheduler": "scheduler",
@@ -62,6 +65,8 @@ class Health:
     reason: str
     components: dict[str, dict] = field(default_factory=dict)
     workers: int = 0
+    # Not healthy only because processes are still starting (within START_GRACE).
+    starting: bool = False
 
 
 class EnvironmentSupervisor:
@@ -236,6 +241,8 @@ class EnvironmentSupervisor:
 
     def _judge(self, probe: dict | None) -> None:
         problems: list[str] = []
+        starting_only = True
+        now = time.monotonic()
         for managed in self._managed.values():
             kind = managed.component.kind
             alive = managed.process is not None
@@ -256,12 +263,21 @@ class EnvironmentSupervisor:
                 managed.state = "starting" if managed.state == "starting" else "unhealthy"
             if not managed.healthy:
                 problems.append(self._problem(managed))
+                # A first start, young enough; a restart after a crash gets no such grace.
+                young = now - managed.started_at < START_GRACE and managed.failures == 0
+                starting_only &= alive and managed.state == "starting" and young
         workers = sum(
             1 for m in self._managed.values() if m.component.kind == "worker" and m.healthy
         )
         if workers < self.workers_wanted:
             problems.append(f"{workers} of {self.workers_wanted} workers connected")
-        self.health = Health(not problems, "; ".join(problems), self._snapshot(), workers)
+        self.health = Health(
+            not problems,
+            "; ".join(problems),
+            self._snapshot(),
+            workers,
+            starting=bool(problems) and starting_only,
+        )
 
     def _problem(self, managed: Managed) -> str:
         name = managed.component.name
