@@ -39,6 +39,7 @@ log = logging.getLogger("airdock")
 EMBEDDED_AWS = "embedded_aws"
 METADATA_DATABASE = "metadata_database"
 BACKGROUND = "background"
+BACKGROUND_GRACE = 30.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -107,7 +108,8 @@ def _serve(settings: Settings) -> None:
         if settings.airflow_database_url is None:
             parts.append(Supervised(METADATA_DATABASE, EmbeddedPostgres(settings.data_dir)))
     background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
-    parts.append(Supervised(BACKGROUND, ForkedProcess(background)))
+    # The background worker stops every environment's Airflow before it exits: more grace.
+    parts.append(Supervised(BACKGROUND, ForkedProcess(background, grace=BACKGROUND_GRACE)))
     for number in range(1, settings.api_processes + 1):
         worker = functools.partial(serve_api, app, sock, str(number), settings.request_timeout)
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))

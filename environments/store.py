@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from environments.errors import ConcurrentModification, ServiceUnavailableException
-from environments.lifecycle import TRANSITIONAL
+from environments.lifecycle import TRANSITIONAL, Event, Status, next_status
 from environments.plumbing.locks import LockTimeout
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,25 @@ def release_lease(session: Session, name: str, owner: str) -> None:
         .values(lease_owner=None, lease_expires=0.0)
         .execution_options(synchronize_session=False)
     )
+
+
+def follow_health(session: Session, name: str, healthy: bool, now: float) -> str | None:
+    """AVAILABLE <-> UNAVAILABLE as the runtime's health says, unless a reconciler holds the
+    environment (its own work decides the status then). Returns the new status, if any."""
+    event = Event.HEALTHY if healthy else Event.UNHEALTHY
+    source = Status.UNAVAILABLE if healthy else Status.AVAILABLE
+    target = next_status(source, event)
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(
+            EnvironmentRow.name == name,
+            EnvironmentRow.status == source.value,
+            or_(EnvironmentRow.lease_owner.is_(None), EnvironmentRow.lease_expires < now),
+        )
+        .values(status=target.value, row_version=EnvironmentRow.row_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return target.value if result.rowcount == 1 else None
 
 
 def release_leases_of(session: Session, owner: str) -> int:
