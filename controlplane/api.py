@@ -48,14 +48,18 @@ def _target(call: Call) -> str:
 
 
 def _tags_of(call: Call, arn: str) -> Callable[[], dict[str, str] | None]:
-    """The target's tags, fetched only if a policy reads aws:ResourceTag."""
+    """The target's tags, fetched only if a policy reads aws:ResourceTag. The row read for
+    them stays on the call: a read operation then answers from it (one read per call)."""
 
     def fetch() -> dict[str, str] | None:
         try:
             name = call.service.placement.name_from_arn(arn)
         except (ValidationException, ResourceNotFoundException):
             return None  # not an environment of this endpoint; the service says so properly
-        return call.service.resource_tags(name)
+        row = call.service.find(name)
+        call.target_row = row
+        call.seen_tags = dict(row.tags) if row is not None else None
+        return call.seen_tags
 
     return fetch
 
@@ -113,7 +117,7 @@ def create_environment(name: str, call: Annotated[Call, writes(_create)]) -> Res
 async def get_environment(
     name: str, call: Annotated[Call, reads(_existing("airflow:GetEnvironment"))]
 ) -> Response:
-    return json_response({"Environment": call.service.get(name)})
+    return json_response({"Environment": call.service.get(name, call.target_row)})
 
 
 @router.patch("/environments/{name}")
@@ -121,14 +125,14 @@ def update_environment(
     name: str,
     call: Annotated[Call, writes(_existing("airflow:UpdateEnvironment", also=_pass_role))],
 ) -> Response:
-    return json_response({"Arn": call.service.update(name, call.params)})
+    return json_response({"Arn": call.service.update(name, call.params, call.tag_guard())})
 
 
 @router.delete("/environments/{name}")
 def delete_environment(
     name: str, call: Annotated[Call, writes(_existing("airflow:DeleteEnvironment"))]
 ) -> Response:
-    call.service.delete(name)
+    call.service.delete(name, call.tag_guard())
     return json_response({})
 
 
@@ -151,7 +155,7 @@ async def list_environments(call: Annotated[Call, reads(_list)]) -> Response:
 def tag_resource(
     arn: str, call: Annotated[Call, writes(_existing("airflow:TagResource", context=_tagging))]
 ) -> Response:
-    call.service.tag(arn, call.params)
+    call.service.tag(arn, call.params, call.tag_guard())
     return json_response({})
 
 
@@ -159,14 +163,14 @@ def tag_resource(
 async def list_tags(
     arn: str, call: Annotated[Call, reads(_existing("airflow:ListTagsForResource"))]
 ) -> Response:
-    return json_response({"Tags": call.service.list_tags(arn)})
+    return json_response({"Tags": call.service.list_tags(arn, call.target_row)})
 
 
 @router.delete("/tags/{arn:path}")
 def untag_resource(
     arn: str, call: Annotated[Call, writes(_existing("airflow:UntagResource", context=_untagging))]
 ) -> Response:
-    call.service.untag(arn, _tag_keys(call))
+    call.service.untag(arn, _tag_keys(call), call.tag_guard())
     return json_response({})
 
 

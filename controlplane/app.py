@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from controlplane import api, progress
+from controlplane import api, console, progress
 from controlplane.errors import UnknownOperationException, error_response
 from environments.errors import AirdockError, InternalServerException
 
@@ -39,12 +39,15 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
         openapi_url="/_airdock/openapi.json",
         docs_url=None,
         redoc_url=None,
+        # AWS answers a trailing slash with an error, not a redirect a client would follow.
+        redirect_slashes=False,
     )
     app.state.service = runtime.service
     app.state.gatekeeper = runtime.gatekeeper
     app.state.ready = False
     app.include_router(api.router)
     app.include_router(progress.router)
+    console.mount(app, runtime)
 
     @app.get("/_airdock/health", include_in_schema=False)
     async def health(request: Request) -> Response:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import iam
+from controlplane.cli_common import add_data_dir, add_database_url
 from controlplane.clientconfig import read_endpoints
 from controlplane.iam_config import IamConfigError, read_config, recorded_config_source
 from controlplane.keystore import KeyStore, KeyStoreError, MintedKey
@@ -88,12 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _key_options(parser: argparse.ArgumentParser, *, config: bool) -> None:
-    parser.add_argument("--data-dir", type=Path, default=Path(".airdock"), help="server state")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("AIRDOCK_DATABASE_URL"),
-        help="the server's store, if not SQLite in the data dir (default $AIRDOCK_DATABASE_URL)",
-    )
+    add_data_dir(parser, "data dir of the server whose keys these are")
+    add_database_url(parser)
     if config:
         parser.add_argument(
             "--iam-config",

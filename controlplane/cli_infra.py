@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from controlplane.cli_common import add_data_dir, default_data_dir
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import ADMIN_FILE, read_admin
 from controlplane.server_link import ApiError, ServerUnreachable, connect, ensure_up
@@ -94,11 +95,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--stack", help="stack name (default airdock-<environment name>)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--data-dir",
-        type=Path,
-        help="data dir of a running `airdock serve`: deploy to its AWS (default .airdock)",
-    )
+    add_data_dir(where, "data dir of a running `airdock serve`: deploy to its AWS", default=False)
     where.add_argument("--endpoint-url", help="an AWS-compatible endpoint (e.g. moto, LocalStack)")
     where.add_argument(
         "--real-aws", action="store_true", help="AWS itself, with the standard credential chain"
@@ -231,7 +228,7 @@ def _where(args: argparse.Namespace) -> _Where:
             None,
             f"{args.endpoint_url} ({region})",
         )
-    data_dir = (args.data_dir or Path(".airdock")).resolve()
+    data_dir = (args.data_dir or default_data_dir()).resolve()
     try:
         endpoints = read_endpoints(data_dir)
     except (OSError, ValueError) as err:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 from controlplane import waiting
+from controlplane.cli_common import add_data_dir
 from controlplane.server_link import ApiError, ServerLink, ServerUnreachable, connect, signed_get
 
 EXIT_CODES = """exit codes:
@@ -54,12 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--interval", type=_positive, default=0.5, metavar="SECONDS", help="(default: 0.5)"
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".airdock"),
-        help="data dir of the server to ask (default: .airdock)",
-    )
+    add_data_dir(parser, "data dir of the server to ask")
     parser.add_argument(
         "--endpoint-url", metavar="URL", help="the server's address (default: from the data dir)"
     )
@@ -158,10 +153,11 @@ class _Display:
     def show(self, snapshot: waiting.Snapshot) -> None:
         if self._quiet:
             return
-        line = f"[{time.monotonic() - self._started:6.1f}s] {self._name}: {snapshot.describe()}"
+        now = f"{self._name}: {snapshot.describe()}"
+        line = f"[{time.monotonic() - self._started:6.1f}s] {now}"
         if self._status is not None:
             # Each change stays on screen above the spinner, which shows the latest.
             self._console.print(line, markup=False)
-            self._status.update(line[9:])
+            self._status.update(now)
         else:
             print(line, file=sys.stderr, flush=True)

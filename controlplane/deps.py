@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import Depends, Request
@@ -24,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from controlplane.security import Gatekeeper, Intent
 from controlplane.wire import parse_json_object, read_body
 from environments.service import EnvironmentService, Requester
+
+UNREAD = object()  # Call.seen_tags before (or without) a read of the target's tags
 
 
 @dataclass(eq=False)
@@ -34,6 +36,29 @@ class Call:
     service: EnvironmentService
     requester: Requester
     body: bytes
+    # The target's row when authorization already read it (for aws:ResourceTag), so the
+    # service answers from that read instead of making a second one.
+    target_row: Any = field(default=None, init=False)
+    # The tags the decision used (None: no such environment then); UNREAD when no policy asked.
+    seen_tags: Any = field(default=UNREAD, init=False)
+    # Decides again for other tags: set for writes whose decision read the target's tags.
+    reauthorize: Callable[[dict[str, str] | None], None] | None = field(default=None, init=False)
+
+    def tag_guard(self) -> Callable[[dict[str, str] | None], None] | None:
+        """For a write whose authorization read the target's tags: a check the service runs
+        on the row it is about to change, inside its compare-and-set. If the tags are no longer
+        those the decision saw (another request created or retagged the environment since),
+        authorization is decided again for the tags the write would act on, so a check made
+        before a concurrent write can never authorize this one."""
+        if self.seen_tags is UNREAD or self.reauthorize is None:
+            return None
+        seen, decide = self.seen_tags, self.reauthorize
+
+        def guard(current: dict[str, str] | None) -> None:
+            if current != seen:
+                decide(current)
+
+        return guard
 
     @functools.cached_property
     def params(self) -> dict[str, Any]:
@@ -77,7 +102,15 @@ def writes(intent: IntentOf) -> Any:
         body = await read_body(request)
         requester = gate.authenticate(request, body)
         call = Call(request, request.app.state.service, requester, body)
-        await run_in_threadpool(gate.authorize, request, requester, intent(call))
+        wanted = intent(call)
+        await run_in_threadpool(gate.authorize, request, requester, wanted)
+        if wanted.resource_tags is not None:
+
+            def reauthorize(tags: dict[str, str] | None) -> None:
+                again = replace(wanted, resource_tags=lambda: tags)
+                gate.authorize(request, requester, again)
+
+            call.reauthorize = reauthorize
         return call
 
     return Depends(provide)

@@ -89,6 +89,15 @@ def database_url(raw: str) -> str:
     return raw
 
 
+def postgres_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if not parts.scheme.startswith(("postgresql", "postgres")) or not parts.hostname:
+        raise ValueError(
+            f"{raw!r} is not a PostgreSQL URL (e.g. postgresql://user@db:5432/postgres)"
+        )
+    return raw
+
+
 def text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("it is empty")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,10 @@ from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
 from environments import store
+from environments.airflow import sandbox
+from environments.airflow.metadb.databases import MetadataDatabases
+from environments.airflow.metadb.embedded import EmbeddedPostgres
+from environments.airflow.runtime.manager import AirflowRuntime
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
@@ -39,7 +45,7 @@ def replica_id(data_dir: Path) -> str:
     """A stable name for this replica, so a restart reclaims its own leases at once."""
     path = data_dir / "replica-id"
     if not path.exists():
-        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o644)
+        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o600)
     return path.read_text().strip()
 
 
@@ -102,12 +108,15 @@ def build_api(
 
 @dataclass
 class BackgroundRuntime:
-    """The background worker's parts: the reconciler, DAG sync and DAG reports."""
+    """The background worker's parts: the reconciler, DAG sync, DAG reports and the Airflow
+    runtime (every environment's processes)."""
 
     db: Store
     reconciler: Reconciler
     dag_sync: DagSyncService
     dag_reports: DagReporter
+    settings: Settings
+    airflow: AirflowRuntime | None = None  # None: --no-airflow
 
     def start(self) -> None:
         # One server per data dir and one background worker per server: leases held under
@@ -117,11 +126,26 @@ class BackgroundRuntime:
             freed = store.release_leases_of(session, self.reconciler.owner)
         if freed:
             log.info("resuming the work on %d environment(s) a previous run left", freed)
+        if self.airflow is not None:
+            # Before the reconciler: processes a killed predecessor left are stopped first,
+            # then the environments that were running start again (one set each).
+            self.airflow.start()
+            threading.Thread(
+                target=self.airflow.resume,
+                args=(self.db,),
+                kwargs={"region": self.settings.region, "account_id": self.settings.account_id},
+                name="airflow-resume",
+                daemon=True,
+            ).start()
         self.reconciler.start()
         self.dag_reports.start()
         self.dag_sync.start()
 
     def stop(self) -> None:
+        if self.airflow is not None:
+            # First: a runtime step waiting for health then gives up at once (to be resumed
+            # by the next start), so the reconciler below stops without waiting for it.
+            self.airflow.stop()
         self.dag_sync.stop()
         self.dag_reports.stop()
         self.reconciler.stop()
@@ -140,12 +164,26 @@ def build_background(
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )
+    aws = AwsClients(target)
+    databases = metadata_databases(settings)
+    airflow = (
+        AirflowRuntime(
+            settings.data_dir,
+            aws,
+            databases,
+            on_health=lambda name, healthy, reason: _follow_health(db, name, healthy, reason),
+        )
+        if databases is not None
+        else None
+    )
     services = HostServices(
-        aws=AwsClients(target),
+        aws=aws,
+        airflow_runtime=airflow,
         data_dir=settings.data_dir,
         dag_events=settings.dag_events,
         airflow_venvs=settings.airflow_venvs,
         uv_cache_dir=settings.uv_cache_dir,
+        metadata_databases=databases,
         dags_changed=lambda name: reporter.request(name),
     )
     reporter = DagReporter(services, lambda name: _spec_of(db, name))
@@ -157,11 +195,19 @@ def build_background(
         workers=settings.reconciler_workers,
         poll_interval=settings.poll_interval,
         services=services,
+        drift_interval=settings.drift_check_interval,
     )
     sync = DagSyncService(
         db, services, interval=settings.dag_sync_interval, on_change=reporter.request
     )
-    return BackgroundRuntime(db, reconciler, sync, reporter)
+    return BackgroundRuntime(db, reconciler, sync, reporter, settings, airflow)
+
+
+def _follow_health(db: Store, name: str, healthy: bool, reason: str) -> None:
+    with db.transaction() as session:
+        moved = store.follow_health(session, name, healthy, time.time())
+    if moved:
+        log.warning("environment %s is %s%s", name, moved, "" if healthy else f": {reason}")
 
 
 def _spec_of(db: Store, name: str) -> dict | None:
@@ -176,7 +222,36 @@ def prepare_store(settings: Settings) -> Store:
     connection is shared across a fork."""
     db = Store(settings.db_url)
     db.create_schema()
+    secure_sqlite(settings.db_url)
     return db
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir is Airdock's alone (0700). Environment accounts (Airdock as root) may only
+    pass through it (0711) to their own workspaces, never list it; what it holds is private by
+    its own mode (secrets 0600, folders 0700 or 0750)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o711 if sandbox.mode() == sandbox.ACCOUNTS else 0o700)
+
+
+def secure_sqlite(url: str) -> None:
+    """The SQLite store holds every environment's spec: owner-only (SQLite gives its -wal and
+    -shm files the database file's mode)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.exists():
+            path.chmod(0o600)
+
+
+def metadata_databases(settings: Settings) -> MetadataDatabases | None:
+    """Where environments' Airflow metadata goes: the server given, or the embedded one
+    (started by the supervisor before the background worker); None without Airflow."""
+    if not settings.airflow_venvs:
+        return None
+    if settings.airflow_database_url:
+        return MetadataDatabases(settings.airflow_database_url, settings.data_dir)
+    server = EmbeddedPostgres(settings.data_dir)
+    return MetadataDatabases(server.url, settings.data_dir)
 
 
 @dataclass

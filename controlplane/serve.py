@@ -14,13 +14,15 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import os
 import socket
 
 from controlplane.app import create_app
+from controlplane.aws_gateway.launch import FRONT, gateway_environment
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.credentials import load_or_create_admin
 from controlplane.iam_config import open_directory
-from controlplane.runtime import build_api, prepare_store
+from controlplane.runtime import build_api, prepare_store, secure_data_dir
 from controlplane.server import datadir, memory
 from controlplane.server.api_worker import serve_api
 from controlplane.server.background import run_background
@@ -28,12 +30,16 @@ from controlplane.server.parts import ForkedProcess, Supervised, Supervisor
 from controlplane.server.status import HealthReport
 from controlplane.server.wakeups import WakeupPipe
 from controlplane.settings import Settings
+from environments.airflow import sandbox
+from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.emulator.supervisor import EmbeddedAws
 
 log = logging.getLogger("airdock")
 
 EMBEDDED_AWS = "embedded_aws"
+METADATA_DATABASE = "metadata_database"
 BACKGROUND = "background"
+BACKGROUND_GRACE = 30.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -58,6 +64,10 @@ def serve(settings: Settings) -> None:
 
 def _serve(settings: Settings) -> None:
     memory.limit_malloc_arenas()
+    # Whatever the server writes is its own, or its group's: never readable by other accounts
+    # (the environments' ones among them). Files meant for them get their modes explicitly.
+    os.umask(0o027)
+    secure_data_dir(settings.data_dir)
     admin = load_or_create_admin(settings.data_dir)
     db = prepare_store(settings)
     # Read the IAM config before anything starts, so a broken file stops start-up cleanly.
@@ -70,7 +80,20 @@ def _serve(settings: Settings) -> None:
     embedded = None
     aws_endpoint = settings.aws_endpoint
     if aws_endpoint is None and not settings.real_aws:
-        embedded = EmbeddedAws(settings.data_dir, host="127.0.0.1")
+        # Every request to it is authenticated and authorized against the same identities
+        # and policies as the MWAA API (controlplane.aws_gateway).
+        embedded = EmbeddedAws(
+            settings.data_dir,
+            host="127.0.0.1",
+            front=FRONT,
+            front_env=gateway_environment(
+                data_dir=settings.data_dir,
+                iam_config=settings.iam_config,
+                database_url=settings.db_url,
+                account_id=settings.account_id,
+                region=settings.region,
+            ),
+        )
         aws_endpoint = embedded.endpoint
 
     wakeups = WakeupPipe()
@@ -78,8 +101,14 @@ def _serve(settings: Settings) -> None:
     api = build_api(settings, db, admin, directory, wakeups.wake, health.current)
     app = create_app(api)
     parts = [Supervised(EMBEDDED_AWS, embedded)] if embedded is not None else []
+    if settings.airflow_venvs:
+        for name in sandbox.remove_orphans():
+            log.info("removed the account %s: its workspace is gone", name)
+        if settings.airflow_database_url is None:
+            parts.append(Supervised(METADATA_DATABASE, EmbeddedPostgres(settings.data_dir)))
     background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
-    parts.append(Supervised(BACKGROUND, ForkedProcess(background)))
+    # The background worker stops every environment's Airflow before it exits: more grace.
+    parts.append(Supervised(BACKGROUND, ForkedProcess(background, grace=BACKGROUND_GRACE)))
     for number in range(1, settings.api_processes + 1):
         worker = functools.partial(serve_api, app, sock, str(number), settings.request_timeout)
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
@@ -116,6 +145,12 @@ def _announce(settings: Settings, mwaa_endpoint: str, aws_endpoint: str | None) 
     print(f"AWS endpoint:          {aws_endpoint or 'real AWS (default credential chain)'}")
     print(f"Store:                 {settings.db_url.split('@')[-1]}")
     print(f"Processes:             {settings.api_processes} API worker(s), 1 background worker")
+    if settings.airflow_venvs:
+        metadata = settings.airflow_database_url or "embedded PostgreSQL in the data dir"
+        print(f"Airflow metadata:      {metadata.split('@')[-1]}")
+        print(f"User code:             {sandbox.describe()}")
+        if sandbox.mode() == sandbox.NONE:
+            log.warning(sandbox.describe())
     print("Use it from another shell:")
     print(f"  export AWS_CONFIG_FILE={aws_dir / 'config'}")
     print(f"  export AWS_SHARED_CREDENTIALS_FILE={aws_dir / 'credentials'}")

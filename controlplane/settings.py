@@ -103,6 +103,13 @@ class Settings:
         parse=check.seconds,
         metavar="SECONDS",
     )
+    drift_check_interval: float = option(
+        60.0,
+        "seconds between checks that each environment's queue, log groups and bucket "
+        "notification entry still exist (what was deleted is made again)",
+        parse=check.seconds,
+        metavar="SECONDS",
+    )
     dag_events: bool = True  # S3 event notifications for DAG pickup; off only in tests
     airflow_venvs: bool = option(
         True,
@@ -110,6 +117,14 @@ class Settings:
         flag="--no-airflow",
         switch=False,
         shown="build them",
+    )
+    airflow_database_url: str | None = option(
+        None,
+        "PostgreSQL server for the environments' Airflow metadata, e.g. "
+        "postgresql://postgres@db:5432/postgres (a role that may create databases and roles)",
+        parse=check.postgres_url,
+        shown="an embedded PostgreSQL in the data dir",
+        metavar="URL",
     )
     uv_cache_dir: Path | None = option(
         None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -89,9 +90,18 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return True
 
 
+def encode_json(payload: dict[str, Any]) -> bytes:
+    """Compact JSON; orjson on the hot path, the standard library for what orjson refuses
+    (integers beyond 64 bits, which a client may have sent and we stored as given)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def json_response(payload: dict[str, Any]) -> Response:
     return Response(
-        content=json.dumps(payload, separators=(",", ":")),
+        content=encode_json(payload),
         media_type="application/json",
         headers={"x-amzn-RequestId": request_id()},
     )

@@ -30,6 +30,11 @@ from environments.pagination import PageTokens
 from environments.store import EnvironmentRow, Store, TokenRow
 from environments.view import describe
 
+# Runs on the row a write is about to change, with its current tags, and raises if the caller
+# may not act on an environment with those tags. The write then succeeds only if the row is
+# still the one checked (compare-and-set), so authorization and write are one atomic step.
+TagGuard = Callable[[dict[str, str] | None], None]
+
 TOKEN_TTL_SECONDS = 60.0
 DEFAULT_MAX_ENVIRONMENTS = 500
 MAX_TAGS = 50
@@ -71,6 +76,11 @@ class EnvironmentService:
             except IntegrityError:  # another replica created it first; read theirs
                 continue
         raise RuntimeError(f"could not read or create the shared key {name!r}")
+
+    def shared_secret(self, name: str) -> bytes:
+        """A random key kept in the store under `name`, the same on every replica (e.g. the
+        console's session key)."""
+        return self._shared_key(name)
 
     def set_change_listener(self, listener: Callable[[], None]) -> None:
         self._on_change = listener
@@ -118,11 +128,13 @@ class EnvironmentService:
         self._on_change()
         return row.arn
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str, row: EnvironmentRow | None = None) -> dict[str, Any]:
+        """MWAA's Environment for `name`; `row` is one the caller read for it just before
+        (authorization reads it for tag conditions), sparing a second read."""
         shapes.validate("GetEnvironment", {"Name": name})
-        return describe(self._row(name), self.placement)
+        return describe(self._known_row(name, row), self.placement)
 
-    def update(self, name: str, params: dict[str, Any]) -> str:
+    def update(self, name: str, params: dict[str, Any], guard: TagGuard | None = None) -> str:
         shapes.validate("UpdateEnvironment", {**params, "Name": name})
 
         def changes(row: EnvironmentRow) -> dict[str, Any]:
@@ -135,23 +147,26 @@ class EnvironmentService:
                 last_update["WorkerReplacementStrategy"] = params["WorkerReplacementStrategy"]
             return {"spec": specs.updated_spec(row.spec, params), "last_update": last_update}
 
-        return self._request_transition(name, Event.UPDATE_REQUESTED, changes)
+        return self._request_transition(name, Event.UPDATE_REQUESTED, changes, guard)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, guard: TagGuard | None = None) -> None:
         shapes.validate("DeleteEnvironment", {"Name": name})
-        self._request_transition(name, Event.DELETE_REQUESTED, lambda row: {})
+        self._request_transition(name, Event.DELETE_REQUESTED, lambda row: {}, guard)
 
     def _request_transition(
         self,
         name: str,
         event: Event,
         changes: Callable[[EnvironmentRow], dict[str, Any]],
+        guard: TagGuard | None = None,
     ) -> str:
         """Move an environment to the status `event` leads to, with a new generation for the
         reconciler. One retry covers the race with a concurrent writer: the re-read then sees
         the winner's status and refuses, as MWAA does for an environment already UPDATING."""
         for attempt in range(2):
             row = self._row(name)
+            if guard is not None:
+                guard(dict(row.tags))  # the write below succeeds only if the row is unchanged
             status = self._transition(row, event)
             values = changes(row)
             try:
@@ -182,34 +197,42 @@ class EnvironmentService:
         shapes.validate("ListEnvironments", params)
         limit = max_results or 25
         after = self._pages.read(next_token) if next_token else None
-        with self._db.transaction() as session:
-            names = store.list_names(session, after, limit + 1)
+        names = self._db.read_names(after, limit + 1)
         more = len(names) > limit
         names = names[:limit]
         return names, (self._pages.issue(names[-1]) if more else None)
 
     # --- tags -------------------------------------------------------------------------
 
-    def list_tags(self, arn: str) -> dict[str, str]:
+    def list_tags(self, arn: str, row: EnvironmentRow | None = None) -> dict[str, str]:
         shapes.validate("ListTagsForResource", {"ResourceArn": arn})
-        return dict(self._row(self.placement.name_from_arn(arn)).tags)
+        return dict(self._known_row(self.placement.name_from_arn(arn), row).tags)
 
-    def tag(self, arn: str, params: dict[str, Any]) -> None:
+    def tag(self, arn: str, params: dict[str, Any], guard: TagGuard | None = None) -> None:
         shapes.validate("TagResource", {**params, "ResourceArn": arn})
         tags: dict[str, str] = params["Tags"]
         specs.check_tags(tags)
         name = self.placement.name_from_arn(arn)
-        self._change_tags(name, lambda current: {**current, **tags})
+        self._change_tags(name, lambda current: {**current, **tags}, guard)
 
-    def untag(self, arn: str, keys: list[str]) -> None:
+    def untag(self, arn: str, keys: list[str], guard: TagGuard | None = None) -> None:
         shapes.validate("UntagResource", {"ResourceArn": arn, "tagKeys": keys})
         name = self.placement.name_from_arn(arn)
         drop = set(keys)
-        self._change_tags(name, lambda current: {k: v for k, v in current.items() if k not in drop})
+        self._change_tags(
+            name, lambda current: {k: v for k, v in current.items() if k not in drop}, guard
+        )
 
-    def _change_tags(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+    def _change_tags(
+        self,
+        name: str,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        guard: TagGuard | None = None,
+    ) -> None:
         for _ in range(5):
             row = self._row(name)
+            if guard is not None:
+                guard(dict(row.tags))  # the write below succeeds only if the row is unchanged
             tags = change(dict(row.tags))
             if len(tags) > MAX_TAGS:
                 raise ValidationException(
@@ -231,8 +254,12 @@ class EnvironmentService:
 
     def resource_tags(self, name: str) -> dict[str, str] | None:
         """Tags of an existing environment (for authorization context), None if absent."""
-        row = self._db.read_environment(name)
+        row = self.find(name)
         return dict(row.tags) if row is not None else None
+
+    def find(self, name: str) -> EnvironmentRow | None:
+        """A snapshot of the environment's row, None if there is none."""
+        return self._db.read_environment(name)
 
     # --- tokens and the data plane ----------------------------------------------------
 
@@ -285,6 +312,9 @@ class EnvironmentService:
         if row is None:
             raise not_found(name)
         return row
+
+    def _known_row(self, name: str, row: EnvironmentRow | None) -> EnvironmentRow:
+        return row if row is not None and row.name == name else self._row(name)
 
     def _serving_row(self, name: str) -> EnvironmentRow:
         row = self._row(name)

@@ -9,11 +9,17 @@ work never conflicts with a user's write.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import random
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Float,
@@ -24,16 +30,18 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from environments.errors import ConcurrentModification, ServiceUnavailableException
-from environments.lifecycle import TRANSITIONAL
+from environments.lifecycle import TRANSITIONAL, Event, Status, next_status
+from environments.plumbing.locks import LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +98,17 @@ class MetaRow(Base):
     value: Mapped[str] = mapped_column(String(4096))
 
 
+class LockRow(Base):
+    """A named lock shared by every thread, process and replica on this store: held by
+    `owner` until released or until `expires_at`, so a holder that died frees it in time."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
 class AccessKeyRow(Base):
     """A minted access key, shared by every replica. ``sealed`` is an encrypted, authenticated
     record of the whole key (controlplane.keystore opens it); the plain columns only serve
@@ -120,7 +139,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"json_deserializer": _json_loads}
         if is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
@@ -144,6 +163,32 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    @contextlib.contextmanager
+    def exclusive(self, name: str, *, ttl: float = 120.0, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the lock `name` (see LockRow) for the body; LockTimeout if it stays taken for
+        `timeout` seconds. The body must finish well within `ttl`."""
+        owner = f"{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while not self.take_lock(name, owner, ttl):
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"lock {name!r} is still taken after {timeout:g} s")
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            with self.transaction() as session:
+                release_lock(session, name, owner)
+
+    def take_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """One try at the lock `name` for `owner`, held for `ttl` seconds (no waiting)."""
+        try:
+            with self.transaction() as session:
+                return try_lock(session, name, owner, time.time(), ttl)
+        except IntegrityError:
+            return False  # another taker inserted the row first
+
     def read_environment(self, name: str) -> Any | None:
         """A read-only snapshot of one row (attribute access like EnvironmentRow).
 
@@ -156,6 +201,29 @@ class Store:
         except OperationalError as err:
             raise _unavailable(err) from err
 
+    def read_names(self, after: str | None, limit: int) -> list[str]:
+        """Environment names in order, after `after`: the ListEnvironments read, through Core
+        with prepared statements like read_environment (no session, no ORM)."""
+        statement, params = (
+            (_SELECT_NAMES, {"limit": limit})
+            if after is None
+            else (_SELECT_NAMES_AFTER, {"after": after, "limit": limit})
+        )
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(statement, params).scalars())
+        except OperationalError as err:
+            raise _unavailable(err) from err
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns, decoded on every read: orjson, or the standard library for what orjson
+    refuses (integers beyond 64 bits, which the standard library wrote)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
 
 def _unavailable(err: OperationalError) -> ServiceUnavailableException:
     # The database is unreachable, locked past its timeout or out of connections: the request
@@ -167,6 +235,12 @@ def _unavailable(err: OperationalError) -> ServiceUnavailableException:
 _SELECT_ONE = select(*EnvironmentRow.__table__.c).where(
     EnvironmentRow.__table__.c.name == bindparam("name")
 )
+_SELECT_NAMES = (
+    select(EnvironmentRow.__table__.c.name)
+    .order_by(EnvironmentRow.__table__.c.name)
+    .limit(bindparam("limit"))
+)
+_SELECT_NAMES_AFTER = _SELECT_NAMES.where(EnvironmentRow.__table__.c.name > bindparam("after"))
 
 # --- environments -------------------------------------------------------------------------
 
@@ -269,6 +343,25 @@ def release_lease(session: Session, name: str, owner: str) -> None:
     )
 
 
+def follow_health(session: Session, name: str, healthy: bool, now: float) -> str | None:
+    """AVAILABLE <-> UNAVAILABLE as the runtime's health says, unless a reconciler holds the
+    environment (its own work decides the status then). Returns the new status, if any."""
+    event = Event.HEALTHY if healthy else Event.UNHEALTHY
+    source = Status.UNAVAILABLE if healthy else Status.AVAILABLE
+    target = next_status(source, event)
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(
+            EnvironmentRow.name == name,
+            EnvironmentRow.status == source.value,
+            or_(EnvironmentRow.lease_owner.is_(None), EnvironmentRow.lease_expires < now),
+        )
+        .values(status=target.value, row_version=EnvironmentRow.row_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return target.value if result.rowcount == 1 else None
+
+
 def release_leases_of(session: Session, owner: str) -> int:
     """Free every lease `owner` holds, for a replica that restarts: its leases are those of
     its dead predecessor. Returns how many were freed."""
@@ -347,9 +440,42 @@ def reconciler_delete(session: Session, name: str, owner: str, generation: int) 
     session.execute(delete(TokenRow).where(TokenRow.env_name == name))
 
 
+def rows_in(session: Session, statuses: list[str]) -> list[EnvironmentRow]:
+    """Every environment in one of `statuses`, whole."""
+    return list(session.scalars(select(EnvironmentRow).where(EnvironmentRow.status.in_(statuses))))
+
+
 def environments_in(session: Session, statuses: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """(name, spec) of every environment in one of `statuses`."""
     query = select(EnvironmentRow.name, EnvironmentRow.spec).where(
         EnvironmentRow.status.in_(statuses)
     )
     return [(name, spec) for name, spec in session.execute(query)]
+
+
+# --- named locks --------------------------------------------------------------------------
+
+
+def try_lock(session: Session, name: str, owner: str, now: float, ttl: float) -> bool:
+    """Take the lock `name` if it is free, expired or already `owner`'s. When two take a free
+    lock at once, one insert wins and the other fails on the primary key (IntegrityError)."""
+    taken = session.execute(
+        update(LockRow)
+        .where(LockRow.name == name, or_(LockRow.expires_at < now, LockRow.owner == owner))
+        .values(owner=owner, expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount == 1:
+        return True
+    if session.scalar(select(func.count()).where(LockRow.name == name)):
+        return False
+    session.execute(insert(LockRow).values(name=name, owner=owner, expires_at=now + ttl))
+    return True
+
+
+def release_lock(session: Session, name: str, owner: str) -> None:
+    session.execute(
+        delete(LockRow)
+        .where(LockRow.name == name, LockRow.owner == owner)
+        .execution_options(synchronize_session=False)
+    )

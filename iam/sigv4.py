@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote, unquote_to_bytes
 
@@ -40,6 +40,18 @@ _SCOPE_NAME = re.compile(r"[a-z0-9-]{1,64}")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# S3 lets a client sign a placeholder instead of the body's hash: the payload is then either
+# not signed at all, or sent as aws-chunked frames each signed on its own (iam.sigv4_chunks).
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+_S3_PAYLOAD_MODES = frozenset(
+    {
+        UNSIGNED_PAYLOAD,
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        STREAMING_SIGNED,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+    }
+)
 _QUERY_AUTH = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders")
 _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -58,6 +70,10 @@ class VerifiedRequest:
     region: str
     service: str
     session_token: str | None
+    # What the signature covers of the body: its SHA-256, or one of S3's placeholders.
+    payload: str = ""
+    signature: str = field(default="", repr=False)
+    timestamp: str = ""  # X-Amz-Date as signed, YYYYMMDDTHHMMSSZ
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,7 @@ class _AuthParts:
     signed_headers: str
     signature: str
     timestamp: dt.datetime
+    stamp: str  # the timestamp as signed, YYYYMMDD'T'HHMMSS'Z'
     session_token: str | None
     expires: int | None  # presigned URLs only
 
@@ -174,7 +191,8 @@ def _header_auth(authorization: str, headers: HeaderSet) -> _AuthParts:
             raise _incomplete(f"Authorization header requires '{required}' parameter.")
     amz_date = _single(headers, "x-amz-date")
     if amz_date is not None:
-        timestamp = _parse_stamp(amz_date.strip())
+        stamp = amz_date.strip()
+        timestamp = _parse_stamp(stamp)
     else:
         date = _single(headers, "date")
         if date is None:
@@ -184,6 +202,7 @@ def _header_auth(authorization: str, headers: HeaderSet) -> _AuthParts:
             )
         try:
             timestamp = parsedate_to_datetime(date).astimezone(dt.UTC)
+            stamp = timestamp.strftime(_STAMP_FORMAT)
         except (TypeError, ValueError, IndexError, OverflowError):
             raise _incomplete("Date header is not a valid HTTP date.") from None
     return _AuthParts(
@@ -191,6 +210,7 @@ def _header_auth(authorization: str, headers: HeaderSet) -> _AuthParts:
         signed_headers=fields["SignedHeaders"],
         signature=fields["Signature"],
         timestamp=timestamp,
+        stamp=stamp,
         session_token=_single(headers, "x-amz-security-token"),
         expires=None,
     )
@@ -220,6 +240,7 @@ def _query_auth(pairs: Sequence[tuple[str, str]]) -> _AuthParts:
         signed_headers=params["X-Amz-SignedHeaders"],
         signature=params["X-Amz-Signature"],
         timestamp=_parse_stamp(params["X-Amz-Date"]),
+        stamp=params["X-Amz-Date"],
         session_token=params.get("X-Amz-Security-Token"),
         expires=expires,
     )
@@ -252,6 +273,11 @@ class _Recomputer(SigV4Auth):
     def payload(self, request: AWSRequest) -> str:
         return self._payload_hash
 
+    def _normalize_url_path(self, path: str) -> str:
+        # S3 signs the path as sent: object keys may hold "..", "." and "//" (botocore's
+        # S3SigV4Auth does the same); every other service signs the normalised path.
+        return path if self._service_name == "s3" else super()._normalize_url_path(path)
+
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         key = _signing_key(
             self.credentials.secret_key,
@@ -279,7 +305,7 @@ def verify_request(
     lookup_secret: SecretLookup,
     *,
     now: dt.datetime | None = None,
-    expected_service: str = "airflow",
+    expected_service: str | None = "airflow",
     expected_region: str | None = None,
 ) -> VerifiedRequest:
     """Verify a SigV4-signed request; raise :class:`SigV4Error` with the AWS code if not valid.
@@ -288,7 +314,9 @@ def verify_request(
     ``headers`` must include the ``Host`` the client used (bytes pairs, as ASGI provides them,
     are accepted too). ``lookup_secret(access_key_id, session_token)`` returns the secret key,
     or raises ``SigV4Error`` (UnrecognizedClient / ExpiredToken) for unknown keys and bad
-    tokens; returning ``None`` counts as unknown.
+    tokens; returning ``None`` counts as unknown. ``expected_service`` None accepts any service
+    in the credential scope (a server that fronts several); for ``s3`` the payload may be one of
+    S3's placeholders (unsigned, or aws-chunked frames: see :mod:`iam.sigv4_chunks`).
     """
     moment = now or dt.datetime.now(dt.UTC)
     if moment.tzinfo is None:
@@ -333,10 +361,10 @@ def verify_request(
     if not all(_HEADER_NAME.fullmatch(n) for n in names):
         raise _incomplete("SignedHeaders must be lowercase header names separated by ';'.")
 
-    stamp = auth.timestamp.strftime(_STAMP_FORMAT)
+    stamp = auth.stamp  # as signed; formatting the parsed time again costs more than a check
     if scope_date != stamp[:8]:
         raise _invalid(f"Date in Credential scope does not match YYYYMMDD from X-Amz-Date: {stamp}")
-    if service != expected_service:
+    if expected_service is not None and service != expected_service:
         raise _invalid(f"Credential should be scoped to correct service: '{expected_service}'.")
     if expected_region is not None and region != expected_region:
         raise _invalid("Credential should be scoped to a valid region.")
@@ -364,10 +392,7 @@ def verify_request(
         for value in values:
             signed.add(name, value)
 
-    payload_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
-    for claimed in header_map.get_all("x-amz-content-sha256") or []:
-        if claimed.strip() != payload_hash:
-            raise _invalid("The provided 'x-amz-content-sha256' header does not match the body.")
+    payload_hash = _payload_hash(service, header_map, body, presigned=auth.expires is not None)
 
     if not path.startswith("/") or "#" in raw_target:
         raise _invalid("The request target is not a valid path.")
@@ -397,4 +422,23 @@ def verify_request(
         raise _invalid(_MISMATCH) from None
     if not hmac.compare_digest(expected, auth.signature):
         raise _invalid(_MISMATCH, detail=f"{canonical}\n---\n{string_to_sign}")
-    return VerifiedRequest(access_key_id, region, service, auth.session_token)
+    return VerifiedRequest(
+        access_key_id, region, service, auth.session_token, payload_hash, auth.signature, stamp
+    )
+
+
+def _payload_hash(service: str, headers: HeaderSet, body: bytes | None, *, presigned: bool) -> str:
+    """The payload line of the canonical request."""
+    claims = [c.strip() for c in headers.get_all("x-amz-content-sha256") or []]
+    if service == "s3":
+        if len(claims) > 1:
+            raise _incomplete("Multiple 'x-amz-content-sha256' headers are not allowed.")
+        if claims and claims[0] in _S3_PAYLOAD_MODES:
+            return claims[0]
+        if presigned and not claims:
+            return UNSIGNED_PAYLOAD  # a presigned S3 URL never covers the body
+    payload_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
+    for claimed in claims:
+        if claimed != payload_hash:
+            raise _invalid("The provided 'x-amz-content-sha256' header does not match the body.")
+    return payload_hash

@@ -11,7 +11,14 @@ run with rounds interleaved (on, off, on, off...) so drift in the machine hits b
 auth-on server also answers a team user whose policy reads aws:ResourceTag (one more store read
 per call), to show what attribute-based policies cost on top.
 
+A third table puts a peer beside Airdock: MiniStack's MWAA emulator, installed from PyPI into a
+throwaway virtualenv (scripts/bench_peer.py), holding the same environments, measured with the
+same clients in rounds interleaved with Airdock's (auth on, background work at its defaults). It
+prints the ratio Airdock/MiniStack and both p99s. MiniStack checks no signatures or policies.
+If it cannot be installed or does not speak MWAA, the table says why and is left out.
+
     .venv/bin/python scripts/bench_api.py [--seconds 3] [--rounds 3] [--environments 100]
+                                          [--no-peer]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_peer
 import benchlib
 
 from controlplane.clientconfig import Endpoints
@@ -88,7 +96,10 @@ def admin_key(data: Path) -> tuple[str, str]:
 
 
 def populate(endpoints: Endpoints, key: tuple[str, str], count: int) -> None:
-    setup = _mwaa_factory(endpoints, key)()
+    create_all(_mwaa_factory(endpoints, key)(), count)
+
+
+def create_all(setup, count: int) -> None:
     params = {
         "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",
         "SourceBucketArn": "arn:aws:s3:::bench",
@@ -124,6 +135,9 @@ def main() -> int:
     parser.add_argument("--environments", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--serve-arg", action="append", default=[], help="extra serve flag")
+    parser.add_argument(
+        "--no-peer", dest="peer", action="store_false", help="leave the MiniStack table out"
+    )
     args = parser.parse_args()
     if args.environments < 3:
         parser.error("--environments must be at least 3")
@@ -206,6 +220,14 @@ def main() -> int:
                     ]
                 )
 
+        # Table 3: Airdock (auth on) vs the peer, interleaved rounds.
+        peer = stack.enter_context(bench_peer.ministack()) if args.peer else "left out (--no-peer)"
+        peer_rows = (
+            peer_table(peer, on_endpoints, on_key, probe, args)
+            if isinstance(peer, bench_peer.Peer)
+            else []
+        )
+
     benchlib.print_table(
         f"Airdock API, {args.environments} environments, "
         f"median of {args.rounds} x {args.seconds:.0f}s ({benchlib.machine_line()})",
@@ -231,7 +253,66 @@ def main() -> int:
         ],
         auth_rows,
     )
+    if peer_rows:
+        benchlib.print_table(
+            "Airdock (SigV4 + IAM on, background work at its defaults) vs MiniStack "
+            f"(PyPI `{bench_peer.PACKAGE}`, no auth), interleaved rounds; "
+            "ratio = Airdock/MiniStack",
+            [
+                "operation",
+                "clients",
+                "Airdock calls/s",
+                "MiniStack calls/s",
+                "ratio",
+                "ratio (paired)",
+                "Airdock p99 ms",
+                "MiniStack p99 ms",
+            ],
+            peer_rows,
+        )
+    else:
+        print(f"\nPeer comparison skipped: {peer}")
     return 0
+
+
+def peer_table(peer, endpoints: Endpoints, key: tuple[str, str], probe: str, args) -> list:
+    def peer_get():
+        return (lambda c: lambda: c.get_environment(Name=probe))(
+            bench_peer.mwaa_client(peer.endpoint)
+        )
+
+    def peer_list():
+        return (lambda c: lambda: c.list_environments(MaxResults=25))(
+            bench_peer.mwaa_client(peer.endpoint)
+        )
+
+    create_all(bench_peer.mwaa_client(peer.endpoint), args.environments)
+    pairs = [
+        ("get_environment", make_get(endpoints, key, probe), peer_get),
+        ("list_environments (25/page)", make_list(endpoints, key), peer_list),
+    ]
+    rows = []
+    for label, ours_factory, peer_factory in pairs:
+        for clients in (1, args.clients):
+            ours_rounds, peer_rounds = [], []
+            for _ in range(args.rounds):
+                ours_rounds.append(measure(ours_factory, clients, args))
+                peer_rounds.append(measure(peer_factory, clients, args))
+            ours, theirs = benchlib.median_of(ours_rounds), benchlib.median_of(peer_rounds)
+            paired = [a["rate"] / b["rate"] for a, b in zip(ours_rounds, peer_rounds, strict=True)]
+            rows.append(
+                [
+                    label,
+                    clients,
+                    f"{ours['rate']:.0f}",
+                    f"{theirs['rate']:.0f}",
+                    f"{ours['rate'] / theirs['rate']:.2f}",
+                    f"{statistics.median(paired):.2f}",
+                    f"{ours['p99_ms']:.2f}",
+                    f"{theirs['p99_ms']:.2f}",
+                ]
+            )
+    return rows
 
 
 if __name__ == "__main__":

@@ -66,6 +66,23 @@ def prerequisites(aws) -> dict:
     )
     trust = json.dumps(airflow_trust_policy())
     role = iam.create_role(RoleName="bench-exec", AssumeRolePolicyDocument=trust)
+    # Environments read their bucket as the execution role.
+    iam.put_role_policy(
+        RoleName="bench-exec",
+        PolicyName="read-source-bucket",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject*", "s3:GetBucket*", "s3:List*"],
+                        "Resource": ["arn:aws:s3:::bench-dags", "arn:aws:s3:::bench-dags/*"],
+                    }
+                ],
+            }
+        ),
+    )
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=z)["Subnet"][

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from environments.provisioning.steps.check_role import airflow_trust_policy
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_TMP = Path(tempfile.gettempdir()) / "airdock-tests"
 
 
 @dataclass
@@ -89,6 +92,53 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, Airdock runs PostgreSQL and user code as accounts of their own, which must
+    traverse the folders above a data dir. pytest's shared temporary root is private (0700, and
+    reset to it by every pytest run on the machine), so root runs get a root of their own:
+    TEST_TMP/run-<pid>, traversable (o+x) but not listable. Runs that ended are cleared at the
+    next start; the last one stays for its logs."""
+    if os.geteuid() != 0 or config.option.basetemp:
+        return
+    TEST_TMP.mkdir(mode=0o711, exist_ok=True)
+    TEST_TMP.chmod(0o711)
+    for old in TEST_TMP.glob("run-*"):
+        pid = old.name.removeprefix("run-")
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = str(TEST_TMP / f"run-{os.getpid()}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def traversable_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Temporary folders (tmp_path's too) come from the factory, private (0700); as root they
+    get o+x, traversal only: unlistable still, their files keep their own modes."""
+    if os.geteuid() != 0:
+        return
+
+    def traversable(folder: Path) -> Path:
+        folder.chmod(folder.stat().st_mode & 0o7777 | 0o011)
+        return folder
+
+    traversable(tmp_path_factory.getbasetemp())
+    private_mktemp = tmp_path_factory.mktemp
+
+    def mktemp(basename: str, numbered: bool = True) -> Path:
+        return traversable(private_mktemp(basename, numbered))
+
+    tmp_path_factory.mktemp = mktemp  # type: ignore[method-assign]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 TEST_UV_CACHE = Path(
@@ -269,6 +319,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 TRUST_POLICY = airflow_trust_policy()
 
 
+def bucket_read_policy(bucket: str) -> str:
+    """The S3 part of the execution-role policy MWAA documents: read the source bucket."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject*", "s3:GetBucket*", "s3:List*"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
+
+
 def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:
     """What MWAA needs before CreateEnvironment: a private versioned bucket, a trusted role,
     and two subnets in two AZs of one VPC with a security group. Returns CreateEnvironment
@@ -290,6 +356,12 @@ def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:
     role = iam.create_role(
         RoleName=f"airdock-exec-{tag}", AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
     )["Role"]["Arn"]
+    # Environments read the bucket as this role.
+    iam.put_role_policy(
+        RoleName=f"airdock-exec-{tag}",
+        PolicyName="read-source-bucket",
+        PolicyDocument=bucket_read_policy(bucket),
+    )
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"][

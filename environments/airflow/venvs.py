@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from environments.airflow import sandbox
 from environments.airflow.locks import (
     LOCKS_DIR,
     AirflowLock,
@@ -49,9 +50,10 @@ from environments.airflow.venv_store import (
 )
 from environments.plumbing import processes as procs
 from environments.plumbing.locks import FileLock, LockTimeout
+from environments.workspace import Workspace
 
 # Bump when the way a venv is built changes, so existing venvs are rebuilt once.
-RECIPE = "airdock-venv-1"
+RECIPE = "airdock-venv-2"
 MWAA_INSTALL_TIMEOUT = 540.0  # MWAA stops requirements installs after 9 minutes
 
 REQUIREMENTS_INSTALL_FAILED = "REQUIREMENTS_INSTALL_FAILED"
@@ -114,18 +116,25 @@ def build_venv(
     python: str = sys.executable,
     plugins_dir: Path | None = None,
     locks_dir: Path = LOCKS_DIR,
+    workspace: Workspace | None = None,
 ) -> InstallResult:
     """Make `target` a virtualenv with Airflow `airflow_version` plus `requirements`.
 
     Never raises for a bad spec: the result says what failed, with an MWAA-style error code, and
     `target` is left as it was. `plugins_dir` is where `/usr/local/airflow/plugins/...` paths
     in the requirements point to (the environment's unpacked plugins.zip).
+
+    Two phases. Airflow from our lock (pinned, hashed, known packages) is installed by Airdock
+    from the shared cache (`cache_dir`), hardlinked and read-only for the environment. With a
+    `workspace`, requirements.txt (whose sdists run build code) is then installed confined, as
+    the environment (environments.airflow.sandbox), with a uv cache of the environment's own:
+    a shared, writable cache would let one environment's build poison another's packages.
     """
     start = time.monotonic()
     target = Path(target).absolute()
     log_path = new_log(target)
     with open(log_path, "w", encoding="utf-8") as log:
-        run = _Build(target, log, Path(cache_dir).absolute(), timeout)
+        run = _Build(target, log, Path(cache_dir).absolute(), timeout, workspace)
         try:
             with run.exclusive():
                 result = run.build(airflow_version, requirements, python, plugins_dir, locks_dir)
@@ -151,8 +160,11 @@ def build_venv(
 
 
 class _Build:
-    def __init__(self, target: Path, log: IO[str], cache: Path, timeout: float):
+    def __init__(
+        self, target: Path, log: IO[str], cache: Path, timeout: float, workspace: Workspace | None
+    ):
         self.target, self.store, self.log, self.cache = target, store_dir(target), log, cache
+        self.workspace = workspace
         self.limit = timeout
         self.deadline = time.monotonic() + timeout
         self.uv = find_uv()
@@ -237,6 +249,11 @@ class _Build:
             sync: tuple[object, ...] = ("pip", "sync", lock.path, "--python", py)
             if lock.build_constraints:
                 sync += ("--build-constraints", lock.build_constraints)
+            if self._confined_writes_venv(prepared):
+                # Under bubblewrap every environment is the same user: a file hardlinked from
+                # the shared cache would be writable by the confined install, and a change to
+                # it would reach every other environment. Copies keep the cache out of reach.
+                sync += ("--link-mode", "copy")
             # Every package of the lock is pinned and hashed, so when the cache already holds
             # them the index need not be asked: faster, and it works without network access.
             if not self._uv(
@@ -244,6 +261,8 @@ class _Build:
             ):
                 self.say("not everything is cached yet: installing from the package index")
                 self._uv(*sync, what=f"Installing Airflow {airflow_version}")
+            if self.workspace is not None:
+                sandbox.close_tree(self.workspace, venv)
             if prepared.requirements.strip():
                 self._install_requirements(venv, lock, prepared)
             else:
@@ -253,6 +272,13 @@ class _Build:
             shutil.rmtree(venv, ignore_errors=True)
             raise
 
+    def _confined_writes_venv(self, prepared: PreparedRequirements) -> bool:
+        return (
+            self.workspace is not None
+            and bool(prepared.requirements.strip())
+            and sandbox.mode() == sandbox.BUBBLEWRAP
+        )
+
     def _install_requirements(
         self, venv: Path, lock: AirflowLock, prepared: PreparedRequirements
     ) -> None:
@@ -261,6 +287,8 @@ class _Build:
         (work / "requirements.txt").write_text(prepared.requirements)
         # MWAA's essential constraints apply whatever the user brings (its safe-pip-install).
         (work / "essential-constraints.txt").write_text(lock.essential_constraints())
+        for written in work.iterdir():
+            written.chmod(0o644)  # read by the confined installer
         constraints = ["-c", work / "essential-constraints.txt"]
         if prepared.has_user_constraints:
             self.say("requirements.txt brings its own constraints: the lock is not applied")
@@ -269,22 +297,51 @@ class _Build:
         else:
             self.say(f"no constraints in requirements.txt: using the lock ({lock.path.name})")
             constraints += ["-c", lock.path]
+        cache = self.cache
+        if self.workspace is not None:
+            cache = self.store / ".uv-cache"
+            cache.mkdir(exist_ok=True)
+            sandbox.hand_over(self.workspace, cache)
+            sandbox.hand_over(self.workspace, venv)
+            sandbox.reachable(Path(self.uv), lock.path)
+            self.say("installing requirements.txt as the environment, with its own package cache")
         self._uv(
             "pip", "install", "-r", work / "requirements.txt", *constraints,
             *prepared.extra_args, "--python", venv / "bin" / "python",
             what="Installing requirements.txt", code=REQUIREMENTS_INSTALL_FAILED,
+            cache=cache, confined=(venv, cache) if self.workspace is not None else None,
         )  # fmt: skip
 
     def _uv(
-        self, *args: object, what: str, code: str = AIRFLOW_INSTALL_FAILED, check: bool = True
+        self,
+        *args: object,
+        what: str,
+        code: str = AIRFLOW_INSTALL_FAILED,
+        check: bool = True,
+        cache: Path | None = None,
+        confined: tuple[Path, ...] | None = None,  # run as the environment; it may write these
     ) -> bool:
-        command = [self.uv, *map(os.fspath, args), "--cache-dir", self.cache, "--no-config"]
+        command = [
+            self.uv,
+            *map(os.fspath, args),
+            "--cache-dir",
+            cache or self.cache,
+            "--no-config",
+        ]
         self.say("$ " + " ".join(map(str, command)))
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise _timeout(self.limit)
         # cwd "/": no project or config file around the workspace can steer uv.
-        result = procs.run(command, timeout=remaining, env=_uv_env(), cwd=Path("/"), log=self.log)
+        env, cwd, identity = _uv_env(), Path("/"), {"umask": 0o022}  # a venv others may read
+        if confined is not None and self.workspace is not None:
+            launch = sandbox.confine(
+                self.workspace, command, _confined_uv_env(), cwd, writable=confined
+            )
+            command, env, identity = launch.argv, launch.env, launch.identity()
+        result = procs.run(
+            command, timeout=remaining, env=env, cwd=cwd, log=self.log, identity=identity
+        )
         self.say(f"{what}: {'ok' if result.ok else 'failed'} in {result.duration:.1f}s")
         if result.timed_out:
             raise _timeout(self.limit)
@@ -318,6 +375,21 @@ def _uv_env() -> dict[str, str]:
     # Plain, stable log text, and never fetch a Python behind the caller's back.
     env.update(NO_COLOR="1", UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
     return env
+
+
+def _confined_uv_env() -> dict[str, str]:
+    """What a confined install needs of our environment: how to reach the package index
+    (uv's and pip's settings, proxies, certificates), nothing else."""
+    passed = {
+        key: value
+        for key, value in os.environ.items()
+        if (key.startswith(("UV_", "PIP_")) and key != "UV_CACHE_DIR")
+        or key.upper() in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+        or key in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+    }
+    passed.update(PATH="/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8", NO_COLOR="1",
+                  UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")  # fmt: skip
+    return passed
 
 
 def _interpreter(python: str) -> dict[str, str]:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials
+
+# A role's clients are made again after this long, so a role deleted and created again under
+# the same name is assumed afresh (its old sessions stop working).
+ROLE_CLIENTS_SECONDS = 600.0
+ROLE_SESSION_SECONDS = 3600
+ROLE_SESSION_NAME = "airdock"
 
 
 @dataclass(frozen=True)
@@ -28,8 +37,17 @@ class AwsClients:
     models (EC2's alone is tens of MB), which per-thread clients multiplied by the workers.
     """
 
-    def __init__(self, target: AwsTarget, *, max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        target: AwsTarget,
+        *,
+        max_attempts: int = 3,
+        credentials: DeferredRefreshableCredentials | None = None,
+    ) -> None:
         self.target = target
+        self._max_attempts = max_attempts
+        self._credentials = credentials
+        self._roles: dict[str, tuple[float, AwsClients]] = {}
         self._config = Config(
             region_name=target.region,
             retries={"mode": "standard", "max_attempts": max_attempts},
@@ -49,12 +67,50 @@ class AwsClients:
         with self._lock:
             if service not in self._clients:
                 if self._session is None:
-                    self._session = boto3.session.Session(
-                        aws_access_key_id=self.target.access_key_id,
-                        aws_secret_access_key=self.target.secret_access_key,
-                        region_name=self.target.region,
-                    )
+                    self._session = self._new_session()
                 self._clients[service] = self._session.client(
                     service, endpoint_url=self.target.endpoint_url, config=self._config
                 )
             return self._clients[service]
+
+    def _new_session(self) -> boto3.session.Session:
+        if self._credentials is None:
+            return boto3.session.Session(
+                aws_access_key_id=self.target.access_key_id,
+                aws_secret_access_key=self.target.secret_access_key,
+                region_name=self.target.region,
+            )
+        core = botocore.session.Session()
+        # botocore has no public setter for a session's credentials object; its own
+        # assume-role provider hands the same kind of object to the session this way.
+        core._credentials = self._credentials
+        return boto3.session.Session(botocore_session=core, region_name=self.target.region)
+
+    def as_role(self, role_arn: str) -> AwsClients:
+        """Clients acting as ``role_arn``: sessions from sts:AssumeRole, renewed before they
+        expire. This is how environment work reads what the execution role may read, and
+        nothing more (as MWAA does)."""
+        now = time.monotonic()
+        with self._lock:
+            made = self._roles.get(role_arn)
+            if made is not None and now - made[0] < ROLE_CLIENTS_SECONDS:
+                return made[1]
+
+        def assume() -> dict[str, str]:
+            answer = self.client("sts").assume_role(
+                RoleArn=role_arn,
+                RoleSessionName=ROLE_SESSION_NAME,
+                DurationSeconds=ROLE_SESSION_SECONDS,
+            )["Credentials"]
+            return {
+                "access_key": answer["AccessKeyId"],
+                "secret_key": answer["SecretAccessKey"],
+                "token": answer["SessionToken"],
+                "expiry_time": answer["Expiration"].isoformat(),
+            }
+
+        credentials = DeferredRefreshableCredentials(refresh_using=assume, method="assume-role")
+        clients = AwsClients(self.target, max_attempts=self._max_attempts, credentials=credentials)
+        with self._lock:
+            self._roles[role_arn] = (now, clients)
+        return clients

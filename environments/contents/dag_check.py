@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from environments.airflow import sandbox
 from environments.plumbing import processes as procs
+from environments.workspace import Workspace
 
 CHILD = Path(__file__).resolve().parent / "dag_check_child.py"
 PER_FILE_TIMEOUT = 30  # Airflow's own default for core.dagbag_import_timeout
@@ -56,8 +58,12 @@ def check_dags(
     timeout: float = 120.0,
     plugins_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
+    workspace: Workspace | None = None,
 ) -> list[DagFileReport]:
     """Parse every DAG file under `dags_dir`; one report per file Airflow would consider.
+
+    With `workspace`, the parser runs as that environment (environments.airflow.sandbox): the
+    DAG files' top-level code cannot read Airdock's secrets or write outside the workspace.
 
     `env` adds settings such as the environment's AirflowConfigurationOptions
     (`AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE`, ...); the folders and the database URL are ours.
@@ -65,11 +71,23 @@ def check_dags(
     dags_dir = Path(dags_dir).resolve()
     airflow_home = Path(airflow_home).absolute()
     airflow_home.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="airdock-dagcheck-") as tmp:
+    if workspace is not None:
+        sandbox.prepare(workspace)
+        scratch_root = sandbox.scratch_dir(workspace)
+    else:
+        scratch_root = None
+    with tempfile.TemporaryDirectory(prefix="airdock-dagcheck-", dir=scratch_root) as tmp:
         output = Path(tmp) / "report.json"
         child_env = _child_env(dags_dir, airflow_home, plugins_dir, Path(tmp), env)
+        argv: list = [python, CHILD, dags_dir, output]
+        identity: dict = {}
+        if workspace is not None:
+            launch = sandbox.confine(workspace, argv, child_env, airflow_home)
+            argv, child_env, identity = launch.argv, launch.env, launch.identity()
+            if launch.user is not None:  # the child writes its report here
+                os.chown(tmp, launch.user, launch.group or -1)
         result = procs.run(
-            [python, CHILD, dags_dir, output], timeout=timeout, env=child_env, cwd=airflow_home
+            argv, timeout=timeout, env=child_env, cwd=airflow_home, identity=identity
         )
         if result.timed_out:
             raise DagCheckError(
@@ -77,7 +95,7 @@ def check_dags(
                 f"Parsing the DAG folder did not finish within {timeout:.0f} seconds.",
                 result.output,
             )
-        report = json.loads(output.read_text()) if output.exists() else {}
+        report = _read_report(output, identity.get("user"))
     if report.get("error") or result.returncode != 0 or "files" not in report:
         reason = report.get("error") or result.output[-2000:] or f"exit code {result.returncode}"
         message = f"The DAG check could not run: {reason}"
@@ -95,6 +113,21 @@ def check_dags(
     ]
 
 
+def _read_report(path: Path, owner: int | None) -> dict:
+    """The child's JSON report, never through a link planted in its place."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    with open(fd, "rb") as handle:
+        if owner is not None and os.fstat(handle.fileno()).st_uid != owner:
+            return {}
+        try:
+            return json.loads(handle.read())
+        except ValueError:
+            return {}
+
+
 def _child_env(
     dags_dir: Path,
     airflow_home: Path,
@@ -102,12 +135,9 @@ def _child_env(
     tmp: Path,
     extra: Mapping[str, str] | None,
 ) -> dict[str, str]:
-    # Nothing of the control plane's own Python or Airflow settings leaks into the child.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV", "CONDA"))
-    }
+    # Built from nothing: the control plane's own variables (credentials, AIRDOCK_* settings,
+    # its Python and Airflow settings) never reach the DAG files' code.
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
     env.update(extra or {})
     env.update(
         AIRFLOW_HOME=str(airflow_home),

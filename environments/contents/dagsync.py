@@ -219,7 +219,8 @@ class DagSyncer:
             report.refused.append((key, "a folder already uses this path"))
             return None
         answer = s3.get_object(Bucket=bucket, Key=key)
-        with atomic_output(target) as handle:
+        # Readable by the environment's group (its account, when Airdock runs as root).
+        with atomic_output(target, mode=0o640) as handle:
             for chunk in answer["Body"].iter_chunks(1 << 16):
                 handle.write(chunk)
         report.downloaded.append(rel)

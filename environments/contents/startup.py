@@ -7,11 +7,15 @@ kept for the component, except the ones MWAA protects. Its output is returned fo
 
 from __future__ import annotations
 
-import tempfile
+import os
+import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from environments.airflow import sandbox
 from environments.plumbing import processes
+from environments.workspace import Workspace
 
 DEFAULT_TIMEOUT_SECONDS = 300.0  # MWAA allows five minutes
 _PROTECTED_EXACT = frozenset(
@@ -84,24 +88,37 @@ def run_startup_script(
     *,
     cwd: Path,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    workspace: Workspace | None = None,
 ) -> StartupRun:
+    """Run `script` as the environment that owns `workspace` (environments.airflow.sandbox);
+    without a workspace it runs unconfined in `cwd`, which only tests do."""
     base = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(cwd),
         "LANG": "C.UTF-8",
         **variables,
     }
-    with tempfile.NamedTemporaryFile(prefix="startup-env-", dir=cwd, delete=False) as dump:
-        dump_path = Path(dump.name)
+    scratch = sandbox.scratch_dir(workspace) if workspace is not None else cwd
+    if workspace is not None:
+        sandbox.prepare(workspace)
+    tag = secrets.token_hex(8)
+    # The script runs from a copy in the sandbox's scratch folder (the original stays among
+    # Airdock's files); the environment it ends with is dumped there, by the script's process.
+    copy, dump_path = scratch / f"startup-{tag}.sh", scratch / f"startup-{tag}.env"
+    shutil.copyfile(script, copy)
     # Source the script, then dump the resulting environment NUL-separated for parsing.
     wrapper = 'source "$1" || exit $?; env -0 > "$2"'
+    argv = ["bash", "-c", wrapper, "startup", str(copy), str(dump_path)]
+    if workspace is not None:
+        launch = sandbox.confine(workspace, argv, base, cwd)
+        base, argv = {**launch.env, "HOME": base["HOME"]}, launch.argv
+        identity = launch.identity()
+        if launch.user is not None:
+            os.chown(copy, launch.user, launch.group or -1)
+    else:
+        identity = {}
     try:
-        result = processes.run(
-            ["bash", "-c", wrapper, "startup", script, dump_path],
-            timeout=timeout,
-            env=base,
-            cwd=cwd,
-        )
+        result = processes.run(argv, timeout=timeout, env=base, cwd=cwd, identity=identity)
         run = StartupRun(
             component=variables.get("MWAA_AIRFLOW_COMPONENT", ""),
             exit_code=result.returncode,
@@ -109,10 +126,25 @@ def run_startup_script(
             timed_out=result.timed_out,
         )
         if run.ok:
-            _collect_exports(run, base, dump_path.read_bytes())
+            _collect_exports(run, base, _read_own_file(dump_path, identity.get("user")))
         return run
     finally:
+        copy.unlink(missing_ok=True)
         dump_path.unlink(missing_ok=True)
+
+
+def _read_own_file(path: Path, owner: int | None) -> bytes:
+    """The dump the script's process wrote: never through a link it may have planted there
+    instead, and only a file of its own (not one of ours it could not read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    with open(fd, "rb") as handle:
+        stat = os.fstat(handle.fileno())
+        if owner is not None and stat.st_uid != owner:
+            return b""
+        return handle.read()
 
 
 def _collect_exports(run: StartupRun, before: dict[str, str], dump: bytes) -> None:

@@ -123,7 +123,7 @@ class DagSyncService:
         workspace = self._services.workspace(name)
         if not workspace.root.exists():
             return SyncReport()  # not provisioned on this host (yet)
-        s3 = self._services.aws.client("s3")
+        s3 = self._services.source_reader(spec).client("s3")
         return DagSyncer(workspace).sync(
             s3, bucket_name(spec["SourceBucketArn"]), spec["DagS3Path"]
         )
@@ -164,7 +164,6 @@ class DagSyncService:
             return  # s3:TestEvent and the like
         with self._db.transaction() as session:
             running = store.environments_in(session, SYNCING)
-        s3 = self._services.aws.client("s3")
         for record in records:
             bucket = record.get("s3", {}).get("bucket", {}).get("name")
             key = unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
@@ -178,5 +177,6 @@ class DagSyncService:
                 if not workspace.root.exists():
                     continue
                 syncer = DagSyncer(workspace)
+                s3 = self._services.source_reader(spec).client("s3")
                 if syncer.apply_event(s3, bucket, spec["DagS3Path"], key, created):
                     self._on_change(name)

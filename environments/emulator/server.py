@@ -10,8 +10,10 @@ the older mode without a journal, where a crash loses the changes of the last in
 from __future__ import annotations
 
 import argparse
+import importlib
 import ipaddress
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -28,7 +30,7 @@ from environments.emulator.state import clock, journal_file, long_poll, randomne
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.errors import IncompatibleState
 from environments.emulator.state.gate import RequestGate
-from environments.emulator.state.journal import Journal
+from environments.emulator.state.journal import COMPACT_MIN_RECORDS, Journal
 from environments.emulator.state.middleware import PersistenceMiddleware
 from environments.emulator.state.persister import Persister
 from environments.emulator.state.replay import WsgiApp, replay
@@ -38,6 +40,7 @@ log = logging.getLogger("airdock.aws_server")
 
 # Exit status when saved state exists but cannot be used; the log says why.
 EXIT_BAD_STATE = 3
+JOURNAL_DIR = "journal"
 
 
 def is_loopback(host: str) -> bool:
@@ -68,10 +71,23 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds between checks for a snapshot (snapshot mode: between snapshots)",
     )
     parser.add_argument(
+        "--compact-min-records",
+        type=int,
+        default=COMPACT_MIN_RECORDS,
+        help="journal records that make a compacting snapshot due, at the least",
+    )
+    parser.add_argument(
         "--lock-wait",
         type=float,
         default=20.0,
         help="seconds to wait for a predecessor to release the state dir",
+    )
+    parser.add_argument(
+        "--front",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="a WSGI middleware put in front of moto: FACTORY(app) returns the app to serve "
+        "(e.g. one that authenticates and authorizes every request)",
     )
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
@@ -81,7 +97,12 @@ def main(argv: list[str] | None = None) -> None:
 
     s3_bodies.track_body_digests()
     journaled = args.state_dir is not None and args.durability == "journal"
-    if journaled:
+    # A journal left by the default mode is replayed even in snapshot mode, then dropped, so
+    # switching modes neither loses its records nor replays them twice later.
+    leftover = not journaled and bool(
+        args.state_dir and journal_file.segments(args.state_dir / JOURNAL_DIR)
+    )
+    if journaled or leftover:
         randomness.install()
         clock.install()
     store, restored = (
@@ -91,12 +112,19 @@ def main(argv: list[str] | None = None) -> None:
     moto_app = DomainDispatcherApplication(create_backend_app)
     journal = None
     if store and journaled:
-        journal = _recover(store, restored, moto_app, gate, changes)
+        journal = _recover(store, restored, moto_app, gate, changes, args.compact_min_records)
+    elif store and leftover:
+        _recover(store, restored, moto_app, gate, changes, args.compact_min_records).close()
+        Persister(store, gate, changes).save_now(0)
+        shutil.rmtree(store.root / JOURNAL_DIR)
     elif restored.skipped:
         # Write a good newest generation soon, rather than after the next change.
         changes.mark()
     long_poll.wait_outside_the_gate(gate, changes, journal)
     app = PersistenceMiddleware(moto_app, gate, changes, journal)
+    if args.front:
+        # Outermost, so a request it refuses reaches neither moto nor the journal.
+        app = _front(args.front)(app)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
@@ -124,35 +152,45 @@ def main(argv: list[str] | None = None) -> None:
     server.server_close()
 
 
+def _front(spec: str):
+    module, _, factory = spec.partition(":")
+    if not module or not factory:
+        raise SystemExit(f"--front must be MODULE:FACTORY, not {spec!r}")
+    return getattr(importlib.import_module(module), factory)
+
+
 def _recover(
     store: StateStore,
     restored: Restored,
     app: WsgiApp,
     gate: RequestGate,
     changes: ChangeTracker,
+    compact_min_records: int,
 ) -> Journal:
     """Replay the journal over the restored snapshot and open it for appending."""
-    directory = store.root / "journal"
+    directory = store.root / JOURNAL_DIR
     found = journal_file.scan(directory, after=restored.journal_seq)
     long_poll.wait_outside_the_gate(gate, changes)
-    same = replay(app, found.records, store.blobs)
-    last = found.records[-1].seq if found.records else restored.journal_seq
-    if found.records:
+    replayed = replay(app, found.records, store.blobs)
+    applied = found.records[: replayed.applied]
+    last = applied[-1].seq if applied else restored.journal_seq
+    if applied:
         log.info(
-            "replayed %d journal records (%d answered as before) after snapshot record %d",
-            len(found.records),
-            same,
+            "replayed %d journal records (%d of them errors, as they were live) after "
+            "snapshot record %d",
+            len(applied),
+            replayed.errors,
             restored.journal_seq,
         )
     for problem in found.damage:
         # Only the tail a crash tore can be damaged; it was never acknowledged.
         log.warning("journal replay stopped at %s", problem)
-    if found.records or found.damage or restored.skipped:
+    if applied or found.damage or len(applied) < len(found.records) or restored.skipped:
         # Start from a snapshot that holds everything replayed, so a later start does not
         # read past damage, and so repeated crashes do not grow the journal.
         Persister(store, gate, changes).save_now(last)
-    blobs = {record.meta["blob"] for record in found.records if record.meta.get("blob")}
-    return Journal(directory, store.blobs, next_seq=last + 1, old_blobs=blobs)
+    blobs = {record.meta["blob"] for record in applied if record.meta.get("blob")}
+    return Journal(directory, store.blobs, last + 1, blobs, compact_min_records)
 
 
 def _open_store(state_dir: Path, lock_wait: float) -> tuple[StateStore, Restored]:

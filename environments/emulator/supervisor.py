@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -58,11 +59,17 @@ class EmbeddedAws:
         host: str = "127.0.0.1",
         port: int | None = None,
         lock_wait: float = 20.0,
+        front: str | None = None,
+        front_env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
         self.lock_wait = lock_wait
         self.port = port or _remembered_port(data_dir, host) or free_port(host)
+        # A WSGI middleware (MODULE:FACTORY) the child puts in front of moto, and the
+        # environment variables it reads its configuration from.
+        self.front = front
+        self.front_env = dict(front_env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,6 +114,7 @@ class EmbeddedAws:
             str(self.data_dir / "aws-state"),
             "--lock-wait",
             str(self.lock_wait),
+            *(["--front", self.front] if self.front else []),
         ]
         self._process = processes.spawn(
             command,
@@ -119,6 +127,7 @@ class EmbeddedAws:
                 "MALLOC_ARENA_MAX": "2",
                 **os.environ,
                 "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+                **self.front_env,
             },
         )
         log.close()
@@ -127,7 +136,7 @@ class EmbeddedAws:
         except RuntimeError:
             self.stop()
             raise
-        atomic_write(self.data_dir / _PORT_FILE, str(self.port), mode=0o644)
+        atomic_write(self.data_dir / _PORT_FILE, str(self.port), mode=0o600)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -136,9 +145,13 @@ class EmbeddedAws:
                 raise RuntimeError(
                     f"the embedded AWS exited early; see {self.data_dir / 'aws.log'}"
                 )
+            # Any HTTP answer means it serves: state is restored before it listens. An
+            # unsigned GET / is refused by an authenticating front, which proves as much.
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                with urllib.request.urlopen(f"{self.endpoint}/", timeout=1):
                     return
+            except urllib.error.HTTPError:
+                return
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"the embedded AWS did not answer on {self.endpoint}")

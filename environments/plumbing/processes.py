@@ -43,10 +43,19 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log: IO[str] | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> ProcessResult:
-    """Run `command`; output is also copied line by line to `log` as it arrives."""
+    """Run `command`; output is also copied line by line to `log` as it arrives. `identity`
+    holds `spawn`'s user, group, extra_groups and umask arguments, when they are needed."""
     start = time.monotonic()
-    process = spawn(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = spawn(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **(identity or {}),
+    )
     chunks: list[str] = []
     reader = threading.Thread(target=_pump, args=(process.stdout, chunks, log), daemon=True)
     reader.start()
@@ -89,9 +98,17 @@ def spawn(
     stdout: Any = None,
     stderr: Any = None,
     preexec_fn: Callable[[], object] | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    extra_groups: Sequence[int] | None = None,
+    umask: int = -1,
 ) -> subprocess.Popen[bytes]:
     """Start `command` as the leader of a new session and process group (its pid is the
-    group's id), with no input unless `stdin` says otherwise."""
+    group's id), with no input unless `stdin` says otherwise. `user`, `group` and
+    `extra_groups` (ids) switch identity in the child before it runs `command`; giving `user`
+    without `extra_groups` drops every supplementary group of the caller."""
+    if user is not None and extra_groups is None:
+        extra_groups = ()
     return subprocess.Popen(
         [os.fspath(part) for part in command],
         stdin=stdin,
@@ -101,6 +118,10 @@ def spawn(
         cwd=cwd,
         start_new_session=True,
         preexec_fn=preexec_fn,
+        user=user,
+        group=group,
+        extra_groups=list(extra_groups) if extra_groups is not None else None,
+        umask=umask,
     )
 
 

@@ -9,6 +9,9 @@ a retry against the step's budget (provisioning.retries).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +49,20 @@ DONE = Done()
 OWNER_TAG = "airdock:environment"
 
 
+_local_locks: dict[str, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
+
+
+@contextmanager
+def local_exclusive(name: str) -> Iterator[None]:
+    """A lock by name within this process, for contexts made without a store (tools, tests);
+    the reconciler gives its steps the store's, which also holds across processes."""
+    with _local_locks_guard:
+        lock = _local_locks.setdefault(name, threading.Lock())
+    with lock:
+        yield
+
+
 @dataclass
 class StepContext:
     """What a step may read, and `resources`, the one thing it may write (its outputs)."""
@@ -61,6 +78,9 @@ class StepContext:
     resources: dict[str, Any] = field(default_factory=dict)
     # The last configuration that converged (None before the first success).
     applied_spec: dict[str, Any] | None = None
+    # Serializes a read-modify-write of something environments share (a bucket's notification
+    # configuration) between every thread, process and replica: `with ctx.exclusive(name):`.
+    exclusive: Callable[[str], AbstractContextManager[None]] = local_exclusive
 
 
 class Step(Protocol):

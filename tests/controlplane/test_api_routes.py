@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from controlplane.app import create_app
 from controlplane.errors import MissingAuthenticationTokenException
@@ -70,6 +71,7 @@ class RecordingGatekeeper:
     def __init__(self) -> None:
         self.signed = True
         self.allowed = True
+        self.reads_tags = False  # as the real gate does when a policy reads aws:ResourceTag
         self.asked: list[tuple[Intent, bool]] = []
 
     def authenticate(self, request, body: bytes) -> Requester:
@@ -79,6 +81,8 @@ class RecordingGatekeeper:
 
     def authorize(self, request, requester: Requester, intent: Intent) -> None:
         self.asked.append((intent, _on_event_loop()))
+        if self.reads_tags and intent.resource_tags is not None:
+            intent.resource_tags()
         if not self.allowed:
             raise AccessDeniedException(f"not allowed: {intent.action}")
 
@@ -173,3 +177,21 @@ def test_create_states_its_tags_and_the_role_it_passes(world):
         ("iam:PassRole", params["ExecutionRoleArn"]),
         ("airflow:TagResource", PLACE.environment_arn("e3")),
     ]
+
+
+@pytest.mark.parametrize("path", ["/environments/e1", f"/tags/{quote(E1, safe='')}"])
+def test_a_read_under_a_tag_policy_reads_the_row_once(world, path):
+    world.gate.reads_tags = True
+    statements: list[str] = []
+    engine = world.db.engine
+    listener = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = world.client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert response.status_code == 200, response.text
+    assert len([sql for sql in statements if "FROM environments" in sql]) == 1, statements
+    body = response.json()
+    tags = body["Environment"]["Tags"] if "Environment" in body else body["Tags"]
+    assert tags == {"team": "a"}

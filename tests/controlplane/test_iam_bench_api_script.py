@@ -1,4 +1,6 @@
-"""scripts/bench_api.py runs end to end, auth on vs off included (no timing assertions)."""
+"""scripts/bench_api.py runs end to end, auth on vs off and the peer included (no timing
+assertions). The peer, MiniStack, comes from PyPI: where it cannot be installed the script says
+so and goes on, and either outcome is a finished run."""
 
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ def test_bench_api_script_runs() -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "vs baseline" in result.stdout
     assert "auth on (default) vs `serve --auth off`" in result.stdout
     assert "get_environment, team user (ABAC)" in result.stdout
+    assert "vs MiniStack" in result.stdout or "Peer comparison skipped: " in result.stdout

@@ -23,7 +23,10 @@ def iam_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamServer]:
 def team_params(iam_server: IamServer):
     """CreateEnvironment arguments valid in the IAM server's AWS, with a passable role."""
     prerequisites = make_prerequisites(iam_server.live, "iam")
-    prerequisites["ExecutionRoleArn"] = execution_role(iam_server.live, "MWAA-Execution-teams")
+    bucket = prerequisites["SourceBucketArn"].rpartition(":")[2]
+    prerequisites["ExecutionRoleArn"] = execution_role(
+        iam_server.live, "MWAA-Execution-teams", bucket
+    )
 
     def build(**overrides: object) -> dict:
         return {**json.loads(json.dumps(prerequisites)), **overrides}

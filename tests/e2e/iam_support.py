@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from environments.plumbing.files import atomic_write
-from tests.conftest import ROOT, TRUST_POLICY, LiveServer, start_server
+from tests.conftest import ROOT, TRUST_POLICY, LiveServer, bucket_read_policy, start_server
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -177,14 +177,22 @@ def start_iam_server(base: Path, config: dict) -> IamServer:
     return IamServer(live, path)
 
 
-def execution_role(live: LiveServer, name: str) -> str:
-    """An MWAA execution role on the path the team policy lets users pass."""
+def execution_role(live: LiveServer, name: str, bucket: str | None = None) -> str:
+    """An MWAA execution role on the path the team policy lets users pass; with `bucket`, it
+    may read that bucket."""
     iam = live.aws("iam")
-    return iam.create_role(
+    arn = iam.create_role(
         Path="/service-role/",
         RoleName=name,
         AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
     )["Role"]["Arn"]
+    if bucket is not None:
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName="read-source-bucket",
+            PolicyDocument=bucket_read_policy(bucket),
+        )
+    return arn
 
 
 def error_code(call) -> str | None:

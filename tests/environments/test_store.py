@@ -103,6 +103,19 @@ def test_names_are_listed_in_order_after_a_cursor(db):
     with db.transaction() as session:
         assert store.list_names(session, None, 2) == ["a", "b"]
         assert store.list_names(session, "b", 5) == ["c", "d"]
+    # The read the API's ListEnvironments uses: the same answers without a session.
+    assert db.read_names(None, 2) == ["a", "b"]
+    assert db.read_names("b", 5) == ["c", "d"]
+    assert db.read_names("d", 5) == []
+
+
+def test_json_columns_round_trip_integers_beyond_64_bits(db):
+    service = EnvironmentService(db, PLACE)
+    service.create("big", create_params(Tags={"n": "1"}))
+    with db.transaction() as session:
+        row = store.get_environment(session, "big")
+        row.resources = {"huge": 2**70}
+    assert db.read_environment("big").resources == {"huge": 2**70}
 
 
 def test_replicas_share_the_pagination_key(db):

@@ -1,11 +1,12 @@
 """The write-ahead journal: every mutating request, durable before its response leaves.
 
 A mutating request runs under `mutation_lock`, so requests change moto's state one at a time
-and the journal's order is the order their changes happened in. Its record (the request itself
-plus the seed and instant it ran with, see randomness and clock) is appended to an in-memory
-batch under that lock; then, outside the lock, the request waits for `wait_durable`. Group
-commit: the first waiter writes and fdatasyncs the whole batch for everyone waiting, so the
-cost per write is one small append, whatever the size of the state.
+and the journal's order is the order their changes happen in. Its record (the request itself
+plus the seed and instant it runs with, see randomness and clock) is appended to an in-memory
+batch under that lock before moto runs it; a flusher thread writes and fdatasyncs whatever has
+accumulated (group commit), while moto does its work, and the request waits for
+`wait_durable` before its response leaves. The cost per write is one small append and a share
+of one fdatasync, whatever the size of the state.
 
 Request bodies above INLINE_BODY_LIMIT (S3 uploads) go to the blob store first, written and
 synced on their own, and the record refers to them by digest, so large objects are not copied
@@ -41,7 +42,7 @@ INLINE_BODY_LIMIT = 64 * 1024
 # the snapshot's cost, which grows with the state, is then spread over a matching amount of
 # writes, and replay after a crash stays shorter than a load of the state.
 COMPACT_MIN_BYTES = 16 * 1024 * 1024
-COMPACT_MIN_RECORDS = 5000
+COMPACT_MIN_RECORDS = 2000
 BYTES_PER_RECORD_OF_SNAPSHOT = 1024
 
 
@@ -51,7 +52,12 @@ class JournalBroken(Exception):
 
 class Journal:
     def __init__(
-        self, directory: Path, blobs: BlobStore, next_seq: int, old_blobs: set[str] | None = None
+        self,
+        directory: Path,
+        blobs: BlobStore,
+        next_seq: int,
+        old_blobs: set[str] | None = None,
+        compact_min_records: int = COMPACT_MIN_RECORDS,
     ) -> None:
         """Continue after the segments already in `directory`, which hold records below
         `next_seq` referring to `old_blobs`; any segment from `next_seq` on is stale."""
@@ -63,8 +69,8 @@ class Journal:
         self._cond = threading.Condition()
         self._appended = self._durable = next_seq - 1
         self._pending: list[bytes] = []
-        self._syncing = False
         self._broken: OSError | None = None
+        self._closing = False
         # (first seq, path, digests of the blobs its records refer to), oldest first.
         self._segments: list[tuple[int, Path, set[str]]] = []
         for first, path in journal_file.segments(directory):
@@ -78,7 +84,12 @@ class Journal:
         self._in_flight_blobs: Counter[str] = Counter()
         self._fd = -1
         self._bytes = self._records = 0
+        self._compact_min_records = compact_min_records
         self._open_segment(next_seq)
+        self._flusher = threading.Thread(
+            target=self._flush_forever, name="aws-journal", daemon=True
+        )
+        self._flusher.start()
 
     # -- the request path --
 
@@ -102,6 +113,8 @@ class Journal:
             data = journal_file.encode({**meta, "seq": seq, "blob": blob}, b"" if blob else body)
             self._pending.append(data)
             self._appended = seq
+            if len(self._pending) == 1:
+                self._cond.notify_all()  # wake the flusher
             self._bytes += len(data)
             self._records += 1
             if blob is not None:
@@ -109,34 +122,15 @@ class Journal:
                 if self._in_flight_blobs[blob] <= 0:
                     del self._in_flight_blobs[blob]
                 self._segments[-1][2].add(blob)
-            self._cond.notify_all()
             return seq
 
     def wait_durable(self, seq: int) -> None:
-        """Return once record `seq` is on disk, writing the batch if no one else is."""
+        """Return once record `seq` is on disk."""
         with self._cond:
-            while True:
-                if self._durable >= seq:
-                    return
+            while self._durable < seq:
                 if self._broken is not None:
                     raise JournalBroken(str(self._broken))
-                if self._syncing or not self._pending:
-                    self._cond.wait()
-                    continue
-                batch, upto = self._pending, self._appended
-                self._pending = []
-                self._syncing = True
-                self._cond.release()
-                try:
-                    error = self._write(batch)
-                finally:
-                    self._cond.acquire()
-                    self._syncing = False
-                    self._cond.notify_all()
-                if error is None:
-                    self._durable = upto
-                else:
-                    self._fail(error)
+                self._cond.wait()
 
     def wait_for_reads(self) -> None:
         """Hold a read's response until any change it may have seen is durable."""
@@ -173,23 +167,17 @@ class Journal:
 
     def should_compact(self, snapshot_bytes: int) -> bool:
         return self._bytes >= max(COMPACT_MIN_BYTES, snapshot_bytes) or self._records >= max(
-            COMPACT_MIN_RECORDS, snapshot_bytes // BYTES_PER_RECORD_OF_SNAPSHOT
+            self._compact_min_records, snapshot_bytes // BYTES_PER_RECORD_OF_SNAPSHOT
         )
 
     def rotate(self) -> int:
         """Flush, start a new segment, and return the last sequence number so far. Call with
         the gate held exclusively, so no record is appended meanwhile."""
         with self._cond:
-            while self._syncing:
+            while self._durable < self._appended:
+                if self._broken is not None:
+                    raise JournalBroken(str(self._broken))
                 self._cond.wait()
-            if self._pending:
-                error = self._write(self._pending)
-                self._pending = []
-                if error is not None:
-                    self._fail(error)
-                    raise JournalBroken(str(error))
-                self._durable = self._appended
-                self._cond.notify_all()
             if self._records:
                 os.close(self._fd)
                 self._open_segment(self._appended + 1)
@@ -218,10 +206,35 @@ class Journal:
             return pinned
 
     def close(self) -> None:
+        """Flush what is pending and stop the flusher."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._flusher.join()
         with self._cond:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+    def _flush_forever(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch, upto, fd = self._pending, self._appended, self._fd
+                self._pending = []
+            # Outside the lock: requests go on appending (and moto on working) meanwhile.
+            error = self._write(fd, batch)
+            with self._cond:
+                if error is None:
+                    self._durable = upto
+                else:
+                    self._fail(error)
+                self._cond.notify_all()
+                if error is not None:
+                    return
 
     # -- files --
 
@@ -232,13 +245,14 @@ class Journal:
         self._segments.append((first_seq, path, set()))
         self._bytes = self._records = 0
 
-    def _write(self, batch: list[bytes]) -> OSError | None:
+    @staticmethod
+    def _write(fd: int, batch: list[bytes]) -> OSError | None:
         data = memoryview(b"".join(batch))
         try:
             while data:
-                written = os.write(self._fd, data)
+                written = os.write(fd, data)
                 data = data[written:]
-            os.fdatasync(self._fd)
+            os.fdatasync(fd)
         except OSError as error:
             return error
         return None

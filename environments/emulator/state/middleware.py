@@ -4,9 +4,9 @@ The request body is read before entering the gate and the response is collected 
 leaving it, so a slow client never holds the gate while the network is busy: inside the gate
 there is only moto's own work.
 
-With a journal, a mutating request runs under the journal's mutation lock with replayable
-randomness and clock, its record is appended before the lock is let go, and its response
-leaves only once that record is durable. A read's response leaves only once every change it
+With a journal, a mutating request is journaled and then run under the journal's mutation
+lock with replayable randomness and clock, and its response leaves only once its record is
+durable. A read's response leaves only once every change it
 may have seen is durable. Without one (the snapshot-only mode), requests are just reported to
 the change tracker, and a crash loses the changes since the last snapshot.
 """
@@ -23,12 +23,16 @@ from environments.emulator.state import randomness
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.gate import RequestGate
 from environments.emulator.state.journal import Journal, JournalBroken
-from environments.emulator.state.operations import is_read_only
+from environments.emulator.state.operations import is_read_only, operation_name
 from environments.emulator.state.replay import Collected, collect, deterministic, recorded_environ
 
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Calls that may wait inside moto (see long_poll), letting other writes run meanwhile. They are
+# journaled when they end, at the place in the order where their outcome was decided.
+_MAY_WAIT = frozenset({"ReceiveMessage"})
 
 _UNAVAILABLE = (
     b"<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>The embedded AWS cannot "
@@ -80,15 +84,20 @@ class PersistenceMiddleware:
             "seed": randomness.new_seed(),
             "time": time.time(),
         }
-        response: Collected | None = None
-        with self._gate.shared(), journal.mutating():
-            try:
+        if operation_name(environ, body) in _MAY_WAIT:
+            with self._gate.shared(), journal.mutating():
+                try:
+                    with deterministic(meta["seed"], meta["time"]):
+                        response = collect(self._app, environ)
+                finally:
+                    seq = journal.append(meta, body, blob)
+        else:
+            with self._gate.shared(), journal.mutating():
+                # Journaled first, so the flusher syncs it while moto works. A request that
+                # then fails is replayed alike: it may have changed something before failing.
+                seq = journal.append(meta, body, blob)
                 with deterministic(meta["seed"], meta["time"]):
                     response = collect(self._app, environ)
-            finally:
-                # Even a request that failed may have changed something: replay it alike.
-                meta["status"] = response.status_code if response else None
-                seq = journal.append(meta, body, blob)
         journal.wait_durable(seq)
         return response
 

@@ -23,7 +23,7 @@ import time
 from environments.emulator.state import backends
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.gate import GateTimeout, RequestGate
-from environments.emulator.state.journal import Journal
+from environments.emulator.state.journal import Journal, JournalBroken
 from environments.emulator.state.pickling import dump_state
 from environments.emulator.state.s3_bodies import BodyCollector
 from environments.emulator.state.store import StateStore
@@ -72,7 +72,12 @@ class Persister:
             self._gate.close(GATE_TIMEOUT)
         except GateTimeout:
             log.warning("requests still running at shutdown; writing the final snapshot anyway")
-        journal_seq = self._journal.rotate() if self._journal else 0
+        try:
+            journal_seq = self._journal.rotate() if self._journal else 0
+        except JournalBroken as error:
+            # What the journal holds is a good prefix; the next start replays it.
+            log.error("no final snapshot: the journal cannot be written (%s)", error)
+            return
         self._write(self._capture(), journal_seq)
         self._collect_garbage()
         if self._journal:

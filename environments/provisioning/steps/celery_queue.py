@@ -6,9 +6,12 @@ from botocore.exceptions import ClientError
 
 from environments.aws.errors import error_code
 from environments.provisioning.aws_outcomes import outcome_for
-from environments.provisioning.step import DONE, OWNER_TAG, Outcome, StepContext
+from environments.provisioning.step import DONE, OWNER_TAG, Outcome, RetryLater, StepContext
 
 _QUEUE_ATTRIBUTES = {"VisibilityTimeout": "43200", "MessageRetentionPeriod": "1209600"}
+# SQS refuses a queue name for 60 s after a queue of that name was deleted (it was deleted
+# from outside and is being made again): wait that long rather than spend the budget.
+_DELETED_RECENTLY = ("AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently")
 
 
 class CeleryQueue:
@@ -27,6 +30,8 @@ class CeleryQueue:
                 "QueueArn"
             ]
         except ClientError as err:
+            if error_code(err) in _DELETED_RECENTLY:
+                return RetryLater(f"queue {queue_name} was deleted recently", delay=61.0)
             return outcome_for(err, f"creating queue {queue_name}")
         ctx.resources["celery_queue"] = {"url": url, "arn": arn}
         return DONE

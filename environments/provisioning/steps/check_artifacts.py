@@ -19,7 +19,7 @@ class CheckArtifacts:
     name = "check-artifacts"
 
     def ensure(self, ctx: StepContext) -> Outcome:
-        s3 = ctx.services.aws.client("s3")
+        s3 = ctx.services.source_reader(ctx.spec).client("s3")
         bucket = bucket_name(ctx.spec["SourceBucketArn"])
         for field, label in ARTIFACTS:
             key = ctx.spec.get(f"{field}S3Path")

@@ -1,4 +1,5 @@
-"""MWAA's check on the execution role: it exists and trusts the Airflow service principals."""
+"""MWAA's check on the execution role: it exists, trusts the Airflow service principals, and
+may read the DAG folder of the source bucket."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from environments.provisioning.aws_outcomes import misconfigured
+from environments.contents.dagsync import dag_prefix
+from environments.naming import bucket_name
+from environments.provisioning.aws_outcomes import execution_role_cannot, misconfigured
 from environments.provisioning.step import DONE, Failed, Outcome, StepContext
 
 AIRFLOW_PRINCIPALS = ("airflow.amazonaws.com", "airflow-env.amazonaws.com")
@@ -81,7 +84,24 @@ class CheckExecutionRole:
                 f"The execution role {arn} must trust {' and '.join(AIRFLOW_PRINCIPALS)} "
                 f"with sts:AssumeRole; its trust policy does not allow {', '.join(missing)}.",
             )
-        return DONE
+        return _reads_the_dag_folder(ctx)
 
     def teardown(self, ctx: StepContext) -> Outcome:
         return DONE
+
+
+def _reads_the_dag_folder(ctx: StepContext) -> Outcome:
+    """As the execution role: list the DAG folder (s3:ListBucket) and read a file of it
+    (s3:GetObject). A role that cannot fails the environment before anything is mirrored."""
+    s3 = ctx.services.source_reader(ctx.spec).client("s3")
+    bucket = bucket_name(ctx.spec["SourceBucketArn"])
+    prefix = dag_prefix(ctx.spec["DagS3Path"])
+    action = f"listing s3://{bucket}/{prefix}"
+    try:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        for item in listed.get("Contents", []):
+            action = f"reading s3://{bucket}/{item['Key']}"
+            s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].close()
+    except ClientError as err:
+        return execution_role_cannot(err, action)
+    return DONE

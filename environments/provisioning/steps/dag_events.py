@@ -2,7 +2,8 @@
 
 The queue is shared by every environment of this Airdock (one listener, any number of
 buckets). The bucket's notification configuration belongs to the user: we add one entry
-with our own Id and remove exactly that entry again, leaving every other entry untouched.
+with our own Id and remove exactly that entry again, leaving every other entry untouched
+(without races between environments: see notification_edits).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from botocore.exceptions import ClientError
 from environments.aws.errors import error_code
 from environments.contents.dagsync import dag_prefix
 from environments.naming import DAG_EVENT_QUEUE, bucket_name
+from environments.plumbing.locks import LockTimeout
 from environments.provisioning.aws_outcomes import outcome_for
-from environments.provisioning.step import DONE, Outcome, StepContext
+from environments.provisioning.step import DONE, Outcome, RetryLater, StepContext
+from environments.provisioning.steps.notification_edits import put_entry, remove_entry
 
 SHARED_TAG = {"airdock:role": "dag-events"}
 
@@ -56,13 +59,12 @@ class DagEvents:
         bucket = bucket_name(ctx.spec["SourceBucketArn"])
         previous = (ctx.resources.get("dag_events") or {}).get("bucket")
         if previous and previous != bucket:  # the source bucket changed: leave the old one
-            outcome = _remove_entry(s3, previous, notification_id(ctx))
+            outcome = _remove_entry(ctx, s3, previous, notification_id(ctx))
             if outcome is not DONE:
                 return outcome
         try:
             _, queue_arn = ensure_event_queue(sqs, ctx.placement.region, ctx.placement.account_id)
-            config = _current(s3, bucket)
-            ours = {
+            ours: dict[str, Any] = {
                 "Id": notification_id(ctx),
                 "QueueArn": queue_arn,
                 "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
@@ -70,13 +72,11 @@ class DagEvents:
             prefix = dag_prefix(ctx.spec["DagS3Path"])
             if prefix:
                 ours["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
-            queues = [q for q in config.get("QueueConfigurations", []) if q.get("Id") != ours["Id"]]
-            config["QueueConfigurations"] = [*queues, ours]
-            s3.put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration=config
-            )
+            put_entry(ctx, s3, bucket, ours)
         except ClientError as err:
             return outcome_for(err, "configuring DAG event notifications")
+        except LockTimeout as err:
+            return RetryLater(f"configuring DAG event notifications: {err}")
         ctx.resources["dag_events"] = {"bucket": bucket, "id": ours["Id"]}
         return DONE
 
@@ -87,33 +87,21 @@ class DagEvents:
         recorded = (ctx.resources.get("dag_events") or {}).get("bucket")
         if recorded:
             buckets.add(recorded)
+        s3 = ctx.services.aws.client("s3")
         for bucket in sorted(buckets):
-            outcome = _remove_entry(ctx.services.aws.client("s3"), bucket, notification_id(ctx))
+            outcome = _remove_entry(ctx, s3, bucket, notification_id(ctx))
             if outcome is not DONE:
                 return outcome
         ctx.resources.pop("dag_events", None)
         return DONE
 
 
-def _remove_entry(s3: Any, bucket: str, entry_id: str) -> Outcome:
+def _remove_entry(ctx: StepContext, s3: Any, bucket: str, entry_id: str) -> Outcome:
     try:
-        config = _current(s3, bucket)
-        queues = config.get("QueueConfigurations", [])
-        kept = [q for q in queues if q.get("Id") != entry_id]
-        if len(kept) != len(queues):
-            config["QueueConfigurations"] = kept
-            if not kept:
-                config.pop("QueueConfigurations")
-            s3.put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration=config
-            )
+        remove_entry(ctx, s3, bucket, entry_id)
     except ClientError as err:
         if error_code(err) != "NoSuchBucket":
             return outcome_for(err, "removing DAG event notifications")
+    except LockTimeout as err:
+        return RetryLater(f"removing DAG event notifications: {err}")
     return DONE
-
-
-def _current(s3: Any, bucket: str) -> dict[str, Any]:
-    config = s3.get_bucket_notification_configuration(Bucket=bucket)
-    config.pop("ResponseMetadata", None)
-    return {k: v for k, v in config.items() if v}

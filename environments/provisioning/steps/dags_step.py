@@ -18,7 +18,9 @@ class SyncDags:
         syncer = DagSyncer(ctx.services.workspace(ctx.name))
         bucket = bucket_name(ctx.spec["SourceBucketArn"])
         try:
-            report = syncer.sync(ctx.services.aws.client("s3"), bucket, ctx.spec["DagS3Path"])
+            report = syncer.sync(
+                ctx.services.source_reader(ctx.spec).client("s3"), bucket, ctx.spec["DagS3Path"]
+            )
         except SyncError as err:
             return Failed("INCORRECT_CONFIGURATION", f"DagS3Path {ctx.spec['DagS3Path']}: {err}")
         except ClientError as err:

@@ -23,7 +23,7 @@ def fetch_artifact(ctx: StepContext, field: str, label: str, dest: Path) -> Outc
     args = {"Bucket": bucket, "Key": key}
     if version:
         args["VersionId"] = version
-    s3 = ctx.services.aws.client("s3")
+    s3 = ctx.services.source_reader(ctx.spec).client("s3")
     try:
         answer = s3.get_object(**args)
         if answer.get("ContentLength", 0) > MAX_ARTIFACT_BYTES:

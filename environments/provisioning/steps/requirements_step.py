@@ -40,6 +40,7 @@ class Requirements:
             requirements,
             cache_dir=ctx.services.uv_cache,
             plugins_dir=workspace.plugins,
+            workspace=workspace,
         )
         groups = enabled_log_groups(ctx)
         if not result.skipped:

@@ -48,7 +48,9 @@ class StartupScript:
                 region=ctx.placement.region,
                 account_id=ctx.placement.account_id,
             )
-            run = run_startup_script(script, variables, cwd=workspace.home, timeout=self.timeout)
+            run = run_startup_script(
+                script, variables, cwd=workspace.home, timeout=self.timeout, workspace=workspace
+            )
             stream = f"startup_script_execution_{component}"
             lines = run.output.splitlines()
             if run.ignored:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from environments.airflow import sandbox
 from environments.provisioning.step import DONE, Outcome, StepContext
 
 
@@ -11,10 +12,13 @@ class PrepareWorkspace:
     def ensure(self, ctx: StepContext) -> Outcome:
         workspace = ctx.services.workspace(ctx.name)
         workspace.create()
+        sandbox.prepare(workspace)  # the environment's account, and who may touch what
         ctx.resources["workspace"] = str(workspace.root)
         return DONE
 
     def teardown(self, ctx: StepContext) -> Outcome:
-        ctx.services.workspace(ctx.name).remove()
+        workspace = ctx.services.workspace(ctx.name)
+        workspace.remove()
+        sandbox.release(workspace)
         ctx.resources.pop("workspace", None)
         return DONE

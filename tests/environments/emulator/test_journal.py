@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,3 +271,59 @@ def test_a_torn_last_record_is_ignored_cleanly(tmp_path: Path) -> None:
     with aws_tree(tmp_path) as tree:
         names = {b["Name"] for b in tree.client("s3").list_buckets()["Buckets"]}
         assert names == {"acknowledged", "after-the-tear"}
+
+
+def test_received_and_deleted_messages_stay_so(tmp_path: Path) -> None:
+    """ReceiveMessage is journaled where its outcome was decided, after the send that a long
+    poll woke up for: a receipt handle from before the crash still deletes its message."""
+    with aws_tree(tmp_path) as tree:
+        sqs = tree.client("sqs")
+        url = sqs.create_queue(QueueName="work")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="done before the crash")
+        done = sqs.receive_message(QueueUrl=url)["Messages"][0]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=done["ReceiptHandle"])
+
+        received: list[dict[str, Any]] = []
+        poller = tree.client("sqs")
+        waiting = threading.Thread(
+            target=lambda: received.extend(
+                poller.receive_message(QueueUrl=url, WaitTimeSeconds=10).get("Messages", [])
+            )
+        )
+        waiting.start()
+        sqs.send_message(QueueUrl=url, MessageBody="picked up by the long poll")
+        waiting.join()
+        assert [m["Body"] for m in received] == ["picked up by the long poll"]
+        tree.kill()
+
+    with aws_tree(tmp_path) as tree:
+        sqs = tree.client("sqs")
+        url = sqs.get_queue_url(QueueName="work")["QueueUrl"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])
+        counts = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert counts == {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+        }
+
+
+def test_a_missing_journaled_body_ends_the_replay_without_stopping_the_server(
+    tmp_path: Path,
+) -> None:
+    with aws_tree(tmp_path) as tree:
+        s3 = tree.client("s3")
+        s3.create_bucket(Bucket="kept-bucket")
+        s3.put_object(Bucket="kept-bucket", Key="big", Body=os.urandom(256 * 1024))
+        tree.kill()
+    # The body the journal refers to is lost (a damaged disk, a careless cleanup).
+    for path in (tmp_path / "aws-state" / "blobs").glob("*/*"):
+        path.unlink()
+
+    with aws_tree(tmp_path) as tree:
+        s3 = tree.client("s3")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["kept-bucket"]
+        assert s3.list_objects_v2(Bucket="kept-bucket")["KeyCount"] == 0
+    assert "journal replay stopped at record" in (tmp_path / "aws.log").read_text()

@@ -1,0 +1,150 @@
+"""Each environment's Airflow metadata database: created when the environment is, dropped with it.
+
+Every environment gets a database and a login role of the same name, which owns it; no other
+role may connect to it. The role's password is derived from a key kept in the data dir
+(`metadb.key`, 0600), so asking again for the same environment gives the same URL and no
+password needs storing. Replicas that share an external server must share that key.
+
+The same code works against the embedded server and an external one given by
+`--airflow-database-url` (a superuser, or a role with CREATEDB and CREATEROLE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from environments.plumbing.files import create_once
+
+KEY_FILE = "metadb.key"
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+@dataclass(frozen=True)
+class DatabaseAddress:
+    """Where one environment's metadata lives, and the credentials to reach it."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+    def sqlalchemy_url(self, driver: str = "psycopg2") -> str:
+        """The URL Airflow takes as `sql_alchemy_conn` (the postgres provider brings psycopg2)."""
+        return (
+            f"postgresql+{driver}://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        )
+
+    def libpq_url(self) -> str:
+        return self.sqlalchemy_url().replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
+def libpq_url(url: str) -> str:
+    """`postgresql+driver://...` as libpq (psycopg) reads it: `postgresql://...`."""
+    parts = urlsplit(url)
+    scheme = "postgresql" if parts.scheme.startswith(("postgresql", "postgres")) else parts.scheme
+    return urlunsplit(parts._replace(scheme=scheme))
+
+
+class MetadataDatabases:
+    """Creates and drops per-environment databases on one PostgreSQL server.
+
+    `admin_url` is a libpq or SQLAlchemy URL of a role allowed to create databases and roles,
+    or a function giving it (read when needed: the embedded server's may not exist yet).
+    `prefix` starts every database and role name, so several Airdock installations can share
+    an external server.
+    """
+
+    def __init__(
+        self, admin_url: str | Callable[[], str], key_dir: Path, *, prefix: str = "airflow"
+    ) -> None:
+        self._admin_url = admin_url
+        self.prefix = prefix
+        create_once(Path(key_dir) / KEY_FILE, secrets.token_hex(32).encode())
+        self._key = (Path(key_dir) / KEY_FILE).read_bytes().strip()
+
+    @property
+    def admin_url(self) -> str:
+        url = self._admin_url if isinstance(self._admin_url, str) else self._admin_url()
+        return libpq_url(url)
+
+    def name_for(self, environment: str) -> str:
+        name = f"{self.prefix}-{environment}"
+        if len(name.encode()) <= MAX_IDENTIFIER:
+            return name
+        digest = hashlib.sha256(environment.encode()).hexdigest()[:12]
+        return f"{name[: MAX_IDENTIFIER - 13]}-{digest}"
+
+    def address(self, environment: str) -> DatabaseAddress:
+        parts = urlsplit(self.admin_url)
+        name = self.name_for(environment)
+        password = hmac.new(self._key, name.encode(), hashlib.sha256).hexdigest()
+        return DatabaseAddress(parts.hostname or "127.0.0.1", parts.port or 5432, name, name,
+                               password)  # fmt: skip
+
+    def ensure(self, environment: str) -> DatabaseAddress:
+        """Create the environment's role and database if missing (safe to call again)."""
+        address = self.address(environment)
+        role, database = sql.Identifier(address.user), sql.Identifier(address.database)
+        with self._admin() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (address.user,)
+            ).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(
+                    verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                ).format(role, sql.Literal(address.password))
+            )
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (address.database,)
+            ).fetchone():
+                # Another replica may make it at the same moment.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'").format(
+                        database, role))  # fmt: skip
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+            conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(database, role))
+        return address
+
+    def exists(self, environment: str) -> bool:
+        with self._admin() as conn:
+            return bool(conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.name_for(environment),)
+            ).fetchone())  # fmt: skip
+
+    def drop(self, environment: str) -> None:
+        """Drop the database (after ending its sessions) and the role; gone is no error."""
+        name = self.name_for(environment)
+        with self._admin() as conn:
+            # No new sessions, then end the ones there are: a component still running (or
+            # starting) cannot hold the database open against the drop.
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(
+                        sql.Identifier(name)
+                    )
+                )
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)

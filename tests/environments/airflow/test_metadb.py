@@ -1,0 +1,136 @@
+"""Airflow's metadata databases: the embedded PostgreSQL (start, SIGKILL, stale pid file,
+adoption) and the per-environment database lifecycle, on the embedded server and on an
+external one (marker `postgres`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from environments.airflow.metadb.databases import MetadataDatabases
+from environments.airflow.metadb.embedded import EmbeddedPostgres
+from tests.conftest import PG_ADMIN_URL, postgres_available
+from tests.waiting import wait_until
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory):
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("metadb") / "data")
+    server.root.parent.mkdir(parents=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", pytest.param("external", marks=pytest.mark.postgres)])
+def databases(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "embedded":
+        server = request.getfixturevalue("embedded")
+        return MetadataDatabases(server.url(), tmp_path)
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    # A prefix of its own: the shared server may hold other tests' environments.
+    return MetadataDatabases(PG_ADMIN_URL, tmp_path, prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, connect_timeout=5, autocommit=True)
+
+
+def test_embedded_server_runs_as_its_own_account_on_loopback(embedded: EmbeddedPostgres):
+    assert embedded.alive() and embedded.pid is not None
+    with connect(embedded.url()) as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+        assert conn.execute("SHOW unix_socket_directories").fetchone() == ("",)
+    owner = (embedded.pgdata / "PG_VERSION").stat().st_uid
+    assert owner != 0 if os.geteuid() == 0 else owner == os.geteuid()
+    assert (embedded.root / "superuser").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        connect(embedded.url().replace(embedded.password, "wrong"))
+
+
+def test_an_environment_gets_its_own_database_and_role(databases: MetadataDatabases):
+    first, again = databases.ensure("demo"), databases.ensure("demo")
+    other = databases.ensure("Demo")  # names differ by case only: still two databases
+    try:
+        assert first == again and first.database != other.database
+        with connect(first.libpq_url()) as conn:
+            conn.execute("CREATE TABLE dag (dag_id text)")  # the role owns its database
+            assert conn.execute("SELECT current_user").fetchone() == (first.user,)
+        # Another environment's role may not even connect.
+        intruder = other.libpq_url().rsplit("/", 1)[0] + "/" + first.database
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            connect(intruder)
+        assert first.sqlalchemy_url().startswith("postgresql+psycopg2://")
+    finally:
+        databases.drop("demo")
+        databases.drop("Demo")
+    assert not databases.exists("demo") and not databases.exists("Demo")
+    databases.drop("demo")  # gone already: no error
+
+
+def test_drop_ends_open_sessions(databases: MetadataDatabases):
+    address = databases.ensure("busy")
+    holder = connect(address.libpq_url())
+    holder.execute("BEGIN")
+    holder.execute("CREATE TABLE held (x int)")
+    databases.drop("busy")
+    assert not databases.exists("busy")
+    with pytest.raises(psycopg.OperationalError):
+        holder.execute("SELECT 1")
+    holder.close()
+
+
+def test_long_names_fit_postgres_identifiers(databases: MetadataDatabases):
+    name = "a" + "b" * 79  # the longest MWAA environment name
+    assert len(databases.name_for(name)) <= 63
+    assert databases.name_for(name) != databases.name_for(name[:-1] + "c")
+
+
+def test_sigkilled_server_is_restarted_with_its_data(embedded: EmbeddedPostgres, tmp_path: Path):
+    databases = MetadataDatabases(embedded.url, tmp_path)
+    address = databases.ensure("survivor")
+    with connect(address.libpq_url()) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS kept (x int)")
+        conn.execute("INSERT INTO kept VALUES (1)")
+    try:
+        old = embedded.pid
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: not embedded.alive(), timeout=10, message="the postmaster to die")
+        # What the supervisor does with a part that died: stop (reap), then start again.
+        embedded.stop()
+        embedded.start()
+        assert embedded.pid != old
+        with connect(address.libpq_url()) as conn:
+            assert conn.execute("SELECT count(*) FROM kept").fetchone() == (1,)
+    finally:
+        databases.drop("survivor")
+
+
+def test_a_new_instance_starts_over_a_stale_pid_file_and_adopts_a_live_server(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    first = EmbeddedPostgres(data_dir)
+    first.start()
+    try:
+        # A second `airdock serve` after the first was SIGKILLed: the server is adopted.
+        second = EmbeddedPostgres(data_dir)
+        second.start()
+        assert second.pid == first.pid and second.port == first.port
+        # Now the server dies by SIGKILL too: its postmaster.pid stays behind.
+        os.kill(first.pid, signal.SIGKILL)
+        wait_until(lambda: not second.alive(), timeout=10, message="the postmaster to die")
+        assert (first.pgdata / "postmaster.pid").exists()
+        third = EmbeddedPostgres(data_dir)
+        third.start()
+        assert third.ready() and third.port == first.port
+        third.stop()
+        assert not third.alive()
+    finally:
+        first.stop()
