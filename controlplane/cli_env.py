@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from controlplane import cli_wait
 from controlplane.cli_common import add_data_dir, add_database_url
+from controlplane.logtail import follow_logs
 from controlplane.runtime import open_local
 from controlplane.server_link import ServerUnreachable, ensure_up, recorded_url
 from environments.errors import AirdockError
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, helptext, func in (
         ("sync", "sync the environment's DAGs from S3 now", _sync),
         ("dags", "show the environment's DAG files, DAG ids and errors", _dags),
+        ("status", "show the status of the environment's Airflow components", _status),
     ):
         parser = commands.add_parser(name, help=helptext)
         parser.add_argument("name", help="environment name")
@@ -30,6 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_database_url(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=func)
+    logs = commands.add_parser("logs", help="print the output of the environment's components")
+    logs.add_argument("name", help="environment name")
+    add_data_dir(logs, "data dir of the server whose environment it is")
+    logs.add_argument(
+        "--component",
+        help="only this component: a name (scheduler-1) or a kind (scheduler, worker, ...)",
+    )
+    logs.add_argument("--lines", type=int, default=50, help="lines of each log to start with")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.set_defaults(func=_logs)
     cli_wait.register(commands)
 
 
@@ -90,6 +103,63 @@ def _dags(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2] or '-'}")
     return 0
+
+
+# The runtime rewrites its report every second while it runs.
+STALE_AFTER_SECONDS = 15.0
+
+
+def _status(args: argparse.Namespace) -> int:
+    local = open_local(args.data_dir.resolve(), args.database_url)
+    try:
+        row = local.store.read_environment(args.name)
+        if row is None:
+            print(f"error: Environment {args.name} not found.")
+            return 2
+        runtime = local.services.workspace(args.name).read_json("runtime.json", {})
+    finally:
+        local.close()
+    fresh = time.time() - float(runtime.get("updated_at") or 0) <= STALE_AFTER_SECONDS
+    if runtime and not fresh and runtime.get("components"):
+        runtime["healthy"] = False
+        runtime["reason"] = "no recent report from the runtime: is `airdock serve` running?"
+        for component in runtime["components"].values():
+            component["state"] = "unknown"
+    report = {
+        "name": args.name,
+        "status": row.status,
+        "healthy": runtime.get("healthy", False),
+        "reason": runtime.get("reason", "Airflow is not running on this host"),
+        "components": runtime.get("components", {}),
+        "workers": runtime.get("workers", 0),
+        "workers_wanted": runtime.get("workers_wanted", 0),
+        "api_port": runtime.get("api_port"),
+        "updated_at": runtime.get("updated_at"),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{args.name}: {row.status}, {report['workers']} of {report['workers_wanted']} workers")
+    if report["reason"]:
+        print(f"  {report['reason']}")
+    header = ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST ERROR")
+    rows = [
+        (name, c["state"], str(c.get("pid") or "-"), str(c.get("restarts", 0)),
+         (c.get("last_error") or "-")[:80])
+        for name, c in report["components"].items()
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for line in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, [*widths, 0], strict=True)).rstrip())
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    folder = args.data_dir.resolve() / "environments" / args.name / "home" / "logs" / "components"
+    if not folder.is_dir():
+        print(f"error: no Airflow logs for {args.name} in {args.data_dir}")
+        return 2
+    return follow_logs(folder, component=args.component, lines=args.lines, follow=args.follow)
 
 
 def error_summary(error: str) -> str:

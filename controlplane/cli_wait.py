@@ -153,10 +153,11 @@ class _Display:
     def show(self, snapshot: waiting.Snapshot) -> None:
         if self._quiet:
             return
-        line = f"[{time.monotonic() - self._started:6.1f}s] {self._name}: {snapshot.describe()}"
+        now = f"{self._name}: {snapshot.describe()}"
+        line = f"[{time.monotonic() - self._started:6.1f}s] {now}"
         if self._status is not None:
             # Each change stays on screen above the spinner, which shows the latest.
             self._console.print(line, markup=False)
-            self._status.update(line[9:])
+            self._status.update(now)
         else:
             print(line, file=sys.stderr, flush=True)

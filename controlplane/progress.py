@@ -5,10 +5,10 @@ whether the step waits for a retry, and the health of the environment's componen
 authorized exactly as GetEnvironment (airflow:GetEnvironment on the environment), so a caller
 sees the progress of what it may read and nothing else.
 
-Components: whatever supervises an environment's processes publishes their health by setting
-`app.state.component_health` to a callable `name -> list of {"Name", "State", "Detail"}`. Until
-something does, the list is empty; every consumer (`airdock env wait`, the console) already
-shows it.
+Components: `app.state.component_health` is a callable `name -> list of {"Name", "State",
+"Detail"}`. By default (set where the console is mounted) it reads what the Airflow runtime
+records in the environment's workspace, `state/runtime.json`; anything that knows better may
+replace it. Every consumer (`airdock env wait`, the console) shows the list.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,7 @@ from controlplane.security import Intent
 from controlplane.wire import json_response
 from environments.lifecycle import Status
 from environments.service import EnvironmentService
+from environments.workspace import Workspace
 
 router = APIRouter()
 
@@ -59,6 +61,33 @@ def step_progress(status: str, progress: dict[str, Any], attempts: int, retry_at
     if attempts and retry_at > time.time():
         found["RetryInSeconds"] = round(retry_at - time.time(), 1)
     return found
+
+
+RUNTIME_STATUS_FILE = "runtime.json"  # what the Airflow runtime writes in state/ per environment
+
+
+def runtime_file_health(data_dir: Path) -> ComponentHealth:
+    """Component health as the Airflow runtime records it in the environment's workspace
+    (`state/runtime.json`: {"components": {name: {"state", "restarts", "last_error"}}})."""
+
+    def read(name: str) -> list[dict[str, Any]]:
+        status = Workspace.for_environment(data_dir, name).read_json(RUNTIME_STATUS_FILE, None)
+        components = (status or {}).get("components") or {}
+        if not isinstance(components, dict):
+            return []
+        found = []
+        for component, info in sorted(components.items()):
+            info = info if isinstance(info, dict) else {}
+            detail = [f"{info['restarts']} restarts"] if info.get("restarts") else []
+            if info.get("last_error"):
+                detail.append(str(info["last_error"]))
+            found.append(
+                {"Name": component, "State": str(info.get("state", "unknown")),
+                 "Detail": "; ".join(detail)}
+            )  # fmt: skip
+        return found
+
+    return read
 
 
 def components_of(request: Request, name: str) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from environments import store
 from environments.airflow import sandbox
 from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metadb.embedded import EmbeddedPostgres
+from environments.airflow.runtime.manager import AirflowRuntime
 from environments.aws.clients import AwsClients, AwsTarget
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
@@ -42,7 +45,7 @@ def replica_id(data_dir: Path) -> str:
     """A stable name for this replica, so a restart reclaims its own leases at once."""
     path = data_dir / "replica-id"
     if not path.exists():
-        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o644)
+        create_once(path, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n".encode(), mode=0o600)
     return path.read_text().strip()
 
 
@@ -105,12 +108,15 @@ def build_api(
 
 @dataclass
 class BackgroundRuntime:
-    """The background worker's parts: the reconciler, DAG sync and DAG reports."""
+    """The background worker's parts: the reconciler, DAG sync, DAG reports and the Airflow
+    runtime (every environment's processes)."""
 
     db: Store
     reconciler: Reconciler
     dag_sync: DagSyncService
     dag_reports: DagReporter
+    settings: Settings
+    airflow: AirflowRuntime | None = None  # None: --no-airflow
 
     def start(self) -> None:
         # One server per data dir and one background worker per server: leases held under
@@ -120,11 +126,26 @@ class BackgroundRuntime:
             freed = store.release_leases_of(session, self.reconciler.owner)
         if freed:
             log.info("resuming the work on %d environment(s) a previous run left", freed)
+        if self.airflow is not None:
+            # Before the reconciler: processes a killed predecessor left are stopped first,
+            # then the environments that were running start again (one set each).
+            self.airflow.start()
+            threading.Thread(
+                target=self.airflow.resume,
+                args=(self.db,),
+                kwargs={"region": self.settings.region, "account_id": self.settings.account_id},
+                name="airflow-resume",
+                daemon=True,
+            ).start()
         self.reconciler.start()
         self.dag_reports.start()
         self.dag_sync.start()
 
     def stop(self) -> None:
+        if self.airflow is not None:
+            # First: a runtime step waiting for health then gives up at once (to be resumed
+            # by the next start), so the reconciler below stops without waiting for it.
+            self.airflow.stop()
         self.dag_sync.stop()
         self.dag_reports.stop()
         self.reconciler.stop()
@@ -143,13 +164,26 @@ def build_background(
         access_key_id=admin.access_key_id if embedded else None,
         secret_access_key=admin.secret_access_key if embedded else None,
     )
+    aws = AwsClients(target)
+    databases = metadata_databases(settings)
+    airflow = (
+        AirflowRuntime(
+            settings.data_dir,
+            aws,
+            databases,
+            on_health=lambda name, healthy, reason: _follow_health(db, name, healthy, reason),
+        )
+        if databases is not None
+        else None
+    )
     services = HostServices(
-        aws=AwsClients(target),
+        aws=aws,
+        airflow_runtime=airflow,
         data_dir=settings.data_dir,
         dag_events=settings.dag_events,
         airflow_venvs=settings.airflow_venvs,
         uv_cache_dir=settings.uv_cache_dir,
-        metadata_databases=metadata_databases(settings),
+        metadata_databases=databases,
         dags_changed=lambda name: reporter.request(name),
     )
     reporter = DagReporter(services, lambda name: _spec_of(db, name))
@@ -166,7 +200,14 @@ def build_background(
     sync = DagSyncService(
         db, services, interval=settings.dag_sync_interval, on_change=reporter.request
     )
-    return BackgroundRuntime(db, reconciler, sync, reporter)
+    return BackgroundRuntime(db, reconciler, sync, reporter, settings, airflow)
+
+
+def _follow_health(db: Store, name: str, healthy: bool, reason: str) -> None:
+    with db.transaction() as session:
+        moved = store.follow_health(session, name, healthy, time.time())
+    if moved:
+        log.warning("environment %s is %s%s", name, moved, "" if healthy else f": {reason}")
 
 
 def _spec_of(db: Store, name: str) -> dict | None:

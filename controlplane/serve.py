@@ -39,6 +39,7 @@ log = logging.getLogger("airdock")
 EMBEDDED_AWS = "embedded_aws"
 METADATA_DATABASE = "metadata_database"
 BACKGROUND = "background"
+BACKGROUND_GRACE = 30.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -75,7 +76,6 @@ def _serve(settings: Settings) -> None:
         if settings.auth_enabled
         else None
     )
-    db.engine.dispose()  # no connection crosses the fork into the workers
     sock = _bind(settings.host, settings.port)
     embedded = None
     aws_endpoint = settings.aws_endpoint
@@ -107,13 +107,16 @@ def _serve(settings: Settings) -> None:
         if settings.airflow_database_url is None:
             parts.append(Supervised(METADATA_DATABASE, EmbeddedPostgres(settings.data_dir)))
     background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
-    parts.append(Supervised(BACKGROUND, ForkedProcess(background)))
+    # The background worker stops every environment's Airflow before it exits: more grace.
+    parts.append(Supervised(BACKGROUND, ForkedProcess(background, grace=BACKGROUND_GRACE)))
     for number in range(1, settings.api_processes + 1):
         worker = functools.partial(serve_api, app, sock, str(number), settings.request_timeout)
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
     supervisor = Supervisor(settings.data_dir, parts)
 
     memory.warm_up_shared()
+    # Building the service read the store: no connection may cross the fork into the workers.
+    db.engine.dispose()
     gc.collect()
     gc.freeze()
     try:

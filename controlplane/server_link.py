@@ -9,6 +9,7 @@ that does not answer gives one message everywhere: "no Airdock server at URL; st
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -70,6 +71,10 @@ def recorded_url(data_dir: Path) -> tuple[str, str]:
 def _credentials(data_dir: Path) -> Credentials:
     if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
         import botocore.session
+
+        # botocore logs where it found the credentials at INFO, the CLI's default: noise here.
+        if logging.getLogger().getEffectiveLevel() >= logging.INFO:
+            logging.getLogger("botocore").setLevel(logging.WARNING)
 
         found = botocore.session.get_session().get_credentials()
         if found is not None:

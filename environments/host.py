@@ -21,6 +21,8 @@ class MetadataDatabases(Protocol):
 
     def ensure(self, environment: str) -> Any: ...
 
+    def address(self, environment: str) -> Any: ...
+
     def drop(self, environment: str) -> None: ...
 
 
@@ -39,6 +41,9 @@ class HostServices:
     metadata_databases: MetadataDatabases | None = None
     # Called with an environment name when its DAGs changed; None parses them right away.
     dags_changed: Callable[[str], None] | None = None
+    # The Airflow runtime (environments.airflow.runtime.manager.AirflowRuntime) when this host
+    # runs environments' Airflow; typed loosely because the domain may not import it.
+    airflow_runtime: Any = None
 
     @property
     def uv_cache(self) -> Path:

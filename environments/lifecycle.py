@@ -33,6 +33,9 @@ class Event(StrEnum):
     ROLLBACK_FAILED = "rollback_failed"
     # An update failed and no configuration ever converged, so there is nothing to restore.
     FAILED_WITHOUT_ROLLBACK = "failed_without_rollback"
+    # The runtime's health: a component that cannot be kept up, and its recovery.
+    UNHEALTHY = "unhealthy"
+    HEALTHY = "healthy"
     # Something the environment owns was deleted from outside and was (not) made again.
     REPAIRED = "repaired"
     REPAIR_FAILED = "repair_failed"
@@ -54,6 +57,8 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (Status.ROLLING_BACK, Event.ROLLED_BACK): Status.UPDATE_FAILED,
     (Status.ROLLING_BACK, Event.ROLLBACK_FAILED): Status.UNAVAILABLE,
     (Status.DELETING, Event.CONVERGED): Status.DELETED,
+    (Status.AVAILABLE, Event.UNHEALTHY): Status.UNAVAILABLE,
+    (Status.UNAVAILABLE, Event.HEALTHY): Status.AVAILABLE,
     (Status.AVAILABLE, Event.REPAIRED): Status.AVAILABLE,
     (Status.UPDATE_FAILED, Event.REPAIRED): Status.UPDATE_FAILED,
     (Status.UNAVAILABLE, Event.REPAIRED): Status.AVAILABLE,

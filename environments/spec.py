@@ -49,6 +49,22 @@ RESERVED_CONFIG_KEYS = frozenset(
         "operators.default_queue",
         "webserver.secret_key",
         "api_auth.jwt_secret",
+        # What the runtime wires each environment's processes together with.
+        "api.secret_key",
+        "api.host",
+        "api.port",
+        "api.base_url",
+        "api_auth.jwt_algorithm",
+        "core.execution_api_server_url",
+        "webserver.base_url",
+        "webserver.web_server_host",
+        "webserver.web_server_port",
+        "celery.celery_config_options",
+        "celery.worker_enable_remote_control",
+        "scheduler.standalone_dag_processor",
+        "logging.remote_logging",
+        "logging.remote_base_log_folder",
+        "logging.remote_log_conn_id",
     }
 )
 

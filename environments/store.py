@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from environments.errors import ConcurrentModification, ServiceUnavailableException
-from environments.lifecycle import TRANSITIONAL
+from environments.lifecycle import TRANSITIONAL, Event, Status, next_status
 from environments.plumbing.locks import LockTimeout
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class Store:
         owner = f"{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
         deadline = time.monotonic() + timeout
         pause = 0.005
-        while not self._try_lock(name, owner, ttl):
+        while not self.take_lock(name, owner, ttl):
             if time.monotonic() > deadline:
                 raise LockTimeout(f"lock {name!r} is still taken after {timeout:g} s")
             time.sleep(random.uniform(pause / 2, pause))
@@ -181,7 +181,8 @@ class Store:
             with self.transaction() as session:
                 release_lock(session, name, owner)
 
-    def _try_lock(self, name: str, owner: str, ttl: float) -> bool:
+    def take_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """One try at the lock `name` for `owner`, held for `ttl` seconds (no waiting)."""
         try:
             with self.transaction() as session:
                 return try_lock(session, name, owner, time.time(), ttl)
@@ -340,6 +341,25 @@ def release_lease(session: Session, name: str, owner: str) -> None:
         .values(lease_owner=None, lease_expires=0.0)
         .execution_options(synchronize_session=False)
     )
+
+
+def follow_health(session: Session, name: str, healthy: bool, now: float) -> str | None:
+    """AVAILABLE <-> UNAVAILABLE as the runtime's health says, unless a reconciler holds the
+    environment (its own work decides the status then). Returns the new status, if any."""
+    event = Event.HEALTHY if healthy else Event.UNHEALTHY
+    source = Status.UNAVAILABLE if healthy else Status.AVAILABLE
+    target = next_status(source, event)
+    result = session.execute(
+        update(EnvironmentRow)
+        .where(
+            EnvironmentRow.name == name,
+            EnvironmentRow.status == source.value,
+            or_(EnvironmentRow.lease_owner.is_(None), EnvironmentRow.lease_expires < now),
+        )
+        .values(status=target.value, row_version=EnvironmentRow.row_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return target.value if result.rowcount == 1 else None
 
 
 def release_leases_of(session: Session, owner: str) -> int:

@@ -26,6 +26,14 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(["html"]),
 )
 MAX_FORM_BYTES = 16 * 1024
+# Pages hold form tokens: never cached, never framed (clickjacking), no referrer elsewhere.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; form-action 'self'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def context(request: Request) -> ConsoleContext:
@@ -34,7 +42,7 @@ def context(request: Request) -> ConsoleContext:
 
 def render(template: str, status: int = 200, **values: Any) -> HTMLResponse:
     html = TEMPLATES.get_template(template).render(**values)
-    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
 
 class Visitor:

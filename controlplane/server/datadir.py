@@ -61,5 +61,5 @@ def claim(data_dir: Path, wait: float = SUCCESSOR_WAIT_SECONDS) -> FileLock:
         if (pid is not None and _running(pid)) or time.monotonic() >= deadline:
             raise DataDirInUse(data_dir, pid)
         time.sleep(0.1)
-    atomic_write(data_dir / PID_FILE, f"{os.getpid()}\n", mode=0o644)
+    atomic_write(data_dir / PID_FILE, f"{os.getpid()}\n", mode=0o600)
     return lock

@@ -46,7 +46,7 @@ def write_status(data_dir: Path, supervisor_pid: int, parts: dict[str, PartState
     # Rewritten on every change and read by the API, never needed after a crash: no fsync of
     # the directory, the next start writes it anew.
     atomic_write(
-        status_path(data_dir), json.dumps(document) + "\n", mode=0o644, sync_directory=False
+        status_path(data_dir), json.dumps(document) + "\n", mode=0o600, sync_directory=False
     )
 
 

@@ -18,6 +18,8 @@ The contract:
   embedded AWS's state, the uv cache, the metadata server's files, other workspaces.
 - `env` is passed as given (plus HOME, TMPDIR, USER): callers build it from nothing, never from
   os.environ, so no credential of the server leaks in.
+- Airdock itself writes into home/ and tmp/ (which the account owns) only under names the
+  account cannot guess, and reads back what the process wrote without following links.
 
 Three modes, chosen once per process (`mode()`), said loudly at start (`describe()`):
 
@@ -80,7 +82,7 @@ class Launch:
 
 @functools.cache
 def mode() -> str:
-    if os_users.running_as_root():
+    if os_users.running_as_root() and os_users.can_create_accounts():
         return ACCOUNTS
     if _bubblewrap_works():
         return BUBBLEWRAP
@@ -126,11 +128,12 @@ def prepare(workspace: Workspace) -> os_users.Account | None:
     for folder in os_users.open_path_to(workspace.root):
         log.warning("made %s traversable (o+x) for the environment accounts", folder)
     _own(workspace.root, 0, account.gid, 0o750)
+    if workspace.dags.stat().st_gid != account.gid:
+        _share_tree(workspace.dags, account.gid)  # written before it had an account
     for shared in (workspace.dags, workspace.plugins):
         # setgid: files the sync writes later inherit the group, so the account reads them.
         _own(shared, 0, account.gid, 0o2750)
-    for tree in (workspace.plugins,):  # replaced by a rename on each extraction
-        _share_tree(tree, account.gid)
+    _share_tree(workspace.plugins, account.gid)  # replaced by a rename on each extraction
     _own(workspace.state, 0, 0, 0o700)  # manifests, the startup script, reports: ours
     for private in (workspace.home, scratch):
         _own(private, account.uid, account.gid, 0o700)
@@ -152,6 +155,18 @@ def hand_over(workspace: Workspace, tree: Path) -> None:
         return
     for folder, _dirs, _files in os.walk(tree):  # symlinked folders are not followed
         os.lchown(folder, account.uid, account.gid)
+
+
+def close_tree(workspace: Workspace, tree: Path) -> None:
+    """Folders of `tree` (a virtualenv the installer made world-readable) become the
+    environment's alone: nothing for other accounts, group access for the environment's.
+    Files keep their modes: those hardlinked from the shared cache are shared inodes."""
+    account = prepare(workspace) if mode() == ACCOUNTS else None
+    for folder, _dirs, _files in os.walk(tree):
+        path = Path(folder)
+        if account is not None and path.lstat().st_gid != account.gid:
+            os.lchown(path, -1, account.gid)
+        path.chmod(path.lstat().st_mode & 0o7770 | 0o050)
 
 
 def confine(
@@ -264,6 +279,8 @@ def _bubblewrap(workspace: Workspace, scratch: Path, writable: Sequence[Path], c
     ]  # fmt: skip
     for path in (workspace.home, scratch, *writable):
         argv += ["--bind", str(path), str(path)]
+    # The tmpfs that hides the data dir is read-only too, once the mount points exist in it.
+    argv += ["--remount-ro", str(data_dir)]
     return [*argv, "--chdir", str(cwd), "--"]
 
 

@@ -13,9 +13,11 @@ from environments.airflow.venv_store import current_venv
 from environments.aws.cwlogs import put_lines
 from environments.contents.dag_check import DagCheckError, check_dags
 from environments.host import HostServices
+from environments.plumbing.repeats import RepeatLimiter
 from environments.spec import log_group_name
 
 log = logging.getLogger(__name__)
+_repeats = RepeatLimiter(log, interval=300.0)
 
 REPORT = "dag-report.json"
 ERROR_STREAM = "dag_processing_errors"
@@ -71,8 +73,13 @@ def _log_errors(services: HostServices, name: str, spec: dict[str, Any], report:
                 ERROR_STREAM,
                 lines,
             )
-        except Exception:
-            log.warning("could not write DAG errors of %s to CloudWatch", name, exc_info=True)
+        except Exception as err:
+            _repeats.warning(
+                ("cloudwatch", name, repr(err)),
+                "could not write DAG errors of %s to CloudWatch",
+                name,
+                exc_info=True,
+            )
 
 
 class DagReporter:
@@ -114,5 +121,7 @@ class DagReporter:
                     spec = self._spec_of(name)
                     if spec is not None:
                         refresh_dag_report(self._services, name, spec)
-                except Exception:
-                    log.exception("DAG check of %s failed", name)
+                except Exception as err:
+                    _repeats.error(
+                        ("check", name, repr(err)), "DAG check of %s failed", name, exc_info=True
+                    )

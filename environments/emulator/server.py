@@ -13,6 +13,7 @@ import argparse
 import importlib
 import ipaddress
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -39,6 +40,7 @@ log = logging.getLogger("airdock.aws_server")
 
 # Exit status when saved state exists but cannot be used; the log says why.
 EXIT_BAD_STATE = 3
+JOURNAL_DIR = "journal"
 
 
 def is_loopback(host: str) -> bool:
@@ -95,7 +97,12 @@ def main(argv: list[str] | None = None) -> None:
 
     s3_bodies.track_body_digests()
     journaled = args.state_dir is not None and args.durability == "journal"
-    if journaled:
+    # A journal left by the default mode is replayed even in snapshot mode, then dropped, so
+    # switching modes neither loses its records nor replays them twice later.
+    leftover = not journaled and bool(
+        args.state_dir and journal_file.segments(args.state_dir / JOURNAL_DIR)
+    )
+    if journaled or leftover:
         randomness.install()
         clock.install()
     store, restored = (
@@ -106,6 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     journal = None
     if store and journaled:
         journal = _recover(store, restored, moto_app, gate, changes, args.compact_min_records)
+    elif store and leftover:
+        _recover(store, restored, moto_app, gate, changes, args.compact_min_records).close()
+        Persister(store, gate, changes).save_now(0)
+        shutil.rmtree(store.root / JOURNAL_DIR)
     elif restored.skipped:
         # Write a good newest generation soon, rather than after the next change.
         changes.mark()
@@ -157,27 +168,28 @@ def _recover(
     compact_min_records: int,
 ) -> Journal:
     """Replay the journal over the restored snapshot and open it for appending."""
-    directory = store.root / "journal"
+    directory = store.root / JOURNAL_DIR
     found = journal_file.scan(directory, after=restored.journal_seq)
     long_poll.wait_outside_the_gate(gate, changes)
-    errors = replay(app, found.records, store.blobs)
-    last = found.records[-1].seq if found.records else restored.journal_seq
-    if found.records:
+    replayed = replay(app, found.records, store.blobs)
+    applied = found.records[: replayed.applied]
+    last = applied[-1].seq if applied else restored.journal_seq
+    if applied:
         log.info(
             "replayed %d journal records (%d of them errors, as they were live) after "
             "snapshot record %d",
-            len(found.records),
-            errors,
+            len(applied),
+            replayed.errors,
             restored.journal_seq,
         )
     for problem in found.damage:
         # Only the tail a crash tore can be damaged; it was never acknowledged.
         log.warning("journal replay stopped at %s", problem)
-    if found.records or found.damage or restored.skipped:
+    if applied or found.damage or len(applied) < len(found.records) or restored.skipped:
         # Start from a snapshot that holds everything replayed, so a later start does not
         # read past damage, and so repeated crashes do not grow the journal.
         Persister(store, gate, changes).save_now(last)
-    blobs = {record.meta["blob"] for record in found.records if record.meta.get("blob")}
+    blobs = {record.meta["blob"] for record in applied if record.meta.get("blob")}
     return Journal(directory, store.blobs, last + 1, blobs, compact_min_records)
 
 

@@ -37,6 +37,11 @@ def running_as_root() -> bool:
     return os.geteuid() == 0
 
 
+def can_create_accounts() -> bool:
+    return all(shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}") for tool in
+               ("useradd", "userdel", "groupdel"))  # fmt: skip
+
+
 def ensure_account(name: str, comment: str = "Airdock") -> Account:
     """The system account `name` with its own group, created when it does not exist yet."""
     found = lookup(name)

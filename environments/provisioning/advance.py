@@ -243,10 +243,20 @@ class Advancing:
         if isinstance(outcome, RetryLater) and used + 1 < self._retry_policy.budget(step):
             self._retry(row, ctx, used + 1, outcome.reason, outcome.delay)
             return
-        reason = outcome.reason if isinstance(outcome, RetryLater) else outcome.message
+        self._repair_failed(
+            row, ctx, outcome.reason if isinstance(outcome, RetryLater) else outcome.message
+        )
+
+    def _repair_failed(self, row: EnvironmentRow, ctx: StepContext, reason: str) -> None:
+        what = ", ".join(row.progress["repair"])
         message = f"Deleted outside Airdock and not made again ({what}): {reason}"
         error = {"ErrorCode": "INTERNAL_ERROR", "ErrorMessage": message[:1024]}
-        log.warning("environment %s is UNAVAILABLE: %s", row.name, message)
+        _repeats.warning(
+            ("unavailable", row.name, message),
+            "environment %s is UNAVAILABLE: %s",
+            row.name,
+            message,
+        )
         # The progress keeps the repair, so later drift checks try again.
         self._settle(
             row,
@@ -286,6 +296,10 @@ class Advancing:
             elif Status(row.status) in (Status.CREATING, Status.UPDATING, Status.ROLLING_BACK):
                 failure = Failed("INTERNAL_ERROR", f"Gave up after {attempts} attempts: {reason}")
                 self._fail(row, ctx, failure)
+            elif row.progress.get("repair"):
+                self._repair_failed(row, ctx, reason)
+            else:
+                self._write(row, observed_generation=row.generation, attempts=0)
         except ConcurrentModification:
             pass  # changed meanwhile: the next pass looks at it afresh
         except Exception as err:

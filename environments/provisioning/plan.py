@@ -3,7 +3,7 @@
 Checks of the user's prerequisites come first, so an environment that MWAA would refuse
 fails before anything is created for it. Contents follow MWAA's order: the startup script
 runs before requirements are installed (after plugins, which requirements may install
-from), and DAGs arrive last.
+from), and DAGs arrive before Airflow itself starts.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from environments.provisioning.steps.log_groups import LogGroups
 from environments.provisioning.steps.metadata_db import MetadataDatabase
 from environments.provisioning.steps.plugins_step import Plugins
 from environments.provisioning.steps.requirements_step import Requirements
+from environments.provisioning.steps.runtime_step import AirflowProcesses
 from environments.provisioning.steps.startup_step import StartupScript
 from environments.provisioning.steps.workspace_step import PrepareWorkspace
 
@@ -45,4 +46,5 @@ def default_steps() -> list[Step]:
         SyncDags(),
         DagEvents(),
         AssignEndpoints(),
+        AirflowProcesses(),
     ]

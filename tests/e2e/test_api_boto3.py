@@ -90,6 +90,11 @@ def test_micro_class_defaults(params, mwaa, env_name):
         ({"EnvironmentClass": "mw1.huge"}, "EnvironmentClass"),
         ({"AirflowConfigurationOptions": {"core.executor": "LocalExecutor"}}, "core.executor"),
         ({"AirflowConfigurationOptions": {"nosection": "1"}}, "nosection"),
+        (
+            {"AirflowConfigurationOptions": {"celery.celery_config_options": "x.Y"}},
+            "celery.celery_config_options",
+        ),
+        ({"AirflowConfigurationOptions": {"api.port": "80"}}, "api.port"),
         ({"WeeklyMaintenanceWindowStart": "MON:25:00"}, "WeeklyMaintenanceWindowStart"),
         ({"WebserverAccessMode": "EVERYONE"}, "WebserverAccessMode"),
         ({"KmsKey": "alias/mine"}, "KmsKey"),

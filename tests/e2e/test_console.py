@@ -3,6 +3,7 @@ and authorization through the same policies as the API."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -11,7 +12,8 @@ import pytest
 from controlplane.console import sessions
 from tests.conftest import wait_for_status
 from tests.e2e.console_support import csrf_of, page_csrf, signed_in
-from tests.e2e.iam_support import USER_KEYS, unique
+from tests.e2e.iam_support import USER_KEYS, airdock, unique
+from tests.waiting import wait_until
 
 pytest_plugins = ["tests.e2e.iam_fixtures"]  # the iam_server and team_params fixtures
 
@@ -198,3 +200,23 @@ def test_log_tails_follow_the_log_policies(iam_server, team_params):
     carol = signed_in(iam_server.live, USER_KEYS["carol"]).get(f"/console/environments/{name}")
     assert group in carol.text and "probe line 42" not in carol.text
     assert "do not allow logs:FilterLogEvents" in carol.text
+
+
+def test_deleting_the_access_key_ends_its_sessions(iam_server):
+    data_dir = str(iam_server.live.data_dir)
+    minted = airdock("iam", "create-access-key", "bea", "--data-dir", data_dir)
+    key = json.loads(minted.stdout)["AccessKey"]
+    bea = signed_in(iam_server.live, (key["AccessKeyId"], key["SecretAccessKey"]))
+    assert bea.get("/console").status_code == 200
+    airdock("iam", "delete-access-key", key["AccessKeyId"], "--data-dir", data_dir)
+    wait_until(
+        lambda: bea.get("/console").status_code == 303,
+        timeout=5,
+        message="the console session of a deleted key to end",
+    )
+
+
+def test_pages_refuse_to_be_framed(iam_server):
+    page = httpx.get(f"{iam_server.live.url}/console/sign-in")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

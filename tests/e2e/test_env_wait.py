@@ -3,6 +3,7 @@ exit codes, a stopped server, and the same authorization as GetEnvironment."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -160,6 +161,27 @@ def test_progress_is_authorized_like_get_environment(server, mwaa, params, env_n
     assert found["Status"] == "AVAILABLE"
     assert found["Step"]["Done"] == found["Step"]["Total"] > 10
     assert found["Components"] == []
+    # What the Airflow runtime records for the environment is reported as its components.
+    state = server.data_dir / "environments" / env_name / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "runtime.json").write_text(
+        json.dumps(
+            {
+                "healthy": False,
+                "components": {
+                    "scheduler": {"state": "running", "restarts": 0, "last_error": None},
+                    "worker-1": {"state": "backoff", "restarts": 2, "last_error": "exit 1"},
+                },
+            }
+        )
+    )
+    found = signed_get(admin, f"/_airdock/environments/{env_name}/progress")
+    assert found["Components"] == [
+        {"Name": "scheduler", "State": "running", "Detail": ""},
+        {"Name": "worker-1", "State": "backoff", "Detail": "2 restarts; exit 1"},
+    ]
+    shown = env_wait(server, env_name)
+    assert "components: scheduler running, worker-1 backoff" in shown.stderr
     stranger = ServerLink(server.url, "us-east-1", Credentials("AKIANOBODY0000000000", "x" * 40))
     with pytest.raises(Exception) as info:
         signed_get(stranger, f"/_airdock/environments/{env_name}/progress")

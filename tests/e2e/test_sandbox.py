@@ -12,7 +12,9 @@ import stat
 import pytest
 
 from environments.airflow import sandbox
-from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status
+from environments.plumbing import os_users
+from environments.workspace import Workspace
+from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status, wait_gone
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -142,6 +144,14 @@ def test_startup_script_and_dag_cannot_reach_secrets_or_other_workspaces(live):
     for path in writes:
         assert not os.path.exists(path), f"{path} was written"
 
+    # Delete takes the environment's account (and its database) away with the workspace.
+    account = sandbox.account_name(Workspace.for_environment(live.data_dir, "attacker"))
+    if sandbox.mode() == sandbox.ACCOUNTS:
+        assert os_users.lookup(account) is not None
+    mwaa.delete_environment(Name="attacker")
+    wait_gone(mwaa, "attacker", timeout=120)
+    assert os_users.lookup(account) is None
+
 
 def test_secrets_and_data_dir_modes(live):
     data_dir = live.data_dir
@@ -150,3 +160,17 @@ def test_secrets_and_data_dir_modes(live):
     assert stat.S_IMODE((data_dir / "iam").stat().st_mode) == 0o700
     expected = 0o711 if sandbox.mode() == sandbox.ACCOUNTS else 0o700
     assert stat.S_IMODE(data_dir.stat().st_mode) == expected
+
+
+def test_nothing_in_the_data_dir_is_readable_by_other_accounts(live):
+    """Other local accounts may at most pass through a folder (to reach a workspace or the
+    embedded PostgreSQL's socket); no file or listing of the server's is open to them."""
+    for path in [live.data_dir, *live.data_dir.rglob("*")]:
+        if "environments" in path.relative_to(live.data_dir).parts[:1] and path.is_file():
+            continue  # an environment's own files belong to its account (test above)
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        others = stat.S_IMODE(mode) & 0o007
+        allowed = 0o001 if stat.S_ISDIR(mode) else 0
+        assert others & ~allowed == 0, f"{path}: {oct(stat.S_IMODE(mode))}"

@@ -115,7 +115,10 @@ class EmbeddedPostgres:
         whole group for whatever is left after a grace period."""
         with self._lock:
             pid = self._pid()
-            if pid is None:
+            if pid is None or not self._pid_alive(pid):
+                # Dead already (and reaped): its number may belong to another process now.
+                # Backends it left behind are cleared by the next start.
+                self._process, self._adopted_pid = None, None
                 return
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)
@@ -294,7 +297,7 @@ class EmbeddedPostgres:
         with socket.socket() as probe:
             probe.bind((self.host, 0))
             port = probe.getsockname()[1]
-        atomic_write(path, str(port).encode(), mode=0o644)
+        atomic_write(path, str(port).encode())
         return port
 
 

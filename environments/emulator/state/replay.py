@@ -12,10 +12,12 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from environments.emulator.state import clock, long_poll, randomness
 from environments.emulator.state.blobs import BlobStore
+from environments.emulator.state.errors import CorruptState
 from environments.emulator.state.journal_file import Record
 
 log = logging.getLogger(__name__)
@@ -89,14 +91,24 @@ def recorded_environ(environ: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def replay(app: WsgiApp, records: list[Record], blobs: BlobStore) -> int:
-    """Apply journaled requests in order; returns how many answered with an error (requests
-    that failed live fail again, which is as it should be)."""
-    errors = 0
+@dataclass
+class Replayed:
+    applied: int = 0
+    errors: int = 0
+
+
+def replay(app: WsgiApp, records: list[Record], blobs: BlobStore) -> Replayed:
+    """Apply journaled requests in order. A request that failed live fails again, which is as
+    it should be; a record whose body is missing from the blob store ends the replay there."""
+    done = Replayed()
     with long_poll.replaying():
         for record in records:
             meta = record.meta
-            body = blobs.read(meta["blob"]) if meta.get("blob") else record.body
+            try:
+                body = blobs.read(meta["blob"]) if meta.get("blob") else record.body
+            except CorruptState as error:
+                log.error("journal replay stopped at record %d: %s", record.seq, error)
+                break
             environ: dict[str, Any] = {
                 **meta["environ"],
                 "wsgi.input": io.BytesIO(body),
@@ -113,5 +125,6 @@ def replay(app: WsgiApp, records: list[Record], blobs: BlobStore) -> int:
             except Exception as error:
                 log.warning("replaying journal record %d raised %r", record.seq, error)
                 status = 500
-            errors += status >= 400
-    return errors
+            done.applied += 1
+            done.errors += status >= 400
+    return done

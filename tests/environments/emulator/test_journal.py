@@ -308,3 +308,22 @@ def test_received_and_deleted_messages_stay_so(tmp_path: Path) -> None:
             "ApproximateNumberOfMessages": "0",
             "ApproximateNumberOfMessagesNotVisible": "0",
         }
+
+
+def test_a_missing_journaled_body_ends_the_replay_without_stopping_the_server(
+    tmp_path: Path,
+) -> None:
+    with aws_tree(tmp_path) as tree:
+        s3 = tree.client("s3")
+        s3.create_bucket(Bucket="kept-bucket")
+        s3.put_object(Bucket="kept-bucket", Key="big", Body=os.urandom(256 * 1024))
+        tree.kill()
+    # The body the journal refers to is lost (a damaged disk, a careless cleanup).
+    for path in (tmp_path / "aws-state" / "blobs").glob("*/*"):
+        path.unlink()
+
+    with aws_tree(tmp_path) as tree:
+        s3 = tree.client("s3")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["kept-bucket"]
+        assert s3.list_objects_v2(Bucket="kept-bucket")["KeyCount"] == 0
+    assert "journal replay stopped at record" in (tmp_path / "aws.log").read_text()

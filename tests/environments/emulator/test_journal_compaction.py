@@ -118,12 +118,29 @@ def test_writes_during_compaction_survive_sigkill(tmp_path: Path) -> None:
         assert names == log_groups
 
 
-def test_the_snapshot_only_mode_still_saves_on_stop(tmp_path: Path) -> None:
+def test_the_snapshot_only_mode_still_saves_and_takes_over_a_journal(tmp_path: Path) -> None:
     state, port = tmp_path / "aws-state", free_port()
+    with server(state, port) as process:
+        sqs = client(port, "sqs")
+        url = sqs.create_queue(QueueName="switched")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="sent under the journal")
+        processes.signal_group(process.pid, signal.SIGKILL)
+
     with server(state, port, "--durability", "snapshot") as process:
+        # The journal was replayed once, then folded into a snapshot and dropped.
+        assert waiting_messages(port, url) == 1
+        assert not (state / "journal").exists()
         client(port, "s3").create_bucket(Bucket="snapshot-mode")
         processes.kill_group(process)
-    assert not (state / "journal").exists()
-    with server(state, port, "--durability", "snapshot"):
+
+    with server(state, port):
+        assert waiting_messages(port, url) == 1
         buckets = client(port, "s3").list_buckets()["Buckets"]
         assert [b["Name"] for b in buckets] == ["snapshot-mode"]
+
+
+def waiting_messages(port: int, url: str) -> int:
+    attributes = client(port, "sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])

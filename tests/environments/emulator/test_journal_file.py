@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from environments.emulator.state import journal_file
 from environments.emulator.state.blobs import BlobStore
+from environments.emulator.state.changes import ChangeTracker
+from environments.emulator.state.gate import RequestGate
 from environments.emulator.state.journal import Journal
+from environments.emulator.state.middleware import PersistenceMiddleware
+
+AUTH = (
+    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
 
 
 def open_journal(tmp_path: Path, next_seq: int = 1) -> Journal:
@@ -135,3 +147,39 @@ def test_large_bodies_go_to_blobs_and_stay_pinned_until_compacted(tmp_path: Path
     journal.forget_through(seq)
     assert digest not in journal.pinned_blobs()
     journal.close()
+
+
+def test_a_journal_that_cannot_be_written_refuses_instead_of_acknowledging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing disk (EIO from fdatasync) must not turn into a 200 for a write that is not
+    durable: the waiting request and every later write get a clear ServiceUnavailable."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    journal = open_journal(tmp_path)
+    app = PersistenceMiddleware(
+        DomainDispatcherApplication(create_backend_app), RequestGate(), ChangeTracker(), journal
+    )
+    client = Client(app)
+    headers = {"Host": "s3.amazonaws.com", "Authorization": AUTH}
+    assert client.put("/healthy-bucket", headers=headers).status_code == 200
+
+    def failing_sync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
+    for bucket in ("lost-bucket", "later-bucket"):
+        refused = client.put(f"/{bucket}", headers=headers)
+        assert refused.status_code == 503
+        assert b"<Code>ServiceUnavailable</Code>" in refused.data
+    # Nor may a read show the write that was not made durable.
+    assert client.get("/lost-bucket", headers=headers).status_code == 503
+    monkeypatch.undo()
+    # The refused write may have reached the disk (not acknowledged is not lost); the one
+    # after the failure was never journaled.
+    journaled = [
+        r.meta["environ"]["PATH_INFO"] for r in journal_file.scan(tmp_path / "journal").records
+    ]
+    assert journaled[0] == "/healthy-bucket"
+    assert "/later-bucket" not in journaled

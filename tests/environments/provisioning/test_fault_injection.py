@@ -211,7 +211,7 @@ fault_details = st.fixed_dictionaries(
 )
 
 SETTINGS = settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -292,3 +292,43 @@ def test_a_fault_while_deleting_ends_deleted_or_stuck_deleting_with_the_reason(
     with world.db.transaction() as session:
         assert store.get_environment(session, name) is None
     assert _owned(world, arn) == []
+
+
+REPAIRABLE = ["celery-queue", "dag-events", "log-groups"]
+
+
+def _delete_from_outside(aws: AwsClients, step: str, name: str, env_id: str, bucket: str):
+    """Delete what `step` made for the environment, as a user with boto3 would."""
+    if step == "celery-queue":
+        sqs = aws.client("sqs")
+        sqs.delete_queue(
+            QueueUrl=sqs.get_queue_url(QueueName=f"airflow-celery-{env_id}")["QueueUrl"]
+        )
+    elif step == "log-groups":
+        aws.client("logs").delete_log_group(logGroupName=f"airflow-{name}-Scheduler")
+    else:
+        s3 = aws.client("s3")
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+
+
+@pytest.mark.parametrize("step", REPAIRABLE)
+@SETTINGS
+@given(details=fault_details)
+def test_a_fault_while_repairing_ends_available_or_unavailable(world, step, details):
+    name = next(_names)
+    arn = _create(world, name)
+    _settle(world)
+    row = world.db.read_environment(name)
+    bucket = world.params["SourceBucketArn"].rsplit(":", 1)[-1]
+    _delete_from_outside(world.host.aws, step, name, row.env_id, bucket)
+    world.faults[:] = [Fault(step, "ensure", **details)]
+    assert name in world.reconciler.drift.check()
+    _settle(world)
+    env = world.service.get(name)
+    if _for_good(details):
+        assert env["Status"] == "UNAVAILABLE"
+        assert "Deleted outside Airdock" in _error_of(env)["ErrorMessage"]
+    else:
+        assert env["Status"] == "AVAILABLE", env["LastUpdate"]
+        assert name not in world.reconciler.drift.check()
+    _delete_completely(world, name, arn)

@@ -1,0 +1,183 @@
+"""The environment variables each Airflow component starts with, as MWAA's images set them.
+
+Four layers, later ones winning:
+
+1. opinionated defaults MWAA sets and users may override;
+2. the user's AirflowConfigurationOptions (the keys MWAA reserves were refused at request time,
+   see environments.spec.RESERVED_CONFIG_KEYS);
+3. what the startup script exported for this component;
+4. essentials the runtime depends on: folders, executor, broker, database, secrets, and the
+   execution role's credentials with the endpoints of the environment's AWS.
+
+The process gets nothing else of the control plane's environment, which may hold secrets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from environments.airflow.runtime.plan import RuntimePlan
+
+# The module (copied into <home>/.airdock) that turns the queue into Celery's broker options.
+CELERY_CONFIG_MODULE = "airdock_celery_config"
+CELERY_CONFIG_SOURCE = Path(__file__).with_name("celery_config_child.py")
+
+
+def option_variable(key: str) -> str:
+    """`core.dags_are_paused_at_creation` -> `AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION`."""
+    section, _, name = key.partition(".")
+    return f"AIRFLOW__{section.upper()}__{name.upper().replace('.', '_')}"
+
+
+def opinionated(plan: RuntimePlan) -> dict[str, str]:
+    concurrency = plan.worker_concurrency
+    values = {
+        "AIRFLOW__SCHEDULER__SCHEDULE_AFTER_TASK_EXECUTION": "False",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "1800.0",
+        "AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER": "True",
+        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "proxy,proxies",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "AIRFLOW__CELERY__WORKER_AUTOSCALE": f"{concurrency},{concurrency}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+        # New DAG files are picked up within seconds of their sync, not after five minutes.
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    if plan.major >= 3:
+        values["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
+    return values
+
+
+def essentials(
+    plan: RuntimePlan,
+    *,
+    api_port: int,
+    secrets: dict[str, str],
+    aws_config: Path,
+    aws_credentials: Path,
+) -> dict[str, str]:
+    home = plan.workspace / "home"
+    support = home / ".airdock"
+    api_url = f"http://127.0.0.1:{api_port}"
+    values = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(plan.workspace / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plan.workspace / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": plan.database_url,
+        "AIRFLOW__CELERY__BROKER_URL": "sqs://",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{plan.database_url}",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": f"{CELERY_CONFIG_MODULE}.CELERY_CONFIG",
+        "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "43200",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": plan.queue_name,
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+        "AIRFLOW__WEBSERVER__SECRET_KEY": secrets["secret_key"],
+        "AIRFLOW__API__SECRET_KEY": secrets["secret_key"],
+        "AIRDOCK_CELERY_QUEUE_NAME": plan.queue_name,
+        "AIRDOCK_CELERY_QUEUE_URL": plan.queue_url,
+        "AIRDOCK_CELERY_SECURE": "false" if _plain_http(plan.aws_endpoint) else "true",
+        "PYTHONPATH": str(support),
+        "PYTHONUNBUFFERED": "1",
+        # The execution role, as MWAA's containers have it, and the environment's AWS.
+        "AWS_CONFIG_FILE": str(aws_config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws_credentials),
+        "AWS_REGION": plan.region,
+        "AWS_DEFAULT_REGION": plan.region,
+    }
+    if plan.aws_endpoint:
+        values["AWS_ENDPOINT_URL"] = plan.aws_endpoint
+    # aws_default is the execution role, whatever a connection store holds (as on MWAA).
+    values["AIRFLOW_CONN_AWS_DEFAULT"] = "aws://"
+    values.update(task_logging(plan))
+    if plan.major >= 3:
+        values.update(
+            {
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+                "AIRFLOW__API__BASE_URL": api_url,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(api_port),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
+                "AIRFLOW__API_AUTH__JWT_ALGORITHM": "HS256",
+                "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME": "86400",
+            }
+        )
+    else:
+        values.update(
+            {
+                "AIRFLOW__WEBSERVER__BASE_URL": api_url,
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(api_port),
+                "AIRFLOW__WEBSERVER__WORKERS": "1",
+            }
+        )
+    return values
+
+
+def task_logging(plan: RuntimePlan) -> dict[str, str]:
+    """Task logs go to the Task log group through Airflow's CloudWatch remote logging, so the
+    Airflow UI reads them back from there, as on MWAA."""
+    config = plan.logging.get("TaskLogs") or {}
+    if not config.get("Enabled"):
+        return {"AIRFLOW__LOGGING__REMOTE_LOGGING": "False"}
+    group = f"arn:aws:logs:{plan.region}:{plan.account_id}:log-group:airflow-{plan.name}-Task"
+    return {
+        "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+        "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"cloudwatch://{group}",
+        "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
+    }
+
+
+def mwaa_variables(plan: RuntimePlan, component: str) -> dict[str, str]:
+    """The variables MWAA's containers carry (the startup script saw the same ones)."""
+    return {
+        "MWAA_AIRFLOW_COMPONENT": component,
+        "MWAA_COMMAND": component,
+        "AWS_EXECUTION_ENV": f"Amazon_MWAA_{plan.airflow_version.replace('.', '')}",
+        "AIRFLOW_ENV_NAME": plan.name,
+        "AIRFLOW_ENV_ID": plan.env_id,
+        "AIRFLOW_VERSION": plan.airflow_version,
+        "CUSTOMER_ACCOUNT_ID": plan.account_id,
+    }
+
+
+def component_environment(
+    plan: RuntimePlan,
+    mwaa_component: str,
+    *,
+    startup_exports: dict[str, str],
+    api_port: int,
+    secrets: dict[str, str],
+    aws_config: Path,
+    aws_credentials: Path,
+) -> dict[str, str]:
+    venv_bin = plan.venv / "bin"
+    env = {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(plan.workspace / "home"),
+        "LANG": "C.UTF-8",
+        "VIRTUAL_ENV": str(plan.venv),
+    }
+    env.update(opinionated(plan))
+    env.update({option_variable(k): str(v) for k, v in plan.options.items()})
+    env.update(startup_exports)
+    env.update(mwaa_variables(plan, mwaa_component))
+    env.update(
+        essentials(
+            plan,
+            api_port=api_port,
+            secrets=secrets,
+            aws_config=aws_config,
+            aws_credentials=aws_credentials,
+        )
+    )
+    return env
+
+
+def _plain_http(endpoint: str | None) -> bool:
+    return bool(endpoint) and str(endpoint).startswith("http://")

@@ -1,0 +1,411 @@
+"""The Airflow runtime of a control plane: every environment's supervisor, in one place.
+
+The one entry point for the rest of Airdock:
+
+- `start()` at start-up: stops the processes a killed control plane left behind (found by
+  their pid files) and starts the monitor thread; `resume(...)` then starts the environments
+  that were running;
+- `prepare_database(plan)` and `run(plan)` from the reconciler's runtime step, then
+  `wait_healthy(name)`;
+- `remove(name, env_id)` on delete;
+- `stop()` at a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cryptography.fernet import Fernet
+
+from environments import store
+from environments.airflow.runtime import configuration, pidfiles
+from environments.airflow.runtime.components import Component
+from environments.airflow.runtime.credentials import RoleCredentials
+from environments.airflow.runtime.logship import LogShipper
+from environments.airflow.runtime.migration import migrate
+from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
+from environments.airflow.venv_store import current_venv
+from environments.aws.clients import AwsClients
+from environments.host import MetadataDatabases
+from environments.plumbing.files import atomic_write
+from environments.store import Store
+from environments.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "runtime.json"
+SECRETS_FILE = "runtime-secrets.json"
+PORT_FILE = "runtime-port.json"
+DB_FILE = "metadata-db.json"
+TICK_SECONDS = 1.0
+SHUTDOWN_GRACE = 6.0
+# A component may be down this long (a restart after a crash) before the environment is
+# reported UNAVAILABLE; recovery is reported at once.
+UNAVAILABLE_AFTER_SECONDS = 30.0
+HEALTH_REPORT_EVERY_SECONDS = 5.0
+# Environments whose processes run: a restarted control plane starts these again.
+RUNNING_STATUSES = ("AVAILABLE", "UNAVAILABLE", "UPDATE_FAILED")
+
+# Told when an environment's health changes: (name, healthy, reason).
+HealthListener = Callable[[str, bool, str], None]
+
+
+class AirflowRuntime:
+    def __init__(
+        self,
+        data_dir: Path,
+        aws: AwsClients,
+        databases: MetadataDatabases,
+        *,
+        on_health: HealthListener | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.aws = aws
+        self.databases = databases
+        self.on_health = on_health
+        self._supervisors: dict[str, EnvironmentSupervisor] = {}
+        self._credentials: dict[str, RoleCredentials] = {}
+        self._unhealthy_since: dict[str, float] = {}
+        self._reported: dict[str, tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._logs = LogShipper(aws)
+
+    @property
+    def aws_endpoint(self) -> str | None:
+        return self.aws.target.endpoint_url
+
+    def workspace(self, name: str) -> Workspace:
+        return Workspace.for_environment(self.data_dir, name)
+
+    # --- lifetime -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        stopped = self.clear_leftovers()
+        if stopped:
+            log.info("stopped Airflow processes left by an earlier run: %s", ", ".join(stopped))
+        for target, name in ((self._monitor, "airflow-monitor"), (self._ship, "airflow-logs")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def clear_leftovers(self) -> list[str]:
+        """Stop every recorded component still running from an earlier control plane."""
+        stopped: list[str] = []
+        root = self.data_dir / "environments"
+        folders = list(root.glob("*/state/run")) if root.is_dir() else []
+        with ThreadPoolExecutor(max(1, min(8, len(folders)))) as pool:
+            results = pool.map(pidfiles.stop_recorded, folders)
+            for folder, names in zip(folders, results, strict=True):
+                stopped += [f"{folder.parents[1].name}/{n}" for n in names]
+        return stopped
+
+    def stop(self) -> None:
+        """Stop every environment's processes, all at once and within SHUTDOWN_GRACE (the
+        background worker itself gets little more before it is killed)."""
+        with self._lock:
+            self._stop.set()
+            supervisors = list(self._supervisors.values())
+            self._supervisors.clear()
+        with ThreadPoolExecutor(max(1, len(supervisors))) as pool:
+            list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
+        for thread in self._threads:
+            thread.join(5)
+
+    def resume(self, db: Store, *, region: str, account_id: str) -> None:
+        """Start the environments that were running when the control plane last stopped."""
+        with db.transaction() as session:
+            names = [n for n, _ in store.environments_in(session, list(RUNNING_STATUSES))]
+        for name in names:
+            row = db.read_environment(name)
+            if row is None or self._stop.is_set():
+                continue
+            venv = current_venv(self.workspace(name).venv)
+            if venv is None:
+                continue
+            try:
+                plan = self.plan_for(
+                    name=name,
+                    env_id=row.env_id,
+                    spec=row.applied_spec or row.spec,
+                    resources=row.resources or {},
+                    region=region,
+                    account_id=account_id,
+                    venv=venv,
+                )
+                problem = self.prepare_database(plan)
+                if problem is not None:
+                    log.warning("environment %s cannot resume: %s", name, problem)
+                    continue
+                self.run(plan)
+            except Exception:
+                log.exception("resuming the Airflow of %s failed", name)
+
+    # --- one environment ----------------------------------------------------------------
+
+    def plan_for(
+        self,
+        *,
+        name: str,
+        env_id: str,
+        spec: dict[str, Any],
+        resources: dict[str, Any],
+        region: str,
+        account_id: str,
+        venv: Path,
+    ) -> RuntimePlan:
+        queue = resources.get("celery_queue") or {}
+        workspace = self.workspace(name)
+        return RuntimePlan(
+            name=name,
+            env_id=env_id,
+            airflow_version=spec["AirflowVersion"],
+            environment_class=spec.get("EnvironmentClass", "mw1.small"),
+            schedulers=int(spec.get("Schedulers") or 1),
+            min_workers=int(spec.get("MinWorkers") or 1),
+            max_workers=int(spec.get("MaxWorkers") or 1),
+            options={k: str(v) for k, v in (spec.get("AirflowConfigurationOptions") or {}).items()},
+            logging=spec.get("LoggingConfiguration") or {},
+            execution_role_arn=spec["ExecutionRoleArn"],
+            queue_url=queue.get("url", ""),
+            queue_name=queue.get("url", "").rsplit("/", 1)[-1],
+            region=region,
+            account_id=account_id,
+            aws_endpoint=self.aws_endpoint,
+            venv=venv,
+            workspace=workspace.root,
+            database_url=self.databases.address(name).sqlalchemy_url(),
+            extras={
+                "plugins": str(spec.get("PluginsS3ObjectVersion") or ""),
+                "startup": file_digest(workspace.state / "startup-env.json"),
+            },
+        )
+
+    def prepare_database(self, plan: RuntimePlan) -> str | None:
+        """Create the environment's database and migrate it to the plan's Airflow version
+        (once per version); None when ready, else what went wrong."""
+        workspace = self.workspace(plan.name)
+        done = workspace.read_json(DB_FILE, {})
+        try:
+            self.databases.ensure(plan.name)  # made by its own step; again after a restore
+        except psycopg.Error as err:
+            return f"The metadata database server cannot be used: {err}".strip()
+        if done.get("version") == plan.airflow_version and done.get("env_id") == plan.env_id:
+            return None
+        component = Component("migrate", "scheduler", ("db", "migrate"))
+        result = migrate(plan, self._environment(plan, component), workspace.home)
+        if not result.ok:
+            return result.error
+        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
+        workspace.write_json(DB_FILE, migrated)
+        return None
+
+    def run(self, plan: RuntimePlan) -> bool:
+        """Make the environment's processes match `plan`: start them, replace them after a
+        configuration change, or only change the number of workers. False when the runtime
+        is stopping and started nothing."""
+        self._refresh_credentials(plan, force=True)
+        with self._lock:
+            if self._stop.is_set():
+                return False
+            supervisor = self._supervisors.get(plan.name)
+            if supervisor is None:
+                supervisor = EnvironmentSupervisor(
+                    plan, api_port=self._api_port(plan), environment_for=self._environment
+                )
+                pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
+                self._supervisors[plan.name] = supervisor
+                # Under the lock: a concurrent stop() either sees this set or none of it.
+                supervisor.start()
+                return True
+        if supervisor.plan.restart_key() != plan.restart_key():
+            supervisor.replace(plan)
+        else:
+            supervisor.plan = plan
+            supervisor.scale(plan.min_workers)
+        return True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_healthy(self, name: str, timeout: float) -> Health:
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.health(name)
+            if health.healthy or time.monotonic() >= deadline or self._stop.is_set():
+                return health
+            time.sleep(0.25)
+
+    def health(self, name: str) -> Health:
+        with self._lock:
+            supervisor = self._supervisors.get(name)
+        if supervisor is None:
+            return Health(False, "not running")
+        return supervisor.tick()
+
+    def is_running(self, name: str) -> bool:
+        with self._lock:
+            return name in self._supervisors
+
+    def halt(self, name: str) -> None:
+        """Stop the environment's processes (they are not restarted) and keep its data."""
+        with self._lock:
+            supervisor = self._supervisors.pop(name, None)
+            self._unhealthy_since.pop(name, None)
+            self._reported.pop(name, None)
+        if supervisor is not None:
+            supervisor.stop()
+        pidfiles.stop_recorded(self.workspace(name).state / "run")
+        self.workspace(name).write_json(STATUS_FILE, {"status": "stopped", "components": {}})
+
+    def remove(self, name: str) -> None:
+        """Stop the environment's processes for good (its database is dropped by its own
+        provisioning step, after this one)."""
+        self.halt(name)
+        self._credentials.pop(name, None)
+
+    # --- background ---------------------------------------------------------------------
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            with self._lock:
+                supervisors = list(self._supervisors.values())
+            for supervisor in supervisors:
+                try:
+                    self._refresh_credentials(supervisor.plan)
+                    health = supervisor.tick()
+                    self._publish(supervisor, health)
+                except Exception:
+                    log.exception("supervising %s failed", supervisor.plan.name)
+
+    def _publish(self, supervisor: EnvironmentSupervisor, health: Health) -> None:
+        name = supervisor.plan.name
+        status = {
+            "healthy": health.healthy,
+            "reason": health.reason,
+            "updated_at": time.time(),
+            "api_port": supervisor.api_port,
+            "airflow_version": supervisor.plan.airflow_version,
+            "components": health.components,
+            "workers": health.workers,
+            "workers_wanted": supervisor.workers_wanted,
+        }
+        self.workspace(name).write_json(STATUS_FILE, status)
+        now = time.monotonic()
+        if health.healthy:
+            self._unhealthy_since.pop(name, None)
+            verdict: bool | None = True
+        elif health.starting:  # a fresh set coming up is no failure
+            self._unhealthy_since.pop(name, None)
+            verdict = None
+        else:
+            since = self._unhealthy_since.setdefault(name, now)
+            verdict = False if now - since >= UNAVAILABLE_AFTER_SECONDS else None
+        last = self._reported.get(name)
+        if verdict is None or self.on_health is None:
+            return
+        if last is None or last[0] != verdict or now - last[1] >= HEALTH_REPORT_EVERY_SECONDS:
+            self._reported[name] = (verdict, now)
+            self.on_health(name, verdict, health.reason)
+
+    def _ship(self) -> None:
+        while not self._stop.wait(2.0):
+            with self._lock:
+                supervisors = list(self._supervisors.values())
+            for supervisor in supervisors:
+                try:
+                    self._logs.ship(supervisor)
+                except Exception:
+                    log.exception("shipping the logs of %s failed", supervisor.plan.name)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _refresh_credentials(self, plan: RuntimePlan, force: bool = False) -> None:
+        creds = self._credentials.get(plan.name)
+        if creds is None or creds.role_arn != plan.execution_role_arn:
+            folder = self.workspace(plan.name).state / "aws"
+            creds = RoleCredentials(folder, plan.execution_role_arn, plan.region, plan.aws_endpoint)
+            creds.write_config()
+            self._credentials[plan.name] = creds
+            force = True
+        if force or creds.due():
+            creds.refresh(self.aws.client("sts"))
+
+    def _environment(self, plan: RuntimePlan, component: Component) -> dict[str, str]:
+        workspace = self.workspace(plan.name)
+        exports = workspace.read_json("startup-env.json", {})
+        key = component.mwaa_component
+        if plan.environment_class == "mw1.micro" and key != "webserver":
+            key = "hybrid"
+        folder = workspace.state / "aws"
+        self._install_celery_config(workspace)
+        return configuration.component_environment(
+            plan,
+            component.mwaa_component,
+            startup_exports=exports.get(key, {}),
+            api_port=self._api_port(plan),
+            secrets=self._secrets(workspace),
+            aws_config=folder / "config",
+            aws_credentials=folder / "credentials",
+        )
+
+    @staticmethod
+    def _install_celery_config(workspace: Workspace) -> None:
+        target = workspace.home / ".airdock" / f"{configuration.CELERY_CONFIG_MODULE}.py"
+        source = configuration.CELERY_CONFIG_SOURCE.read_bytes()
+        if not target.exists() or target.read_bytes() != source:
+            atomic_write(target, source, mode=0o644)
+
+    @staticmethod
+    def _secrets(workspace: Workspace) -> dict[str, str]:
+        found = workspace.read_json(SECRETS_FILE, None)
+        if found:
+            return found
+        made = {
+            "fernet_key": Fernet.generate_key().decode(),
+            "secret_key": secrets.token_urlsafe(32),
+            "jwt_secret": secrets.token_urlsafe(32),
+        }
+        workspace.write_json(SECRETS_FILE, made)
+        return made
+
+    def _api_port(self, plan: RuntimePlan) -> int:
+        """The API/web server's loopback port: the running one's, else the last one while it
+        is free (so its address survives restarts), else a new one."""
+        running = self._supervisors.get(plan.name)
+        if running is not None:
+            return running.api_port
+        workspace = self.workspace(plan.name)
+        port = workspace.read_json(PORT_FILE, {}).get("port")
+        if not port or not _free(port):
+            port = _free_port()
+            workspace.write_json(PORT_FILE, {"port": port})
+        return int(port)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

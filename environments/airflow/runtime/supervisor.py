@@ -1,0 +1,330 @@
+"""One environment's Airflow processes: started, watched, restarted with backoff, probed.
+
+`tick` does one round of supervision and is called by the runtime's monitor thread; the
+reconciler's threads call `replace`, `scale` and `stop`. A lock keeps them apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from environments.airflow.runtime import pidfiles
+from environments.airflow.runtime.components import (
+    Component,
+    fixed_components,
+    health_path,
+    worker,
+)
+from environments.airflow.runtime.plan import RuntimePlan
+from environments.plumbing import processes as procs
+
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 60.0
+STABLE_AFTER = 60.0  # a process that ran this long before exiting starts a fresh backoff
+STOP_GRACE = 10.0
+WORKER_STOP_GRACE = 30.0  # Celery's warm shutdown lets running tasks finish
+PROBE_TIMEOUT = 2.0
+# A process this young that is not healthy yet is starting, not failing (Airflow takes tens of
+# seconds to import and register on a busy machine).
+START_GRACE = 180.0
+# The health endpoint's section for each kind whose heartbeat it reports.
+HEARTBEAT_SECTION = {
+    "scheduler": "scheduler",
+    "triggerer": "triggerer",
+    "dag-processor": "dag_processor",
+}
+
+
+@dataclass
+class Managed:
+    component: Component
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    failures: int = 0  # exits in a row that came soon after a start
+    next_start: float = 0.0
+    last_error: str | None = None
+    ready: bool = False
+    log_offset: int = 0
+    healthy: bool = False
+    state: str = "pending"
+
+
+@dataclass
+class Health:
+    healthy: bool
+    reason: str
+    components: dict[str, dict] = field(default_factory=dict)
+    workers: int = 0
+    # Not healthy only because processes are still starting (within START_GRACE).
+    starting: bool = False
+
+
+class EnvironmentSupervisor:
+    def __init__(
+        self,
+        plan: RuntimePlan,
+        *,
+        api_port: int,
+        environment_for: Callable[[RuntimePlan, Component], dict[str, str]],
+    ) -> None:
+        self.plan = plan
+        self.api_port = api_port
+        self._environment_for = environment_for
+        self._lock = threading.RLock()
+        self._managed: dict[str, Managed] = {}
+        self._stopping = False
+        self.workers_wanted = plan.min_workers
+        self.health = Health(False, "starting")
+        self._layout()
+
+    # --- paths --------------------------------------------------------------------------
+
+    @property
+    def run_dir(self) -> Path:
+        return self.plan.workspace / "state" / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.plan.workspace / "home" / "logs" / "components"
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _layout(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for component in fixed_components(self.plan):
+            self._managed[component.name] = Managed(component)
+        for index in range(1, self.workers_wanted + 1):
+            component = worker(self.plan, index)
+            self._managed[component.name] = Managed(component)
+
+    # --- control ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            self._stopping = False
+            for managed in self._managed.values():
+                if managed.process is None:
+                    self._spawn(managed)
+
+    def replace(self, plan: RuntimePlan) -> None:
+        """New processes for a new plan: the old set stops (workers finish their tasks)."""
+        with self._lock:
+            self.stop()
+            self.plan = plan
+            self.workers_wanted = plan.min_workers
+            self._managed.clear()
+            self._layout()
+            self.start()
+
+    def scale(self, workers: int) -> None:
+        """Run `workers` Celery workers; nothing else restarts."""
+        with self._lock:
+            self.workers_wanted = max(workers, 0)
+            for index in range(1, self.workers_wanted + 1):
+                component = worker(self.plan, index)
+                if component.name not in self._managed:
+                    managed = self._managed[component.name] = Managed(component)
+                    if not self._stopping:
+                        self._spawn(managed)
+            surplus = [
+                m for m in self._managed.values()
+                if m.component.kind == "worker" and _index(m.component) > self.workers_wanted
+            ]  # fmt: skip
+            for managed in surplus:
+                del self._managed[managed.component.name]
+        if surplus:
+            threading.Thread(
+                target=self._stop_all, args=(surplus, WORKER_STOP_GRACE), daemon=True
+            ).start()
+
+    def stop(self, grace: float = WORKER_STOP_GRACE) -> None:
+        """Stop every process: SIGTERM, then SIGKILL after `grace` for workers (Celery's warm
+        shutdown lets running tasks finish) and at most STOP_GRACE for the rest."""
+        with self._lock:
+            self._stopping = True
+            self._stop_all(list(self._managed.values()), grace)
+            for managed in self._managed.values():
+                managed.state = "stopped"
+            self.health = Health(False, "stopped", self._snapshot(), 0)
+
+    def _stop_all(self, managed: list[Managed], grace: float) -> None:
+        running = [m for m in managed if m.process is not None]
+        for m in running:
+            procs.signal_group(m.process.pid, procs.signal.SIGTERM)  # type: ignore[union-attr]
+        began = time.monotonic()
+        for m in running:
+            process = m.process
+            assert process is not None
+            # Workers get `grace` to finish their tasks; the rest STOP_GRACE at most.
+            limit = grace if m.component.kind == "worker" else min(grace, STOP_GRACE)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, began + limit - time.monotonic()))
+            procs.signal_group(process.pid, procs.signal.SIGKILL)
+            process.wait()
+            m.process = None
+            pidfiles.forget(self.run_dir, m.component.name)
+
+    def _spawn(self, managed: Managed) -> None:
+        component = managed.component
+        path = self.log_path(component.name)
+        with open(path, "ab") as log:
+            managed.log_offset = log.tell()
+            header = f"[airdock] starting {component.name}: airflow {' '.join(component.command)}\n"
+            log.write(header.encode())
+            log.flush()
+            managed.process = procs.spawn(
+                [self.plan.venv / "bin" / "airflow", *component.command],
+                env=self._environment_for(self.plan, component),
+                cwd=self.plan.workspace / "home",
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        pidfiles.record(self.run_dir, component.name, managed.process.pid)
+        managed.started_at = time.monotonic()
+        managed.ready = False
+        managed.healthy = False
+        managed.state = "starting"
+
+    # --- supervision --------------------------------------------------------------------
+
+    def tick(self) -> Health:
+        with self._lock:
+            if self._stopping:
+                return self.health
+            now = time.monotonic()
+            for managed in self._managed.values():
+                self._watch(managed, now)
+            probe = self._probe()
+            self._judge(probe)
+            return self.health
+
+    def _watch(self, managed: Managed, now: float) -> None:
+        process = managed.process
+        if process is not None and process.poll() is not None:
+            pidfiles.forget(self.run_dir, managed.component.name)
+            tail = _last_line(self.log_path(managed.component.name))
+            managed.last_error = f"exited with code {process.returncode}" + (
+                f": {tail}" if tail else ""
+            )
+            quick = now - managed.started_at < STABLE_AFTER
+            managed.failures = managed.failures + 1 if quick else 1
+            delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (managed.failures - 1))
+            managed.next_start = now + delay
+            managed.process = None
+            managed.state = "backoff"
+        if managed.process is None and now >= managed.next_start:
+            managed.restarts += 1
+            self._spawn(managed)
+        if managed.component.kind == "worker" and managed.process is not None and not managed.ready:
+            managed.ready = _log_says(
+                self.log_path(managed.component.name), managed.log_offset, b" ready."
+            )
+
+    def _probe(self) -> dict | None:
+        url = f"http://127.0.0.1:{self.api_port}{health_path(self.plan)}"
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:
+                return json.loads(answer.read() or b"{}")
+        except (OSError, ValueError, urllib.error.HTTPError):
+            return None
+
+    def _judge(self, probe: dict | None) -> None:
+        problems: list[str] = []
+        starting_only = True
+        now = time.monotonic()
+        for managed in self._managed.values():
+            kind = managed.component.kind
+            alive = managed.process is not None
+            if not alive:
+                managed.healthy = False
+            elif kind in ("api-server", "webserver"):
+                managed.healthy = probe is not None
+            elif kind == "worker":
+                managed.healthy = managed.ready
+            else:
+                section = (probe or {}).get(HEARTBEAT_SECTION[kind]) or {}
+                managed.healthy = section.get("status") == "healthy"
+            if managed.healthy:
+                managed.state = "healthy"
+                if time.monotonic() - managed.started_at >= STABLE_AFTER:
+                    managed.failures = 0
+            elif alive:
+                managed.state = "starting" if managed.state == "starting" else "unhealthy"
+            if not managed.healthy:
+                problems.append(self._problem(managed))
+                # A first start, young enough; a restart after a crash gets no such grace.
+                young = now - managed.started_at < START_GRACE and managed.failures == 0
+                starting_only &= alive and managed.state == "starting" and young
+        workers = sum(
+            1 for m in self._managed.values() if m.component.kind == "worker" and m.healthy
+        )
+        if workers < self.workers_wanted:
+            problems.append(f"{workers} of {self.workers_wanted} workers connected")
+        self.health = Health(
+            not problems,
+            "; ".join(problems),
+            self._snapshot(),
+            workers,
+            starting=bool(problems) and starting_only,
+        )
+
+    def _problem(self, managed: Managed) -> str:
+        name = managed.component.name
+        if managed.process is None:
+            wait = max(0.0, managed.next_start - time.monotonic())
+            return f"{name} {managed.last_error or 'is not running'} (restart in {wait:.0f} s)"
+        if managed.state == "starting":
+            return f"{name} is starting"
+        return f"{name} does not heartbeat"
+
+    def _snapshot(self) -> dict[str, dict]:
+        return {
+            name: {
+                "state": m.state,
+                "kind": m.component.kind,
+                "pid": m.process.pid if m.process is not None else None,
+                "restarts": m.restarts,
+                "last_error": m.last_error,
+            }
+            for name, m in sorted(self._managed.items())
+        }
+
+    def components(self) -> list[Component]:
+        with self._lock:
+            return [m.component for m in self._managed.values()]
+
+
+def _index(component: Component) -> int:
+    return int(component.name.rsplit("-", 1)[1])
+
+
+def _last_line(path: Path, limit: int = 4096) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            lines = handle.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def _log_says(path: Path, offset: int, needle: bytes) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return needle in handle.read()
+    except OSError:
+        return False

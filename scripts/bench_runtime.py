@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""The Airflow runtime: create -> AVAILABLE with a real Airflow, new DAG -> first task success,
+and the memory an idle environment takes.
+
+Runs `airdock serve` with Airflow on (PostgreSQL on 127.0.0.1:5432 for the metadata) and the
+shared uv cache, so virtualenvs are warm after the first environment. It measures:
+
+- create -> AVAILABLE: the first environment (virtualenv hardlinked from the cache, database
+  migrated), then `--rounds` more one at a time, then `--fleet` created at once;
+- S3 PutObject of a new DAG -> its first task has written its result to S3 (p50/p95), on one
+  mw1.small environment with one worker and DAGs unpaused at creation;
+- idle PSS of that environment's processes (all of its process groups), after `--idle` seconds;
+- the control plane's peak RSS (supervisor, background and API workers, summed).
+
+The reference column gives MWAA's figures and the targets of this machine.
+
+    .venv/bin/python scripts/bench_runtime.py [--rounds 2] [--dags 5] [--fleet 5] [--idle 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+from bench_lifecycle import clients, prerequisites, status, wait_until
+
+from controlplane.credentials import read_admin
+
+DAG = """
+from datetime import datetime
+
+import boto3
+from airflow.decorators import dag, task
+
+
+@dag(dag_id="{dag_id}", schedule="@once", start_date=datetime(2024, 1, 1), catchup=False)
+def probe():
+    @task
+    def write():
+        boto3.client("s3").put_object(Bucket="bench-dags", Key="results/{dag_id}", Body=b"ok")
+
+    write()
+
+
+probe()
+"""
+
+
+def pss_mb(pgids: set[int]) -> float:
+    """Proportional set size of every process in the given process groups."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pgid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            if pgid not in pgids:
+                continue
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
+def control_plane_peak_mb(root: int) -> float:
+    """Sum of the peak RSS (VmHWM) of `airdock serve`'s own processes: its supervisor, the
+    background and API workers (not the embedded AWS, not Airflow)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ancestors = _ancestors(int(entry.name))
+        if b"controlplane" not in command or root not in ancestors:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen = {pid}
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        seen.add(pid)
+    return seen
+
+
+def create_available(mwaa, params: dict, name: str) -> float:
+    start = time.perf_counter()
+    mwaa.create_environment(Name=name, **params)
+    wait_until(lambda: status(mwaa, name) in ("AVAILABLE", "CREATE_FAILED"), timeout=600)
+    if status(mwaa, name) != "AVAILABLE":
+        raise SystemExit(f"{name} failed: {mwaa.get_environment(Name=name)['Environment']}")
+    return time.perf_counter() - start
+
+
+def delete(mwaa, names: list[str]) -> None:
+    for name in names:
+        mwaa.delete_environment(Name=name)
+    wait_until(lambda: all(status(mwaa, n) == "GONE" for n in names), timeout=600, interval=0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=2, help="warm creates, one at a time")
+    parser.add_argument("--dags", type=int, default=5, help="new DAGs to time")
+    parser.add_argument("--fleet", type=int, default=5, help="environments created at once")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds idle before PSS")
+    args = parser.parse_args()
+    os.environ.setdefault(
+        "AIRDOCK_UV_CACHE_DIR", str(Path.home() / ".cache" / "airdock-tests" / "uv")
+    )
+    rows: list[list[object]] = []
+    with benchlib.live_server("--poll-interval", "0.1") as (process, endpoints, data_dir):
+        mwaa, aws = clients(endpoints, read_admin(data_dir))
+        params = prerequisites(aws)
+        params["AirflowConfigurationOptions"] = {"core.dags_are_paused_at_creation": "False"}
+        first = create_available(mwaa, params, "bench-first")
+        rows.append(["create -> AVAILABLE, first environment", f"{first:.1f} s", "MWAA 20-30 min"])
+
+        warm = []
+        for i in range(args.rounds):
+            warm.append(create_available(mwaa, params, f"bench-warm-{i}"))
+            delete(mwaa, [f"bench-warm-{i}"])
+        if warm:
+            rows.append(
+                [f"create -> AVAILABLE, warm (median of {len(warm)})",
+                 f"{statistics.median(warm):.1f} s", "target < 30 s"]
+            )  # fmt: skip
+
+        s3 = aws("s3")
+        latencies = []
+        for _ in range(args.dags):
+            dag_id = f"bench_{uuid.uuid4().hex[:8]}"
+            start = time.perf_counter()
+            s3.put_object(
+                Bucket="bench-dags",
+                Key=f"dags/{dag_id}.py",
+                Body=DAG.format(dag_id=dag_id).encode(),
+            )
+
+            def done(dag_id: str = dag_id) -> bool:
+                found = s3.list_objects_v2(Bucket="bench-dags", Prefix=f"results/{dag_id}")
+                return found.get("KeyCount", 0) > 0
+
+            wait_until(done, timeout=300, interval=0.2)
+            latencies.append(time.perf_counter() - start)
+        if latencies:
+            rows.append(
+                ["new DAG -> first task success, p50",
+                 f"{benchlib.percentile(latencies, 0.5):.1f} s", "target < 10 s"]
+            )  # fmt: skip
+            rows.append(
+                ["new DAG -> first task success, p95",
+                 f"{benchlib.percentile(latencies, 0.95):.1f} s", "MWAA >= 30 s sync + listing"]
+            )  # fmt: skip
+
+        time.sleep(args.idle)
+        state = json.loads(
+            (data_dir / "environments" / "bench-first" / "state" / "runtime.json").read_text()
+        )
+        pgids = {c["pid"] for c in state["components"].values() if c["pid"]}
+        idle = pss_mb(pgids)
+        rows.append(
+            ["idle PSS, mw1.small, 2 schedulers, 1 worker", f"{idle:.0f} MB", "target <= 1024 MB"]
+        )
+        rows.append(["environments per GB (idle PSS)", f"{1024 / idle:.2f}", ""])
+
+        if args.fleet:
+            names = [f"bench-fleet-{i}" for i in range(args.fleet)]
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.fleet) as pool:
+                list(pool.map(lambda n: mwaa.create_environment(Name=n, **params), names))
+            wait_until(
+                lambda: all(status(mwaa, n) in ("AVAILABLE", "CREATE_FAILED") for n in names),
+                timeout=900,
+                interval=0.5,
+            )
+            took = time.perf_counter() - start
+            failed = [n for n in names if status(mwaa, n) != "AVAILABLE"]
+            rows.append(
+                [f"create -> AVAILABLE, {args.fleet} at once (all)",
+                 f"{took:.1f} s" + (f" ({len(failed)} failed)" if failed else ""), ""]
+            )  # fmt: skip
+            delete(mwaa, names)
+        peak = control_plane_peak_mb(process.pid)
+        rows.append(["control plane peak RSS (its processes, summed)", f"{peak:.0f} MB", ""])
+        delete(mwaa, ["bench-first"])
+    benchlib.print_table(
+        f"Airflow runtime ({benchlib.machine_line()})", ["measure", "value", "reference"], rows
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
