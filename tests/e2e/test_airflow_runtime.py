@@ -88,6 +88,46 @@ def env_status(live: LiveServer, name: str) -> dict:
     return json.loads(done.stdout)
 
 
+def runtime_policy(bucket: str) -> str:
+    """What MWAA's documented execution-role policy lets Airflow do, for these tests: the Celery
+    queue, the environment's log groups (remote task logs) and the DAG bucket, which the
+    probe task also writes to."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["sqs:*"],
+                    "Resource": "arn:aws:sqs:us-east-1:*:airflow-celery-*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:*"],
+                    "Resource": "arn:aws:logs:us-east-1:*:log-group:airflow-*",
+                },
+                {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject*", "s3:PutObject", "s3:List*", "s3:GetBucket*"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                },
+            ],
+        }
+    )
+
+
+def prerequisites_for_airflow(live: LiveServer, tag: str) -> dict:
+    params = make_prerequisites(live, tag)
+    bucket = params["SourceBucketArn"].split(":::")[1]
+    live.aws("iam").put_role_policy(
+        RoleName=params["ExecutionRoleArn"].rsplit("/", 1)[1],
+        PolicyName="airflow-runtime",
+        PolicyDocument=runtime_policy(bucket),
+    )
+    return params
+
+
 def put_dag(live: LiveServer, bucket: str, dag_id: str) -> None:
     body = DAG.format(dag_id=dag_id, bucket=bucket).encode()
     live.aws("s3").put_object(Bucket=bucket, Key=f"dags/{dag_id}.py", Body=body)
@@ -119,7 +159,7 @@ def database_exists(live: LiveServer, name: str, server_url: str) -> bool:
 def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version: str) -> None:
     live = airflow_server
     tag = uuid.uuid4().hex[:8]
-    params = make_prerequisites(live, tag)
+    params = prerequisites_for_airflow(live, tag)
     bucket = params["SourceBucketArn"].split(":::")[1]
     role_name = params["ExecutionRoleArn"].rsplit("/", 1)[1]
     name = f"rt-{version.replace('.', '')}-{tag}"
@@ -245,7 +285,7 @@ def control_plane_pids(root: int) -> list[int]:
 
 
 def create_available(live: LiveServer, name: str, **extra: object) -> dict:
-    params = make_prerequisites(live, uuid.uuid4().hex[:8])
+    params = prerequisites_for_airflow(live, uuid.uuid4().hex[:8])
     mwaa = live.mwaa()
     mwaa.create_environment(Name=name, Schedulers=2, **params, **extra)
     env = wait_for_status(mwaa, name, {"AVAILABLE", "CREATE_FAILED"}, timeout=AVAILABLE_WITHIN)
