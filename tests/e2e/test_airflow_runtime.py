@@ -23,12 +23,12 @@ from environments.airflow.metadb.databases import MetadataDatabases
 from tests.conftest import (
     PG_ADMIN_URL,
     LiveServer,
-    make_prerequisites,
     postgres_available,
     start_server,
     wait_for_status,
     wait_gone,
 )
+from tests.e2e.airflow_support import prerequisites_for_airflow
 from tests.waiting import wait_until
 
 # A real Airflow starts in minutes on a busy 2-core machine; pytest-timeout defaults to 300 s.
@@ -86,46 +86,6 @@ def env_status(live: LiveServer, name: str) -> dict:
     done = airdock(live, "env", "status", name, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
-
-
-def runtime_policy(bucket: str) -> str:
-    """What MWAA's documented execution-role policy lets Airflow do, for these tests: the Celery
-    queue, the environment's log groups (remote task logs) and the DAG bucket, which the
-    probe task also writes to."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": ["sqs:*"],
-                    "Resource": "arn:aws:sqs:us-east-1:*:airflow-celery-*",
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": ["logs:*"],
-                    "Resource": "arn:aws:logs:us-east-1:*:log-group:airflow-*",
-                },
-                {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
-                {
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject*", "s3:PutObject", "s3:List*", "s3:GetBucket*"],
-                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                },
-            ],
-        }
-    )
-
-
-def prerequisites_for_airflow(live: LiveServer, tag: str) -> dict:
-    params = make_prerequisites(live, tag)
-    bucket = params["SourceBucketArn"].split(":::")[1]
-    live.aws("iam").put_role_policy(
-        RoleName=params["ExecutionRoleArn"].rsplit("/", 1)[1],
-        PolicyName="airflow-runtime",
-        PolicyDocument=runtime_policy(bucket),
-    )
-    return params
 
 
 def put_dag(live: LiveServer, bucket: str, dag_id: str) -> None:
