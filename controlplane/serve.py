@@ -76,7 +76,6 @@ def _serve(settings: Settings) -> None:
         if settings.auth_enabled
         else None
     )
-    db.engine.dispose()  # no connection crosses the fork into the workers
     sock = _bind(settings.host, settings.port)
     embedded = None
     aws_endpoint = settings.aws_endpoint
@@ -116,6 +115,8 @@ def _serve(settings: Settings) -> None:
     supervisor = Supervisor(settings.data_dir, parts)
 
     memory.warm_up_shared()
+    # Building the service read the store: no connection may cross the fork into the workers.
+    db.engine.dispose()
     gc.collect()
     gc.freeze()
     try:

@@ -319,8 +319,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 TRUST_POLICY = airflow_trust_policy()
 
 
-def bucket_read_policy(bucket: str) -> str:
-    """The S3 part of the execution-role policy MWAA documents: read the source bucket."""
+def execution_role_policy(bucket: str) -> str:
+    """The execution-role policy MWAA documents, for any environment name: read the source
+    bucket, write the environments' logs and metrics, use the Celery queues."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -329,7 +330,41 @@ def bucket_read_policy(bucket: str) -> str:
                     "Effect": "Allow",
                     "Action": ["s3:GetObject*", "s3:GetBucket*", "s3:List*"],
                     "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                }
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogStream",
+                        "logs:CreateLogGroup",
+                        "logs:PutLogEvents",
+                        "logs:GetLogEvents",
+                        "logs:GetLogRecord",
+                        "logs:GetLogGroupFields",
+                        "logs:GetQueryResults",
+                    ],
+                    "Resource": "arn:aws:logs:*:*:log-group:airflow-*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:DescribeLogGroups",
+                        "cloudwatch:PutMetricData",
+                        "s3:GetAccountPublicAccessBlock",
+                    ],
+                    "Resource": "*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "sqs:ChangeMessageVisibility",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:GetQueueUrl",
+                        "sqs:ReceiveMessage",
+                        "sqs:SendMessage",
+                    ],
+                    "Resource": "arn:aws:sqs:*:*:airflow-celery-*",
+                },
             ],
         }
     )
@@ -359,8 +394,8 @@ def make_prerequisites(live: LiveServer, suffix: str = "") -> dict:
     # Environments read the bucket as this role.
     iam.put_role_policy(
         RoleName=f"airdock-exec-{tag}",
-        PolicyName="read-source-bucket",
-        PolicyDocument=bucket_read_policy(bucket),
+        PolicyName="mwaa-execution",
+        PolicyDocument=execution_role_policy(bucket),
     )
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [

@@ -59,7 +59,14 @@ class AwsGateway:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         req = wire.read_request(environ)
         try:
-            answer = self._admit(req, environ.get("PATH_INFO") or "/")
+            try:
+                answer = self._admit(req, environ.get("PATH_INFO") or "/")
+            except (Refusal, StsInvalid):
+                raise
+            except Exception:
+                # Fail closed: a request the gateway could not decide on goes no further.
+                log.exception("could not decide on %s %s", req.method, req.path[:200])
+                raise Refusal(wire.UNAVAILABLE, "Please try again.") from None
         except Refusal as refusal:
             log.info(
                 "refused %s %s from %s: %s: %s",

@@ -81,7 +81,10 @@ class Identities:
         self, role: Any, session_name: str, issued_at: dt.datetime | None
     ) -> iam.Principal:
         policies, boundary = self._state.role_policies(role)
-        tags = {tag["Key"]: tag["Value"] for tag in (getattr(role, "tags", None) or {}).values()}
+        # moto keeps a role's tags as a dict by key, or as a list when CloudFormation made it.
+        raw = getattr(role, "tags", None) or {}
+        items = raw.values() if isinstance(raw, dict) else raw
+        tags = {t["Key"]: t["Value"] for t in items if isinstance(t, dict) and "Key" in t}
         account = self.directory.account_id
         return iam.Principal(
             arn=f"arn:aws:sts::{account}:assumed-role/{role.name}/{session_name}",

@@ -158,6 +158,7 @@ EXPIRED = "expired"
 MALFORMED = "malformed"
 DENIED = "denied"
 CLOSED = "closed"
+UNAVAILABLE = "unavailable"  # the gateway could not decide: refuse rather than let it through
 
 # kind -> protocol family -> (code, HTTP status)
 _CODES: dict[str, dict[str, tuple[str, int]]] = {
@@ -208,6 +209,12 @@ _CODES: dict[str, dict[str, tuple[str, int]]] = {
         "query": ("AccessDenied", 403),
         "ec2": ("UnauthorizedOperation", 403),
         "json": ("AccessDeniedException", 400),
+    },
+    UNAVAILABLE: {
+        "rest-xml": ("ServiceUnavailable", 503),
+        "query": ("ServiceUnavailable", 503),
+        "ec2": ("Unavailable", 503),
+        "json": ("ServiceUnavailableException", 503),
     },
 }
 
@@ -261,7 +268,12 @@ def render_refusal(req: Incoming, refusal: Refusal) -> tuple[str, list[tuple[str
         body = json.dumps({"__type": code, "message": message}).encode()
         headers += [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
     headers.append(("Content-Length", str(len(body))))
-    reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}[status]
+    reason = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        503: "Service Unavailable",
+    }[status]
     return f"{status} {reason}", headers, body
 
 

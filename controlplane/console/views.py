@@ -23,7 +23,8 @@ LOG_LINES = 20
 
 
 def environment_rows(ctx: ConsoleContext, request: Request, who: Requester) -> list[dict]:
-    """One row per environment the caller may read; None when it may not list at all."""
+    """One row per environment the caller may read (AccessDeniedException when it may not
+    list environments at all)."""
     ctx.require(request, who, Intent("airflow:ListEnvironments", "*"))
     names: list[str] = []
     token = None

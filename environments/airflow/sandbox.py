@@ -18,6 +18,8 @@ The contract:
   embedded AWS's state, the uv cache, the metadata server's files, other workspaces.
 - `env` is passed as given (plus HOME, TMPDIR, USER): callers build it from nothing, never from
   os.environ, so no credential of the server leaks in.
+- Airdock itself writes into home/ and tmp/ (which the account owns) only under names the
+  account cannot guess, and reads back what the process wrote without following links.
 
 Three modes, chosen once per process (`mode()`), said loudly at start (`describe()`):
 
@@ -153,6 +155,18 @@ def hand_over(workspace: Workspace, tree: Path) -> None:
         return
     for folder, _dirs, _files in os.walk(tree):  # symlinked folders are not followed
         os.lchown(folder, account.uid, account.gid)
+
+
+def close_tree(workspace: Workspace, tree: Path) -> None:
+    """Folders of `tree` (a virtualenv the installer made world-readable) become the
+    environment's alone: nothing for other accounts, group access for the environment's.
+    Files keep their modes: those hardlinked from the shared cache are shared inodes."""
+    account = prepare(workspace) if mode() == ACCOUNTS else None
+    for folder, _dirs, _files in os.walk(tree):
+        path = Path(folder)
+        if account is not None and path.lstat().st_gid != account.gid:
+            os.lchown(path, -1, account.gid)
+        path.chmod(path.lstat().st_mode & 0o7770 | 0o050)
 
 
 def confine(

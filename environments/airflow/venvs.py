@@ -53,7 +53,7 @@ from environments.plumbing.locks import FileLock, LockTimeout
 from environments.workspace import Workspace
 
 # Bump when the way a venv is built changes, so existing venvs are rebuilt once.
-RECIPE = "airdock-venv-1"
+RECIPE = "airdock-venv-2"
 MWAA_INSTALL_TIMEOUT = 540.0  # MWAA stops requirements installs after 9 minutes
 
 REQUIREMENTS_INSTALL_FAILED = "REQUIREMENTS_INSTALL_FAILED"
@@ -249,6 +249,11 @@ class _Build:
             sync: tuple[object, ...] = ("pip", "sync", lock.path, "--python", py)
             if lock.build_constraints:
                 sync += ("--build-constraints", lock.build_constraints)
+            if self._confined_writes_venv(prepared):
+                # Under bubblewrap every environment is the same user: a file hardlinked from
+                # the shared cache would be writable by the confined install, and a change to
+                # it would reach every other environment. Copies keep the cache out of reach.
+                sync += ("--link-mode", "copy")
             # Every package of the lock is pinned and hashed, so when the cache already holds
             # them the index need not be asked: faster, and it works without network access.
             if not self._uv(
@@ -256,6 +261,8 @@ class _Build:
             ):
                 self.say("not everything is cached yet: installing from the package index")
                 self._uv(*sync, what=f"Installing Airflow {airflow_version}")
+            if self.workspace is not None:
+                sandbox.close_tree(self.workspace, venv)
             if prepared.requirements.strip():
                 self._install_requirements(venv, lock, prepared)
             else:
@@ -264,6 +271,13 @@ class _Build:
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise
+
+    def _confined_writes_venv(self, prepared: PreparedRequirements) -> bool:
+        return (
+            self.workspace is not None
+            and bool(prepared.requirements.strip())
+            and sandbox.mode() == sandbox.BUBBLEWRAP
+        )
 
     def _install_requirements(
         self, venv: Path, lock: AirflowLock, prepared: PreparedRequirements
@@ -295,7 +309,7 @@ class _Build:
             "pip", "install", "-r", work / "requirements.txt", *constraints,
             *prepared.extra_args, "--python", venv / "bin" / "python",
             what="Installing requirements.txt", code=REQUIREMENTS_INSTALL_FAILED,
-            cache=cache, confined=self.workspace is not None,
+            cache=cache, confined=(venv, cache) if self.workspace is not None else None,
         )  # fmt: skip
 
     def _uv(
@@ -305,7 +319,7 @@ class _Build:
         code: str = AIRFLOW_INSTALL_FAILED,
         check: bool = True,
         cache: Path | None = None,
-        confined: bool = False,
+        confined: tuple[Path, ...] | None = None,  # run as the environment; it may write these
     ) -> bool:
         command = [
             self.uv,
@@ -320,8 +334,10 @@ class _Build:
             raise _timeout(self.limit)
         # cwd "/": no project or config file around the workspace can steer uv.
         env, cwd, identity = _uv_env(), Path("/"), {"umask": 0o022}  # a venv others may read
-        if confined and self.workspace is not None:
-            launch = sandbox.confine(self.workspace, command, _confined_uv_env(), cwd)
+        if confined is not None and self.workspace is not None:
+            launch = sandbox.confine(
+                self.workspace, command, _confined_uv_env(), cwd, writable=confined
+            )
             command, env, identity = launch.argv, launch.env, launch.identity()
         result = procs.run(
             command, timeout=remaining, env=env, cwd=cwd, log=self.log, identity=identity

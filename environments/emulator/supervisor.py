@@ -13,6 +13,7 @@ host and port a request was sent to.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,6 +79,16 @@ class EmbeddedAws:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+    @property
+    def last_exit(self) -> str | None:
+        """How the child ended, once alive() has seen it end."""
+        code = self._process.returncode if self._process is not None else None
+        if code is None:
+            return None
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
 
     def alive(self) -> bool:
         """Whether the child still runs (a dead one is reaped here, so it is no zombie)."""

@@ -103,8 +103,8 @@ class DriftWatch:
             elif row.status == Status.UNAVAILABLE.value:
                 # A repair failed before, and what was gone is back (made by hand, or the
                 # bucket is there again): run the same steps again to make it AVAILABLE.
-                redo = row.progress.get("redo") or []
-                self._schedule_repair(row, [(step, "nothing any more") for step in redo])
+                redo, what = row.progress.get("redo") or [], row.progress.get("repair") or []
+                self._schedule_repair(row, [(step, text) for step in redo for text in what])
         if gone:
             self._wake()
         return gone
@@ -136,8 +136,16 @@ class DriftWatch:
             return
         if not _queue_exists(sqs, DAG_EVENT_QUEUE):
             # Shared by all environments: remade here once, rather than by every one of them.
-            ensure_event_queue(sqs, self._placement.region, self._placement.account_id)
-            log.warning("the DAG event queue %s was deleted; it was made again", DAG_EVENT_QUEUE)
+            try:
+                ensure_event_queue(sqs, self._placement.region, self._placement.account_id)
+                log.warning("the DAG event queue %s was deleted; made it again", DAG_EVENT_QUEUE)
+            except ClientError as err:  # e.g. SQS refuses the name for 60 s: next check
+                _repeats.warning(
+                    ("event-queue", str(err)),
+                    "the DAG event queue %s was deleted and cannot be made again yet: %s",
+                    DAG_EVENT_QUEUE,
+                    err,
+                )
         s3 = self._services.aws.client("s3")
         for bucket, users in sorted(by_bucket.items()):
             try:
@@ -158,7 +166,7 @@ class DriftWatch:
         gone. A compare-and-set: if the environment changed since it was read, it is left
         for the next check."""
         redo = {step for step, _ in missing}
-        what = [description for _, description in missing]
+        what = list(dict.fromkeys(description for _, description in missing))
         done = [name for name in self._step_names if name not in redo]
         try:
             with self._db.transaction() as session:

@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from environments.plumbing.files import atomic_write
-from tests.conftest import ROOT, TRUST_POLICY, LiveServer, bucket_read_policy, start_server
+from tests.conftest import ROOT, TRUST_POLICY, LiveServer, execution_role_policy, start_server
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -189,8 +189,8 @@ def execution_role(live: LiveServer, name: str, bucket: str | None = None) -> st
     if bucket is not None:
         iam.put_role_policy(
             RoleName=name,
-            PolicyName="read-source-bucket",
-            PolicyDocument=bucket_read_policy(bucket),
+            PolicyName="mwaa-execution",
+            PolicyDocument=execution_role_policy(bucket),
         )
     return arn
 

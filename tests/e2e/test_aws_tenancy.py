@@ -345,3 +345,24 @@ def test_an_environment_reads_its_bucket_as_its_execution_role(iam_server):
     admin.create_environment(Name=good, **{**params, "ExecutionRoleArn": role}, Tags={"team": "a"})
     assert wait_for_status(admin, good, {"CREATE_FAILED", "AVAILABLE"})["Status"] == "AVAILABLE"
     assert (live.data_dir / "environments" / good / "dags" / "mine.py").read_bytes() == b"# mine\n"
+
+
+def test_sts_names_the_signer_and_guards_role_sessions(iam_server, teams):
+    live = iam_server.live
+    alice_sts = aws(live, "sts", USER_KEYS["alice"])
+    assert alice_sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/alice"
+    role = execution_role(live, f"MWAA-Execution-{uuid.uuid4().hex[:6]}", teams["b"]["bucket"])
+    # The execution role trusts the Airflow services only: alice may not become it.
+    assert code_of(lambda: alice_sts.assume_role(RoleArn=role, RoleSessionName="steal")) == (
+        "AccessDenied"
+    )
+    # Airdock's admin acts as the MWAA service; the session has the role's rights, no more.
+    granted = live.aws("sts").assume_role(RoleArn=role, RoleSessionName="airdock")["Credentials"]
+    key = (granted["AccessKeyId"], granted["SecretAccessKey"])
+    s3 = aws(live, "s3", key, granted["SessionToken"])
+    assert s3.get_object(Bucket=teams["b"]["bucket"], Key="dags/own.py")["Body"].read()
+    assert code_of(lambda: s3.list_objects_v2(Bucket=teams["a"]["bucket"])) == "AccessDenied"
+    assert code_of(lambda: aws(live, "s3", key).list_buckets()) == "InvalidAccessKeyId"
+    assert code_of(lambda: aws(live, "s3", key, "not-the-token").list_buckets()) == "InvalidToken"
+    session = aws(live, "sts", key, granted["SessionToken"]).get_caller_identity()
+    assert session["Arn"].endswith(f":assumed-role/{role.rpartition('/')[2]}/airdock")

@@ -87,3 +87,17 @@ def test_a_removed_notification_entry_comes_back_beside_the_users_own(live, envi
         timeout=30,
         message="our notification entry to be back beside the user's",
     )
+
+
+def test_the_shared_dag_event_queue_comes_back_and_still_brings_dags(live, environment):
+    _, bucket = environment
+    sqs = live.aws("sqs")
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName="airdock-dag-events")["QueueUrl"])
+    wait_until(
+        lambda: _queue_exists(sqs, "airdock-dag-events"),
+        timeout=30,
+        message="the DAG event queue to be back",
+    )
+    live.aws("s3").put_object(Bucket=bucket, Key="dags/after_drift.py", Body=b"# back\n")
+    mirrored = live.data_dir / "environments" / "drifty" / "dags" / "after_drift.py"
+    wait_until(mirrored.exists, timeout=60, message="a DAG uploaded afterwards to be mirrored")

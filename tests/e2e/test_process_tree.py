@@ -158,6 +158,7 @@ def test_a_killed_embedded_aws_shows_in_health_comes_back_and_environments_recov
         # Same port as before: clients and saved queue URLs keep working.
         assert live.aws("sqs").get_queue_url(QueueName="airflow-celery-" + _env_id(live, "during"))
         assert healthy(live)["parts"]["embedded_aws"] == {"state": "up", "restarts": 1}
+        assert parts(live)["parts"]["embedded_aws"]["last_exit"] == "killed by SIGKILL"
     finally:
         live.stop()
 

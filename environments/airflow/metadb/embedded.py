@@ -115,7 +115,10 @@ class EmbeddedPostgres:
         whole group for whatever is left after a grace period."""
         with self._lock:
             pid = self._pid()
-            if pid is None:
+            if pid is None or not self._pid_alive(pid):
+                # Dead already (and reaped): its number may belong to another process now.
+                # Backends it left behind are cleared by the next start.
+                self._process, self._adopted_pid = None, None
                 return
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)

@@ -102,3 +102,32 @@ def test_account_names_are_stable_and_distinct(tmp_path):
         Workspace.for_environment(tmp_path / "b", "env")
     )
     assert len(sandbox.account_name(one)) <= 32  # the longest name useradd takes
+
+
+def test_requirements_install_as_the_environment(confined_mode, tmp_path):
+    """requirements.txt installs confined, with a cache of the environment's own; Airflow from
+    the lock comes from the shared cache, which the confined install can never change."""
+    from environments.airflow.venv_store import remove_venvs
+    from environments.airflow.venvs import build_venv
+    from tests.conftest import TEST_UV_CACHE
+
+    workspace = Workspace.for_environment(tmp_path / "data", "builder")
+    sandbox.prepare(workspace)
+    try:
+        result = build_venv(
+            workspace.venv, "3.0.6", b"tomli-w\n", cache_dir=TEST_UV_CACHE, workspace=workspace
+        )
+        assert result.ok, result.output
+        assert "installing requirements.txt as the environment" in result.output
+        venv = result.venv_path
+        lock_file = next((venv / "lib").glob("python*/site-packages/airflow/__init__.py"))
+        added = next((venv / "lib").glob("python*/site-packages/tomli_w/__init__.py"))
+        if confined_mode == sandbox.ACCOUNTS:
+            account = sandbox.prepare(workspace)
+            assert lock_file.stat().st_uid == 0 and not lock_file.stat().st_mode & 0o022
+            assert added.stat().st_uid == account.uid
+        else:
+            assert lock_file.stat().st_nlink == 1  # a copy, not a link into the shared cache
+        assert (store := workspace.venv.parent / ".venv.d" / ".uv-cache").is_dir(), store
+    finally:
+        remove_venvs(workspace.venv)

@@ -8,7 +8,8 @@ Without the lock, entries were lost on create and left behind on delete.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
@@ -87,6 +88,35 @@ def test_concurrent_creates_and_deletes_keep_exactly_the_live_entries(host, repl
     with ThreadPoolExecutor(64) as pool:
         list(pool.map(lambda i: step.teardown(contexts[i]), range(100, 300)))
     assert _entries(host) == []
+
+
+def _replica(endpoint: str, db_url: str, first: int, count: int, teardown: bool) -> list[str]:
+    """One process, as a replica would be: its own clients and store, many threads."""
+    clients = AwsClients(
+        AwsTarget(PLACE.region, endpoint, access_key_id="testing", secret_access_key="t")
+    )
+    host = HostServices(aws=clients, dag_events=True)
+    db = Store(db_url)
+    step = DagEvents()
+    try:
+        contexts = [_context(host, db, i) for i in range(first, first + count)]
+        run = step.teardown if teardown else step.ensure
+        with ThreadPoolExecutor(16) as pool:
+            return [type(outcome).__name__ for outcome in pool.map(run, contexts)]
+    finally:
+        db.dispose()
+
+
+def test_replicas_in_separate_processes_keep_every_entry(host, replicas, db_url):
+    endpoint = host.aws.target.endpoint_url
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn) as processes:
+        for teardown in (False, True):
+            jobs = [(endpoint, db_url, 1000 + 30 * k, 30, teardown) for k in range(2)]
+            results = list(processes.map(_replica, *zip(*jobs, strict=True)))
+            assert results == [["Done"] * 30] * 2
+            wanted = [] if teardown else [f"airdock-dags-id{i:04d}" for i in range(1000, 1060)]
+            assert _entries(host) == wanted
 
 
 def test_a_lock_left_by_a_dead_holder_expires(replicas):
