@@ -122,21 +122,6 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
     params = prerequisites_for_airflow(live, tag)
     bucket = params["SourceBucketArn"].split(":::")[1]
     role_name = params["ExecutionRoleArn"].rsplit("/", 1)[1]
-    # The probe DAG writes its result to the bucket as the execution role: a grant beyond
-    # MWAA's documented policy, which users add to their role when their tasks need it.
-    write_results = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "s3:PutObject",
-                "Resource": f"arn:aws:s3:::{bucket}/results/*",
-            }
-        ],
-    }
-    live.aws("iam").put_role_policy(
-        RoleName=role_name, PolicyName="write-results", PolicyDocument=json.dumps(write_results)
-    )
     name = f"rt-{version.replace('.', '')}-{tag}"
     mwaa = live.mwaa()
     mwaa.create_environment(
