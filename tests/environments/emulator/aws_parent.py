@@ -18,7 +18,8 @@ from environments.emulator.supervisor import EmbeddedAws
 def main() -> None:
     aws = EmbeddedAws(Path(sys.argv[1]))
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    aws.start()
+    # Generous: a replay after a crash, on a busy machine, can take a while.
+    aws.start(timeout=120)
     assert aws._process is not None
     print(aws.port, aws._process.pid, flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
