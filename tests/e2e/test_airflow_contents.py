@@ -31,7 +31,7 @@ BROKEN_DAG = b"from airflow import DAG\nimport module_that_does_not_exist\n"
 
 @pytest.fixture(scope="module")
 def airflow_server(tmp_path_factory):
-    live = start_server(tmp_path_factory.mktemp("airflow") / "data", airflow=True)
+    live = start_server(tmp_path_factory.mktemp("airflow") / "data", airflow=True, timeout=300)
     yield live
     live.stop()
 

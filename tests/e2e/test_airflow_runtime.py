@@ -37,6 +37,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 ROOT = Path(__file__).resolve().parents[2]
 AVAILABLE_WITHIN = 700.0
 TASK_WITHIN = 240.0
+# The embedded PostgreSQL (initdb on first start) and the server, on a busy machine.
+SERVER_WITHIN = 300.0
 
 # A DAG that runs at once and writes to S3 with a client built from nothing: the execution
 # role's credentials and the embedded AWS's endpoint must come from the environment.
@@ -67,7 +69,9 @@ probe()
 @pytest.fixture(scope="module")
 def airflow_server(tmp_path_factory: pytest.TempPathFactory):
     # The metadata goes to the embedded PostgreSQL here; the crash test uses an external one.
-    live = start_server(tmp_path_factory.mktemp("airflow-runtime") / "data", airflow=True)
+    live = start_server(
+        tmp_path_factory.mktemp("airflow-runtime") / "data", airflow=True, timeout=SERVER_WITHIN
+    )
     yield live
     live.stop()
 
@@ -300,7 +304,7 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
         pytest.skip(reason)
     data_dir = tmp_path_factory.mktemp("airflow-crash") / "data"
     external = ("--airflow-database-url", PG_ADMIN_URL)
-    live = start_server(data_dir, *external, airflow=True)
+    live = start_server(data_dir, *external, airflow=True, timeout=SERVER_WITHIN)
     try:
         name = f"rt-kill-{uuid.uuid4().hex[:8]}"
         create_available(live, name)
@@ -315,7 +319,7 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
         live.process.wait()
         assert group_leaders(workspace) == before
 
-        live = start_server(data_dir, *external, airflow=True)
+        live = start_server(data_dir, *external, airflow=True, timeout=SERVER_WITHIN)
 
         def one_fresh_set() -> bool:
             state = runtime_state(live, name)
