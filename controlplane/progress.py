@@ -25,6 +25,7 @@ from starlette.responses import Response
 from controlplane.deps import Call, reads
 from controlplane.security import Intent
 from controlplane.wire import json_response
+from environments.airflow.runtime.manager import STATUS_FILE as RUNTIME_STATUS_FILE
 from environments.lifecycle import Status
 from environments.service import EnvironmentService
 from environments.workspace import Workspace
@@ -63,7 +64,6 @@ def step_progress(status: str, progress: dict[str, Any], attempts: int, retry_at
     return found
 
 
-RUNTIME_STATUS_FILE = "runtime.json"  # what the Airflow runtime writes in state/ per environment
 
 
 def runtime_file_health(data_dir: Path) -> ComponentHealth:
