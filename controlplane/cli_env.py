@@ -155,7 +155,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    folder = args.data_dir.resolve() / "environments" / args.name / "home" / "logs" / "components"
+    folder = args.data_dir.resolve() / "environments" / args.name / "state" / "logs"
     if not folder.is_dir():
         print(f"error: no Airflow logs for {args.name} in {args.data_dir}")
         return 2

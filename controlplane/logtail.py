@@ -1,6 +1,6 @@
 """`airdock env logs`: the components' log files of one environment, tailed like `tail -f`.
 
-The runtime writes each component's output to `home/logs/components/<component>.log` (the
+The runtime writes each component's output to `state/logs/<component>.log` (the
 same lines it ships to CloudWatch); this prints their last lines, each prefixed with the
 component, and with `follow` keeps printing what is appended, including from components
 that start later.

@@ -55,6 +55,21 @@ probe()
 """
 
 
+RUNTIME_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sqs:*", "Resource": "arn:aws:sqs:*:*:airflow-celery-*"},
+            {"Effect": "Allow", "Action": "logs:*",
+             "Resource": "arn:aws:logs:*:*:log-group:airflow-*"},
+            {"Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+            {"Effect": "Allow", "Action": "s3:*",
+             "Resource": ["arn:aws:s3:::bench-dags", "arn:aws:s3:::bench-dags/*"]},
+        ],
+    }
+)  # fmt: skip
+
+
 def pss_mb(pgids: set[int]) -> float:
     """Proportional set size of every process in the given process groups."""
     total = 0
@@ -134,6 +149,11 @@ def main() -> int:
     with benchlib.live_server("--poll-interval", "0.1") as (process, endpoints, data_dir):
         mwaa, aws = clients(endpoints, read_admin(data_dir))
         params = prerequisites(aws)
+        # The execution role may do what MWAA's documented policy allows: the Celery queue,
+        # the environment's logs, and (for the probe task) the DAG bucket.
+        aws("iam").put_role_policy(
+            RoleName="bench-exec", PolicyName="airflow-runtime", PolicyDocument=RUNTIME_POLICY
+        )
         params["AirflowConfigurationOptions"] = {"core.dags_are_paused_at_creation": "False"}
         first = create_available(mwaa, params, "bench-first")
         rows.append(["create -> AVAILABLE, first environment", f"{first:.1f} s", "MWAA 20-30 min"])

@@ -111,6 +111,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.basetemp = str(TEST_TMP / f"run-{os.getpid()}")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The environment accounts this run's servers made go with it: system account ids are
+    few, and these temporary folders outlive the run only for their logs."""
+    basetemp = session.config.option.basetemp
+    if os.geteuid() != 0 or not basetemp:
+        return
+    import pwd
+
+    from environments.plumbing import os_users
+
+    prefix = "Airdock workspace " + str(Path(basetemp).absolute()) + os.sep
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith("airdock-") and entry.pw_gecos.startswith(prefix):
+            os_users.remove_account(entry.pw_name)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def traversable_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Temporary folders (tmp_path's too) come from the factory, private (0700); as root they

@@ -7,11 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
 import pytest
 
-from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status
+from tests.conftest import ROOT, start_server, wait_for_status
+from tests.e2e.airflow_support import prerequisites_for_airflow
 from tests.waiting import wait_until
+
+# Each environment here runs a real Airflow, which starts in minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 GOOD_DAG = b"""
 from datetime import datetime
@@ -34,7 +39,7 @@ def airflow_server(tmp_path_factory):
 def test_requirements_dags_and_a_rolled_back_update(airflow_server):
     live = airflow_server
     mwaa, s3, logs = live.mwaa(), live.aws("s3"), live.aws("logs")
-    params = make_prerequisites(live)
+    params = prerequisites_for_airflow(live, uuid.uuid4().hex[:8])
     bucket = params["SourceBucketArn"].rsplit(":", 1)[-1]
     s3.put_object(Bucket=bucket, Key="dags/hello.py", Body=GOOD_DAG)
     s3.put_object(Bucket=bucket, Key="dags/broken.py", Body=BROKEN_DAG)

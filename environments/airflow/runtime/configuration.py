@@ -39,6 +39,9 @@ def opinionated(plan: RuntimePlan) -> dict[str, str]:
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__CELERY__WORKER_AUTOSCALE": f"{concurrency},{concurrency}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+        # Sending a task makes the scheduler's first SQS client (models, credentials): more
+        # than Airflow's 1 s on a busy machine.
+        "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10.0",
         # New DAG files are picked up within seconds of their sync, not after five minutes.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",

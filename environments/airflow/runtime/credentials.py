@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import time
 from pathlib import Path
@@ -31,8 +32,16 @@ class RoleCredentials:
     """The files one environment's processes read: an AWS config and an empty credentials
     file (so nothing of the host's ~/.aws is picked up)."""
 
-    def __init__(self, folder: Path, role_arn: str, region: str, endpoint: str | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        role_arn: str,
+        region: str,
+        endpoint: str | None,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
         self.folder = folder
+        self.owner = owner  # (uid, gid) of the environment's account, when it has one
         self.role_arn = role_arn
         self.region = region
         self.endpoint = endpoint
@@ -57,9 +66,9 @@ class RoleCredentials:
         if self.endpoint:
             lines.append(f"endpoint_url = {self.endpoint}")
             lines += ["s3 =", "    addressing_style = path"]
-        atomic_write(self.config_file, "\n".join(lines) + "\n", mode=0o600)
+        self._write(self.config_file, "\n".join(lines) + "\n")
         if not self.credentials_file.exists():
-            atomic_write(self.credentials_file, "", mode=0o600)
+            self._write(self.credentials_file, "")
 
     def refresh(self, sts: Any) -> bool:
         """Assume the role and write the keys; False (with `error`) when STS refused."""
@@ -80,10 +89,16 @@ class RoleCredentials:
             "SessionToken": answer["SessionToken"],
             "Expiration": answer["Expiration"].isoformat(),
         }
-        atomic_write(self.keys_file, json.dumps(keys), mode=0o600)
+        self._write(self.keys_file, json.dumps(keys))
         self.refreshed_at = time.monotonic()
         self.error = None
         return True
+
+    def _write(self, path: Path, text: str) -> None:
+        """Readable by the environment's processes alone: its account, or Airdock's."""
+        atomic_write(path, text, mode=0o600)
+        if self.owner is not None:
+            os.chown(path, *self.owner)
 
     def due(self) -> bool:
         return time.monotonic() - self.refreshed_at >= REFRESH_AFTER_SECONDS

@@ -27,6 +27,7 @@ import psycopg
 from cryptography.fernet import Fernet
 
 from environments import store
+from environments.airflow import sandbox
 from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
@@ -204,7 +205,8 @@ class AirflowRuntime:
         if done.get("version") == plan.airflow_version and done.get("env_id") == plan.env_id:
             return None
         component = Component("migrate", "scheduler", ("db", "migrate"))
-        result = migrate(plan, self._environment(plan, component), workspace.home)
+        self._prepare_home(plan)
+        result = migrate(plan, self._environment(plan, component), self._launch)
         if not result.ok:
             return result.error
         migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
@@ -221,8 +223,12 @@ class AirflowRuntime:
                 return False
             supervisor = self._supervisors.get(plan.name)
             if supervisor is None:
+                self._prepare_home(plan)
                 supervisor = EnvironmentSupervisor(
-                    plan, api_port=self._api_port(plan), environment_for=self._environment
+                    plan,
+                    api_port=self._api_port(plan),
+                    environment_for=self._environment,
+                    launcher=self._launch,
                 )
                 pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
                 self._supervisors[plan.name] = supervisor
@@ -230,6 +236,7 @@ class AirflowRuntime:
                 supervisor.start()
                 return True
         if supervisor.plan.restart_key() != plan.restart_key():
+            self._prepare_home(plan)
             supervisor.replace(plan)
         else:
             supervisor.plan = plan
@@ -335,8 +342,15 @@ class AirflowRuntime:
     def _refresh_credentials(self, plan: RuntimePlan, force: bool = False) -> None:
         creds = self._credentials.get(plan.name)
         if creds is None or creds.role_arn != plan.execution_role_arn:
-            folder = self.workspace(plan.name).state / "aws"
-            creds = RoleCredentials(folder, plan.execution_role_arn, plan.region, plan.aws_endpoint)
+            workspace = self.workspace(plan.name)
+            account = sandbox.prepare(workspace)
+            creds = RoleCredentials(
+                _aws_folder(workspace),
+                plan.execution_role_arn,
+                plan.region,
+                plan.aws_endpoint,
+                owner=(account.uid, account.gid) if account is not None else None,
+            )
             creds.write_config()
             self._credentials[plan.name] = creds
             force = True
@@ -349,7 +363,7 @@ class AirflowRuntime:
         key = component.mwaa_component
         if plan.environment_class == "mw1.micro" and key != "webserver":
             key = "hybrid"
-        folder = workspace.state / "aws"
+        folder = _aws_folder(workspace)
         self._install_celery_config(workspace)
         return configuration.component_environment(
             plan,
@@ -360,6 +374,22 @@ class AirflowRuntime:
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
+
+    def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:
+        """Every Airflow process runs user code (DAGs, plugins): as the environment, never
+        with Airdock's rights (environments.airflow.sandbox)."""
+        workspace = self.workspace(plan.name)
+        return sandbox.confine(workspace, argv, env, workspace.home, writable=[workspace.home])
+
+    def _prepare_home(self, plan: RuntimePlan) -> None:
+        """AIRFLOW_HOME and what the runtime puts in it, handed to the environment's account
+        (its folders become the account's; Airdock's own files stay read-only to it)."""
+        workspace = self.workspace(plan.name)
+        sandbox.prepare(workspace)
+        self._install_celery_config(workspace)
+        _aws_folder(workspace).mkdir(parents=True, exist_ok=True)
+        (workspace.home / "logs").mkdir(parents=True, exist_ok=True)
+        sandbox.hand_over(workspace, workspace.home)
 
     @staticmethod
     def _install_celery_config(workspace: Workspace) -> None:
@@ -393,6 +423,12 @@ class AirflowRuntime:
             port = _free_port()
             workspace.write_json(PORT_FILE, {"port": port})
         return int(port)
+
+
+def _aws_folder(workspace: Workspace) -> Path:
+    """The AWS config and the role's keys: in the environment's home, where its processes (and
+    only they) can read them."""
+    return workspace.home / ".airdock" / "aws"
 
 
 def _free_port() -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from environments.airflow.runtime.plan import RuntimePlan
+from environments.airflow.runtime.supervisor import Launcher
 from environments.plumbing import processes as procs
 
 MIGRATE_TIMEOUT = 600.0
@@ -18,18 +18,20 @@ class MigrationResult:
     output: str
 
 
-def migrate(plan: RuntimePlan, env: dict[str, str], home: Path) -> MigrationResult:
-    """Bring the database to the schema of the plan's Airflow version (idempotent)."""
-    home.mkdir(parents=True, exist_ok=True)
-    log_path = home / "logs" / "components" / "db-migrate.log"
+def migrate(plan: RuntimePlan, env: dict[str, str], launcher: Launcher) -> MigrationResult:
+    """Bring the database to the schema of the plan's Airflow version (idempotent), as the
+    environment (the migration runs the environment's Airflow and its plugins)."""
+    log_path = plan.workspace / "state" / "logs" / "db-migrate.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    launch = launcher(plan, [plan.venv / "bin" / "airflow", "db", "migrate"], env)
     with open(log_path, "a", encoding="utf-8") as log:
         result = procs.run(
-            [plan.venv / "bin" / "airflow", "db", "migrate"],
+            launch.argv,
             timeout=MIGRATE_TIMEOUT,
-            env=env,
-            cwd=home,
+            env=launch.env,
+            cwd=launch.cwd,
             log=log,
+            identity=launch.identity(),
         )
     if result.ok:
         return MigrationResult(True, None, result.output)

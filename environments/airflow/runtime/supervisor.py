@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from environments.airflow.runtime import pidfiles
 from environments.airflow.runtime.components import (
@@ -35,13 +36,27 @@ WORKER_STOP_GRACE = 30.0  # Celery's warm shutdown lets running tasks finish
 PROBE_TIMEOUT = 2.0
 # A process this young that is not healthy yet is starting, not failing (Airflow takes tens of
 # seconds to import and register on a busy machine).
-START_GRACE = 180.0
+START_GRACE = 300.0
 # The health endpoint's section for each kind whose heartbeat it reports.
 HEARTBEAT_SECTION = {
     "scheduler": "scheduler",
     "triggerer": "triggerer",
     "dag-processor": "dag_processor",
 }
+
+
+class Launch(Protocol):
+    """How to start a process as the environment (environments.airflow.sandbox.Launch)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+    def identity(self) -> dict: ...
+
+
+# (plan, argv, environment) -> how to start it confined to the environment.
+Launcher = Callable[[RuntimePlan, list, dict[str, str]], Launch]
 
 
 @dataclass
@@ -76,10 +91,12 @@ class EnvironmentSupervisor:
         *,
         api_port: int,
         environment_for: Callable[[RuntimePlan, Component], dict[str, str]],
+        launcher: Launcher,
     ) -> None:
         self.plan = plan
         self.api_port = api_port
         self._environment_for = environment_for
+        self._launcher = launcher
         self._lock = threading.RLock()
         self._managed: dict[str, Managed] = {}
         self._stopping = False
@@ -95,7 +112,9 @@ class EnvironmentSupervisor:
 
     @property
     def log_dir(self) -> Path:
-        return self.plan.workspace / "home" / "logs" / "components"
+        # Under state/ (Airdock's alone), not in the environment's writable home: the shipper
+        # reads these files, and user code must not swap one for a link to a secret.
+        return self.plan.workspace / "state" / "logs"
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -183,12 +202,18 @@ class EnvironmentSupervisor:
             header = f"[airdock] starting {component.name}: airflow {' '.join(component.command)}\n"
             log.write(header.encode())
             log.flush()
-            managed.process = procs.spawn(
+            launch = self._launcher(
+                self.plan,
                 [self.plan.venv / "bin" / "airflow", *component.command],
-                env=self._environment_for(self.plan, component),
-                cwd=self.plan.workspace / "home",
+                self._environment_for(self.plan, component),
+            )
+            managed.process = procs.spawn(
+                launch.argv,
+                env=launch.env,
+                cwd=launch.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                **launch.identity(),
             )
         pidfiles.record(self.run_dir, component.name, managed.process.pid)
         managed.started_at = time.monotonic()
