@@ -12,10 +12,6 @@ import functools
 import logging
 from typing import Any
 
-from moto.iam.models import iam_backends
-from moto.s3.models import s3_backends
-from moto.sqs.models import sqs_backends
-
 import iam
 
 log = logging.getLogger(__name__)
@@ -43,7 +39,12 @@ class MotoState:
 
     # --- resource-based policies ----------------------------------------------------------
 
+    # moto's service models are imported on first use, as moto's server does: importing them
+    # at start would delay the embedded AWS's readiness by seconds.
+
     def bucket_policy(self, bucket: str) -> iam.Policy | None:
+        from moto.s3.models import s3_backends
+
         found = s3_backends[self.account_id][_PARTITION].buckets.get(bucket)
         text = getattr(found, "policy", None)
         if not text:
@@ -56,6 +57,8 @@ class MotoState:
         if len(parts) != 6:
             return None
         region, account, name = parts[3], parts[4], parts[5]
+        from moto.sqs.models import sqs_backends
+
         try:
             queue = sqs_backends[account][region].queues.get(name)
         except KeyError:
@@ -66,6 +69,8 @@ class MotoState:
     # --- roles of the embedded IAM --------------------------------------------------------
 
     def _iam(self) -> Any:
+        from moto.iam.models import iam_backends
+
         return iam_backends[self.account_id][_PARTITION]
 
     def role_path(self, name: str) -> str | None:
@@ -85,7 +90,7 @@ class MotoState:
 
     def trust_policy(self, role: Any) -> iam.Policy | None:
         text = role.assume_role_policy_document
-        return _parse(text, "resource", f"trust policy of {role.name}") if text else None
+        return _parse(text, "trust", f"trust policy of {role.name}") if text else None
 
     def role_policies(self, role: Any) -> tuple[tuple[iam.Policy, ...], iam.Policy | None]:
         """The role's identity policies (inline and attached) and its permissions boundary."""
