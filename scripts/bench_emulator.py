@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -139,37 +138,6 @@ def make_log_group(endpoint: str) -> Callable[[], Callable[[], None]]:
     return make
 
 
-def _worker(make_call, seconds: float, queue) -> None:
-    call = make_call()
-    call()  # warm the connection
-    latencies: list[float] = []
-    end = time.perf_counter() + seconds
-    while (start := time.perf_counter()) < end:
-        call()
-        latencies.append(time.perf_counter() - start)
-    queue.put(latencies)
-
-
-def measure(make_call, clients: int, seconds: float) -> dict[str, float]:
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    workers = [
-        ctx.Process(target=_worker, args=(make_call, seconds, queue)) for _ in range(clients)
-    ]
-    for worker in workers:
-        worker.start()
-    latencies: list[float] = []
-    for _ in workers:
-        latencies.extend(queue.get())
-    for worker in workers:
-        worker.join()
-    return {
-        "rate": len(latencies) / seconds,
-        "p50_ms": benchlib.percentile(latencies, 0.50) * 1000,
-        "p95_ms": benchlib.percentile(latencies, 0.95) * 1000,
-    }
-
-
 def state_bytes(state_dir: Path) -> int:
     snapshots = sorted((state_dir / "snapshots").glob("gen-*.snap"))
     return snapshots[-1].stat().st_size if snapshots else 0
@@ -212,7 +180,7 @@ def main() -> int:
             for operation, factory in operations.items():
                 for clients in (1, args.clients):
                     for (size, mode), endpoint in servers.items():
-                        result = measure(factory(endpoint), clients, args.seconds)
+                        result = benchlib.run_clients(factory(endpoint), clients, args.seconds)
                         results.setdefault((operation, size, mode, clients), []).append(result)
 
         rows = []

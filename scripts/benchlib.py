@@ -152,6 +152,7 @@ def run_clients(make_call: Callable[[], Callable[[], None]], clients: int, secon
     return {
         "rate": len(latencies) / seconds,
         "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
     }
 

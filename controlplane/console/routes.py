@@ -82,18 +82,16 @@ async def sign_out(request: Request) -> Response:
 @router.get("")
 @router.get("/")
 async def environment_list(request: Request) -> Response:
-    me = visitor(request)
-    if me is None:
-        return to_sign_in(request)
-    try:
-        rows = await in_thread(views.environment_rows, context(request), request, me.who)
-    except AirdockError as err:
-        return error_page(err, me)
-    return render("list.html", me=me, rows=rows)
+    return await _rows_page(request, "list.html")
 
 
 @router.get("/fragments/environments")
 async def environment_rows(request: Request) -> Response:
+    """The list's rows alone: what the page fetches to stay current."""
+    return await _rows_page(request, "rows.html")
+
+
+async def _rows_page(request: Request, template: str) -> Response:
     me = visitor(request)
     if me is None:
         return to_sign_in(request)
@@ -101,7 +99,7 @@ async def environment_rows(request: Request) -> Response:
         rows = await in_thread(views.environment_rows, context(request), request, me.who)
     except AirdockError as err:
         return error_page(err, me)
-    return render("rows.html", rows=rows)
+    return render(template, me=me, rows=rows)
 
 
 # --- one environment ------------------------------------------------------------------------
