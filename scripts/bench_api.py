@@ -100,15 +100,7 @@ def populate(endpoints: Endpoints, key: tuple[str, str], count: int) -> None:
 
 
 def create_all(setup, count: int) -> None:
-    params = {
-        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",
-        "SourceBucketArn": "arn:aws:s3:::bench",
-        "DagS3Path": "dags",
-        "NetworkConfiguration": {
-            "SubnetIds": ["subnet-1", "subnet-2"],
-            "SecurityGroupIds": ["sg-1"],
-        },
-    }
+    params = benchlib.PHANTOM_PARAMS
     for i in range(count):
         setup.create_environment(Name=f"bench-{i:03d}", **params, Tags={"team": str(i % 4)})
 

@@ -59,17 +59,9 @@ def work(endpoints: Endpoints, data: Path, environments: int, calls: int) -> Non
         aws_secret_access_key=admin.secret_access_key,
         config=Config(inject_host_prefix=False),
     )
-    # Prerequisites that do not exist: every create runs the reconciler's checks against the
-    # embedded AWS and ends in CREATE_FAILED, which exercises all three kinds of process.
-    params = {
-        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",
-        "SourceBucketArn": "arn:aws:s3:::bench",
-        "DagS3Path": "dags",
-        "NetworkConfiguration": {
-            "SubnetIds": ["subnet-1", "subnet-2"],
-            "SecurityGroupIds": ["sg-1"],
-        },
-    }
+    # Every create ends CREATE_FAILED after the reconciler's checks, which exercises all three
+    # kinds of process.
+    params = benchlib.PHANTOM_PARAMS
     for i in range(environments):
         mwaa.create_environment(Name=f"memory-{i:03d}", **params)
     for i in range(calls):

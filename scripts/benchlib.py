@@ -172,3 +172,13 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
 
 def machine_line() -> str:
     return f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+
+
+# CreateEnvironment arguments naming prerequisites that do not exist: each create runs the
+# reconciler's checks against the embedded AWS and ends CREATE_FAILED, cheaply.
+PHANTOM_PARAMS = {
+    "ExecutionRoleArn": "arn:aws:iam::123456789012:role/bench",
+    "SourceBucketArn": "arn:aws:s3:::bench",
+    "DagS3Path": "dags",
+    "NetworkConfiguration": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+}

@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import read_admin
+from environments.plumbing import processes
 from environments.provisioning.steps.check_role import airflow_trust_policy
 from tests.waiting import wait_until
 
@@ -106,7 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     TEST_TMP.chmod(0o711)
     for old in TEST_TMP.glob("run-*"):
         pid = old.name.removeprefix("run-")
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not processes.is_running(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     config.option.basetemp = str(TEST_TMP / f"run-{os.getpid()}")
 
@@ -145,16 +146,6 @@ def traversable_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
         return traversable(private_mktemp(basename, numbered))
 
     tmp_path_factory.mktemp = mktemp  # type: ignore[method-assign]
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 TEST_UV_CACHE = Path(

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from environments.plumbing import processes
 from environments.plumbing.files import atomic_write
 from environments.plumbing.locks import FileLock
 
@@ -37,16 +38,6 @@ def _recorded_pid(data_dir: Path) -> int | None:
         return None
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim(data_dir: Path, wait: float = SUCCESSOR_WAIT_SECONDS) -> FileLock:
     """Take the data dir for this process, or raise DataDirInUse naming the holder.
 
@@ -58,7 +49,7 @@ def claim(data_dir: Path, wait: float = SUCCESSOR_WAIT_SECONDS) -> FileLock:
     deadline = time.monotonic() + wait
     while not lock.try_acquire():
         pid = _recorded_pid(data_dir)
-        if (pid is not None and _running(pid)) or time.monotonic() >= deadline:
+        if (pid is not None and processes.is_running(pid)) or time.monotonic() >= deadline:
             raise DataDirInUse(data_dir, pid)
         time.sleep(0.1)
     atomic_write(data_dir / PID_FILE, f"{os.getpid()}\n", mode=0o600)

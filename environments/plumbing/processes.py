@@ -148,3 +148,14 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
     a no-op. Call it in the child: as a Popen preexec_fn, or right after os.fork()."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+
+def is_running(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user counts: it exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
