@@ -24,6 +24,8 @@ from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
 from environments import store
 from environments.airflow import sandbox
+from environments.airflow.access import AirflowAccess
+from environments.airflow.access.rest import RestApiForwarder
 from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.airflow.runtime.manager import AirflowRuntime
@@ -87,6 +89,9 @@ def build_api(
     placement = Placement(account_id=settings.account_id, region=settings.region)
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
     service.set_change_listener(on_change)
+    if settings.airflow_venvs:
+        # Connections to each environment's Airflow open lazily, in each API worker.
+        service.set_rest_api(RestApiForwarder(AirflowAccess(settings.data_dir)))
     admin_requester = Requester(
         arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
         iam_identity="user/airdock-admin",

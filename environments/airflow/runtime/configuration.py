@@ -47,9 +47,26 @@ def opinionated(plan: RuntimePlan) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
-    if plan.major >= 3:
-        values["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
     return values
+
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+_FAB_BACKENDS = "airflow.providers.fab.auth_manager.api.auth.backend"
+
+
+def auth(plan: RuntimePlan) -> dict[str, str]:
+    """FAB users and roles, as MWAA runs them (environments.airflow.runtime.identity): on 3.x
+    the API server's auth manager is FabAuthManager, whose `/auth/token` turns a user's
+    password into the JWT the REST API takes, and whose user API (`/auth/fab/v1`) takes basic
+    auth; on 2.x the REST API takes a session cookie, else basic auth (which starts a session,
+    so a client pays for the password hash once)."""
+    if plan.major >= 3:
+        return {
+            "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+            "AIRFLOW__FAB__AUTH_BACKENDS": f"{_FAB_BACKENDS}.session,{_FAB_BACKENDS}.basic_auth",
+        }
+    backends = f"airflow.api.auth.backend.session,{_FAB_BACKENDS}.basic_auth"
+    return {"AIRFLOW__API__AUTH_BACKENDS": backends}
 
 
 def essentials(
@@ -98,6 +115,7 @@ def essentials(
     # aws_default is the execution role, whatever a connection store holds (as on MWAA).
     values["AIRFLOW_CONN_AWS_DEFAULT"] = "aws://"
     values.update(task_logging(plan))
+    values.update(auth(plan))
     if plan.major >= 3:
         values.update(
             {
