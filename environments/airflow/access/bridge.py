@@ -63,7 +63,7 @@ class AirflowAccess:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._credentials: dict[tuple, _Credential] = {}
-        self._users: set[tuple] = set()  # (endpoint key, username, role) known to exist
+        self._users: set[tuple] = set()  # (endpoint key, username) known to exist
         self._clients: dict[str, httpx.Client] = {}
 
     # --- the public face -----------------------------------------------------------------

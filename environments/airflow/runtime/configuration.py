@@ -14,6 +14,7 @@ The process gets nothing else of the control plane's environment, which may hold
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from environments.airflow.runtime.plan import RuntimePlan
@@ -114,6 +115,7 @@ def essentials(
         values["AWS_ENDPOINT_URL"] = plan.aws_endpoint
     # aws_default is the execution role, whatever a connection store holds (as on MWAA).
     values["AIRFLOW_CONN_AWS_DEFAULT"] = "aws://"
+    values.update(mwaa_endpoint(plan))
     values.update(task_logging(plan))
     values.update(auth(plan))
     if plan.major >= 3:
@@ -138,6 +140,21 @@ def essentials(
             }
         )
     return values
+
+
+def mwaa_endpoint(plan: RuntimePlan) -> dict[str, str]:
+    """Tasks reach Airdock's MWAA API (the Amazon provider's MwaaHook, boto3's `mwaa`) as the
+    execution role. botocore prefixes MWAA's host with `env.`/`api.`, which no loopback name
+    resolves: the variable turns that off where botocore knows it (1.37+), and aws_default's
+    client config where it does not (2.x's locks)."""
+    if not plan.mwaa_endpoint:
+        return {}
+    connection = {"conn_type": "aws", "extra": {"config_kwargs": {"inject_host_prefix": False}}}
+    return {
+        "AWS_ENDPOINT_URL_MWAA": plan.mwaa_endpoint,
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
+    }
 
 
 def task_logging(plan: RuntimePlan) -> dict[str, str]:

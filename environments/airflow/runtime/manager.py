@@ -71,8 +71,10 @@ class AirflowRuntime:
         databases: MetadataDatabases,
         *,
         on_health: HealthListener | None = None,
+        mwaa_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.mwaa_endpoint = mwaa_endpoint
         self.aws = aws
         self.databases = databases
         self.on_health = on_health
@@ -186,6 +188,7 @@ class AirflowRuntime:
             region=region,
             account_id=account_id,
             aws_endpoint=self.aws_endpoint,
+            mwaa_endpoint=self.mwaa_endpoint,
             venv=venv,
             workspace=workspace.root,
             database_url=self.databases.address(name).sqlalchemy_url(),
