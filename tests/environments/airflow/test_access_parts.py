@@ -15,7 +15,7 @@ import pytest
 from environments.airflow.access.endpoint import NotRunning, read_endpoint
 from environments.airflow.access.rest import api_path, query_parameters, response_document
 from environments.airflow.runtime import identity
-from environments.airflow.runtime.configuration import auth
+from environments.airflow.runtime.configuration import auth, mwaa_endpoint
 from environments.airflow.runtime.manager import SECRETS_FILE, STATUS_FILE, AirflowRuntime
 from environments.errors import ValidationException
 from environments.workspace import Workspace
@@ -107,3 +107,13 @@ def test_answers_become_json_documents() -> None:
     assert shaped(b"") == {}
     assert shaped(b"<html>oops</html>", "text/html; charset=utf-8") == "<html>oops</html>"
     assert shaped(b"\xff\xfe", "application/octet-stream") == "\ufffd\ufffd"
+
+
+def test_tasks_reach_the_mwaa_api_without_host_prefixes(tmp_path: Path) -> None:
+    assert mwaa_endpoint(plan(tmp_path)) == {}
+    values = mwaa_endpoint(plan(tmp_path, mwaa_endpoint="http://127.0.0.1:8080"))
+    assert values["AWS_ENDPOINT_URL_MWAA"] == "http://127.0.0.1:8080"
+    assert values["AWS_DISABLE_HOST_PREFIX_INJECTION"] == "true"
+    connection = json.loads(values["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert connection["conn_type"] == "aws"
+    assert connection["extra"]["config_kwargs"] == {"inject_host_prefix": False}
