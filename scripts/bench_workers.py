@@ -103,7 +103,12 @@ def main() -> int:
         "AIRDOCK_UV_CACHE_DIR", str(Path.home() / ".cache" / "airdock-tests" / "uv")
     )
     rows: list[list[object]] = []
-    with benchlib.live_server("--poll-interval", "0.1") as (_, endpoints, data_dir):
+    # The embedded PostgreSQL's first start and the server take minutes on a loaded machine.
+    with benchlib.live_server("--poll-interval", "0.1", start_within=300) as (
+        _,
+        endpoints,
+        data_dir,
+    ):
         mwaa, aws = clients(endpoints, read_admin(data_dir))
         params = prerequisites(aws)
         aws("iam").put_role_policy(

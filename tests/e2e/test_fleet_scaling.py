@@ -28,10 +28,10 @@ import pytest
 from tests.conftest import LiveServer, wait_for_status
 from tests.e2e.airflow_support import prerequisites_for_airflow
 from tests.e2e.conftest import AVAILABLE_WITHIN
-from tests.e2e.fleet_support import finished, marks, put_nap_dag, worker_of
+from tests.e2e.fleet_support import finished, marks, put_nap_dag, release, worker_of
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,8 +91,9 @@ def test_the_fleet_scales_with_the_queue_and_loses_no_task(airflow_live: LiveSer
 
 def scaled_out_under_load(live: LiveServer, name: str, bucket: str) -> None:
     s3 = live.aws("s3")
-    # 12 tasks of 20 s for 5 slots: the load needs 3 workers, MaxWorkers allows 2.
-    put_nap_dag(s3, bucket, "fleet_load", count=12, seconds=20)
+    # 12 tasks for 5 slots: the load needs 3 workers, MaxWorkers allows 2. The tasks hold until
+    # released, so the backlog outlasts the new worker's start however loaded the machine is.
+    put_nap_dag(s3, bucket, "fleet_load", count=12, seconds=1, hold=True)
     seen: dict[int, str] = {}  # worker pid -> name, over the fleet's life
 
     def second_worker_ran_a_task() -> bool:
@@ -103,7 +104,7 @@ def scaled_out_under_load(live: LiveServer, name: str, bucket: str) -> None:
                   for (_, _, kind), r in found.items() if kind == "start"}  # fmt: skip
         return "worker-2" in ran_on
 
-    wait_until(second_worker_ran_a_task, timeout=240, interval=1.0,
+    wait_until(second_worker_ran_a_task, timeout=420, interval=2.0,
                message="a second worker to run tasks of the load")  # fmt: skip
     status = env_status(live, name)
     assert status["workers_wanted"] == 2
@@ -111,10 +112,11 @@ def scaled_out_under_load(live: LiveServer, name: str, bucket: str) -> None:
     assert (change["workers_from"], change["workers_to"]) == (1, 2)
     assert "exceed 1 x 5 slots" in change["reason"]
     assert set(status["queue"]) == {"waiting", "in_flight"}
+    release(s3, bucket, "fleet_load")
 
     # The load drains; the idle worker leaves after the spare spell, and no task was lost.
     wait_until(lambda: finished(marks(s3, bucket, "fleet_load")) == set(range(12)),
-               timeout=240, interval=2.0, message="every task of the load to finish")  # fmt: skip
+               timeout=300, interval=2.0, message="every task of the load to finish")  # fmt: skip
     wait_until(lambda: list(workers(runtime_state(live, name))) == ["worker-1"], timeout=180,
                interval=1.0, message="the fleet to be back at MinWorkers")  # fmt: skip
     status = env_status(live, name)
@@ -130,7 +132,7 @@ def limits_change_live(live: LiveServer, name: str) -> None:
     mwaa = live.mwaa()
     before = {n: c["pid"] for n, c in runtime_state(live, name)["components"].items()}
     mwaa.update_environment(Name=name, MinWorkers=2, MaxWorkers=3)
-    wait_until(lambda: len(workers(runtime_state(live, name))) == 2, timeout=30, interval=0.5,
+    wait_until(lambda: len(workers(runtime_state(live, name))) == 2, timeout=120, interval=0.5,
                message="MinWorkers 2 to bring a second worker")  # fmt: skip
     after = {n: c["pid"] for n, c in runtime_state(live, name)["components"].items()}
     assert {n: after.get(n) for n in before} == before
@@ -141,9 +143,9 @@ def limits_change_live(live: LiveServer, name: str) -> None:
 
 def a_killed_worker_loses_no_task(live: LiveServer, name: str, bucket: str) -> None:
     s3 = live.aws("s3")
-    put_nap_dag(s3, bucket, "fleet_kill", count=1, seconds=25, retries=1)
+    put_nap_dag(s3, bucket, "fleet_kill", count=1, seconds=1, retries=1, hold=True)
     started = wait_until(lambda: marks(s3, bucket, "fleet_kill").get((0, 1, "start")),
-                         timeout=180, interval=0.5, message="the task to start")  # fmt: skip
+                         timeout=300, interval=0.5, message="the task to start")  # fmt: skip
     components = runtime_state(live, name)["components"]
     victim = worker_of(started, components)
     assert victim is not None, (started, components)
@@ -154,8 +156,8 @@ def a_killed_worker_loses_no_task(live: LiveServer, name: str, bucket: str) -> N
     for pid in started["pids"][: started["pids"].index(worker_pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    assert (0, 1, "end") not in marks(s3, bucket, "fleet_kill")
-    wait_until(lambda: (0, 2, "end") in marks(s3, bucket, "fleet_kill"), timeout=240,
+    release(s3, bucket, "fleet_kill")
+    wait_until(lambda: (0, 2, "end") in marks(s3, bucket, "fleet_kill"), timeout=300,
                interval=2.0, message="the task to be retried and finish")  # fmt: skip
     assert (0, 1, "end") not in marks(s3, bucket, "fleet_kill")
     restarted = runtime_state(live, name)["components"][victim]
