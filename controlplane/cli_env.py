@@ -135,6 +135,8 @@ def _status(args: argparse.Namespace) -> int:
         "workers_wanted": runtime.get("workers_wanted", 0),
         "api_port": runtime.get("api_port"),
         "updated_at": runtime.get("updated_at"),
+        "queue": (runtime.get("autoscaling") or {}).get("queue", {}),
+        "autoscaling": _scaling_summary(runtime.get("autoscaling") or {}),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -142,6 +144,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{args.name}: {row.status}, {report['workers']} of {report['workers_wanted']} workers")
     if report["reason"]:
         print(f"  {report['reason']}")
+    _print_scaling(report)
     header = ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST ERROR")
     rows = [
         (name, c["state"], str(c.get("pid") or "-"), str(c.get("restarts", 0)),
@@ -152,6 +155,30 @@ def _status(args: argparse.Namespace) -> int:
     for line in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(line, [*widths, 0], strict=True)).rstrip())
     return 0
+
+
+def _scaling_summary(scaling: dict) -> dict:
+    """What `env status` says of autoscaling: the load, the current decision, the last change."""
+    return {
+        "load": scaling.get("load"),
+        "decision": scaling.get("decision"),
+        "last_change": scaling.get("last_change"),
+    }
+
+
+def _print_scaling(report: dict) -> None:
+    queue, scaling = report["queue"], report["autoscaling"]
+    if queue:
+        print(f"  queue: {queue.get('waiting', 0)} waiting, {queue.get('in_flight', 0)} in flight")
+    if scaling.get("decision"):
+        print(f"  autoscaling: {scaling['decision']}")
+    change = scaling.get("last_change")
+    if change:
+        when = time.strftime("%H:%M:%S", time.localtime(change["at"]))
+        print(
+            f"  last scaling: {when} {change['workers_from']} -> {change['workers_to']} workers"
+            f" ({change['reason']})"
+        )
 
 
 def _logs(args: argparse.Namespace) -> int:

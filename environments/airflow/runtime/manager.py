@@ -32,6 +32,7 @@ from environments.airflow import sandbox
 from environments.airflow.runtime import configuration, identity, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
+from environments.airflow.runtime.fleet import FleetControl
 from environments.airflow.runtime.logship import LogShipper
 from environments.airflow.runtime.migration import migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
@@ -86,6 +87,7 @@ class AirflowRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._logs = LogShipper(aws)
+        self._fleet = FleetControl(lambda: aws.client("sqs"))
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -261,9 +263,10 @@ class AirflowRuntime:
         if supervisor.plan.restart_key() != plan.restart_key():
             self._prepare_home(plan)
             supervisor.replace(plan)
-        else:
+        else:  # new limits apply at once; the autoscaler moves within them from here
             supervisor.plan = plan
-            supervisor.scale(plan.min_workers)
+            high = max(plan.max_workers, plan.min_workers)
+            supervisor.scale(min(max(supervisor.workers_wanted, plan.min_workers), high))
         return True
 
     @property
@@ -295,6 +298,7 @@ class AirflowRuntime:
             supervisor = self._supervisors.pop(name, None)
             self._unhealthy_since.pop(name, None)
             self._reported.pop(name, None)
+        self._fleet.forget(name)
         if supervisor is not None:
             supervisor.stop()
         pidfiles.stop_recorded(self.workspace(name).state / "run")
@@ -316,6 +320,8 @@ class AirflowRuntime:
                 try:
                     self._refresh_credentials(supervisor.plan)
                     health = supervisor.tick()
+                    if health.healthy:  # a fleet that is still coming up is left alone
+                        self._fleet.step(supervisor)
                     self._publish(supervisor, health)
                 except Exception:
                     log.exception("supervising %s failed", supervisor.plan.name)
@@ -331,6 +337,7 @@ class AirflowRuntime:
             "components": health.components,
             "workers": health.workers,
             "workers_wanted": supervisor.workers_wanted,
+            "autoscaling": self._fleet.report(name),
         }
         self.workspace(name).write_json(STATUS_FILE, status)
         now = time.monotonic()
