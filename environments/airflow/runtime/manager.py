@@ -28,6 +28,8 @@ from cryptography.fernet import Fernet
 
 from environments import store
 from environments.airflow import sandbox
+from environments.airflow.metrics.catalog import WORKER_COUNT
+from environments.airflow.metrics.hub import MetricsHub
 from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
@@ -82,6 +84,7 @@ class AirflowRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._logs = LogShipper(aws)
+        self.metrics = MetricsHub(aws)  # Airflow's statsd -> CloudWatch, as MWAA's sidecar
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -100,6 +103,7 @@ class AirflowRuntime:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.metrics.start()
 
     def clear_leftovers(self) -> list[str]:
         """Stop every recorded component still running from an earlier control plane."""
@@ -123,6 +127,7 @@ class AirflowRuntime:
             list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
         for thread in self._threads:
             thread.join(5)
+        self.metrics.stop()
 
     def resume(self, db: Store, *, region: str, account_id: str) -> None:
         """Start the environments that were running when the control plane last stopped."""
@@ -282,6 +287,7 @@ class AirflowRuntime:
         provisioning step, after this one)."""
         self.halt(name)
         self._credentials.pop(name, None)
+        self.metrics.forget(name)
 
     # --- background ---------------------------------------------------------------------
 
@@ -310,6 +316,7 @@ class AirflowRuntime:
             "workers_wanted": supervisor.workers_wanted,
         }
         self.workspace(name).write_json(STATUS_FILE, status)
+        self.metrics.gauge(name, WORKER_COUNT, health.workers)
         now = time.monotonic()
         if health.healthy:
             self._unhealthy_since.pop(name, None)
@@ -365,7 +372,7 @@ class AirflowRuntime:
             key = "hybrid"
         folder = _aws_folder(workspace)
         self._install_celery_config(workspace)
-        return configuration.component_environment(
+        env = configuration.component_environment(
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
@@ -374,6 +381,8 @@ class AirflowRuntime:
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
+        env.update(self.metrics.variables(plan.name, plan.execution_role_arn, plan.options))
+        return env
 
     def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:
         """Every Airflow process runs user code (DAGs, plugins): as the environment, never
