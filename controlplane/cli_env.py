@@ -133,6 +133,7 @@ def _status(args: argparse.Namespace) -> int:
         "components": runtime.get("components", {}),
         "workers": runtime.get("workers", 0),
         "workers_wanted": runtime.get("workers_wanted", 0),
+        "remote_workers": runtime.get("remote_workers", []),
         "api_port": runtime.get("api_port"),
         "updated_at": runtime.get("updated_at"),
     }

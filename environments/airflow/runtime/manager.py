@@ -33,9 +33,11 @@ from environments.airflow.metrics.hub import MetricsHub
 from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
+from environments.airflow.runtime.join import join_bundle, write_join
 from environments.airflow.runtime.logship import LogShipper
 from environments.airflow.runtime.migration import migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
@@ -85,6 +87,7 @@ class AirflowRuntime:
         self._threads: list[threading.Thread] = []
         self._logs = LogShipper(aws)
         self.metrics = MetricsHub(aws)  # Airflow's statsd -> CloudWatch, as MWAA's sidecar
+        self._remote = RemoteWorkers()  # workers that joined from other hosts
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -223,6 +226,9 @@ class AirflowRuntime:
         configuration change, or only change the number of workers. False when the runtime
         is stopping and started nothing."""
         self._refresh_credentials(plan, force=True)
+        workspace = self.workspace(plan.name)
+        bundle = join_bundle(plan, self._secrets(workspace), self._api_port(plan))
+        write_join(workspace.state, bundle)
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -288,6 +294,7 @@ class AirflowRuntime:
         self.halt(name)
         self._credentials.pop(name, None)
         self.metrics.forget(name)
+        self._remote.forget(name)
 
     # --- background ---------------------------------------------------------------------
 
@@ -305,6 +312,7 @@ class AirflowRuntime:
 
     def _publish(self, supervisor: EnvironmentSupervisor, health: Health) -> None:
         name = supervisor.plan.name
+        remote = self._remote.of(name, supervisor.plan.database_url)
         status = {
             "healthy": health.healthy,
             "reason": health.reason,
@@ -312,11 +320,12 @@ class AirflowRuntime:
             "api_port": supervisor.api_port,
             "airflow_version": supervisor.plan.airflow_version,
             "components": health.components,
-            "workers": health.workers,
+            "workers": health.workers + sum(host["ready"] for host in remote),
+            "remote_workers": remote,
             "workers_wanted": supervisor.workers_wanted,
         }
         self.workspace(name).write_json(STATUS_FILE, status)
-        self.metrics.gauge(name, WORKER_COUNT, health.workers)
+        self.metrics.gauge(name, WORKER_COUNT, status["workers"])
         now = time.monotonic()
         if health.healthy:
             self._unhealthy_since.pop(name, None)
