@@ -26,11 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from environments.airflow.metrics.batch import Batch, chunks
 from environments.airflow.metrics.catalog import NAMESPACE, Metric, MetricFilter, lookup
-from environments.airflow.metrics.statsd import parse_datagram
+from environments.airflow.metrics.outcomes import TaskOutcomes
+from environments.airflow.metrics.statsd import Sample, parse_datagram
 from environments.aws.clients import AwsClients
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class _Environment:
     batch: Batch
     last_error: str | None = None
     published: int = 0  # metric data accepted by CloudWatch so far
+    outcomes: TaskOutcomes | None = None  # task outcomes from the database (Airflow 3)
 
     @property
     def port(self) -> int:
@@ -82,9 +85,17 @@ class MetricsHub:
                 self._close(env)
             self._environments.clear()
 
-    def variables(self, name: str, role_arn: str, options: dict[str, str]) -> dict[str, str]:
-        """What an environment's Airflow processes need to send their metrics here."""
+    def variables(
+        self, name: str, role_arn: str, options: dict[str, str], outcomes_from: str | None = None
+    ) -> dict[str, str]:
+        """What an environment's Airflow processes need to send their metrics here.
+        `outcomes_from`: the metadata database to count task outcomes in, for versions whose
+        tasks do not send them (environments.airflow.metrics.outcomes)."""
         env = self._register(name, role_arn, options)
+        if outcomes_from is None:
+            env.outcomes = None
+        elif env.outcomes is None or env.outcomes.database_url != outcomes_from:
+            env.outcomes = TaskOutcomes(outcomes_from)
         return {
             "AIRFLOW__METRICS__STATSD_ON": "True",
             "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
@@ -186,9 +197,23 @@ class MetricsHub:
         with self._lock:
             environments = list(self._environments.values())
         for env in environments:
+            self._count_outcomes(env)
             data = env.batch.drain()
             if data:
                 self._publish(env, data)
+
+    def _count_outcomes(self, env: _Environment) -> None:
+        if env.outcomes is None:
+            return
+        try:
+            counts = env.outcomes.poll()
+        except psycopg.Error as err:
+            log.debug("counting the task outcomes of %s failed: %s", env.name, err)
+            return
+        for state, name in (("success", "ti_successes"), ("failed", "ti_failures")):
+            metric = lookup(name)
+            if metric is not None and env.filter.allows(name):
+                env.batch.add(metric, Sample(name, float(counts.get(state, 0)), "counter"))
 
     def _publish(self, env: _Environment, data: list[dict[str, Any]]) -> None:
         try:

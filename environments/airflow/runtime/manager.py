@@ -390,7 +390,11 @@ class AirflowRuntime:
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
-        env.update(self.metrics.variables(plan.name, plan.execution_role_arn, plan.options))
+        # Airflow 3's tasks send no outcome metrics: those are counted in the database.
+        outcomes_from = plan.database_url if plan.major >= 3 else None
+        env.update(
+            self.metrics.variables(plan.name, plan.execution_role_arn, plan.options, outcomes_from)
+        )
         return env
 
     def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:

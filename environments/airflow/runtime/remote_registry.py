@@ -19,7 +19,7 @@ from environments.airflow.metadb.databases import libpq_url
 SCHEMA = "airdock"
 TABLE = f"{SCHEMA}.remote_workers"
 BEAT_SECONDS = 5.0
-FRESH_SECONDS = 30.0
+FRESH_SECONDS = 60.0  # a dozen missed beats: worker hosts can be busy
 READ_EVERY_SECONDS = 5.0
 
 _CREATE = (

@@ -158,3 +158,23 @@ def test_hub_keeps_only_its_environments_prefixed_lines_over_udp() -> None:
         for env in hub._environments.values():
             env.batch.drain()
         hub.stop()
+
+
+@pytest.mark.postgres
+def test_task_outcomes_are_counted_from_the_database_once(postgres_url: str) -> None:
+    import psycopg
+
+    from environments.airflow.metrics.outcomes import TaskOutcomes
+
+    libpq = postgres_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("CREATE TABLE task_instance (state text, end_date timestamptz)")
+        conn.execute("INSERT INTO task_instance VALUES ('success', now())")  # before: not counted
+    outcomes = TaskOutcomes(postgres_url)
+    assert outcomes.poll() == {}  # the first look sets the watermark
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        for state in ("success", "success", "failed", "running", "up_for_retry"):
+            conn.execute("INSERT INTO task_instance VALUES (%s, now())", (state,))
+        conn.execute("INSERT INTO task_instance VALUES ('success', NULL)")
+    assert outcomes.poll() == {"success": 2, "failed": 1}
+    assert outcomes.poll() == {}  # each ending counts once
