@@ -67,13 +67,10 @@ probe()
 
 
 @pytest.fixture(scope="module")
-def airflow_server(tmp_path_factory: pytest.TempPathFactory):
-    # The metadata goes to the embedded PostgreSQL here; the crash test uses an external one.
-    live = start_server(
-        tmp_path_factory.mktemp("airflow-runtime") / "data", airflow=True, timeout=SERVER_WITHIN
-    )
-    yield live
-    live.stop()
+def airflow_server(airflow_live: LiveServer) -> LiveServer:
+    # The session's server with the runtime (tests/e2e/conftest.py); this module's environments
+    # are its own, because it kills, scales and deletes them.
+    return airflow_live
 
 
 def airdock(live: LiveServer, *args: str) -> subprocess.CompletedProcess:
