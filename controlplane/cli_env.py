@@ -143,6 +143,10 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{args.name}: {row.status}, {report['workers']} of {report['workers_wanted']} workers")
     if report["reason"]:
         print(f"  {report['reason']}")
+    for host in report["remote_workers"]:
+        ready = f"{host['ready']} of {host['workers']} workers ready"
+        seen = f"seen {host['seen_seconds_ago']} s ago"
+        print(f"  on {host['host']}: {ready}, {host['concurrency']} tasks each ({seen})")
     header = ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST ERROR")
     rows = [
         (name, c["state"], str(c.get("pid") or "-"), str(c.get("restarts", 0)),
