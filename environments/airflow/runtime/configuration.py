@@ -22,6 +22,12 @@ from environments.airflow.runtime.plan import RuntimePlan
 # The module (copied into <home>/.airdock) that turns the queue into Celery's broker options.
 CELERY_CONFIG_MODULE = "airdock_celery_config"
 CELERY_CONFIG_SOURCE = Path(__file__).with_name("celery_config_child.py")
+# How long a task's message stays invisible once a worker took it: MWAA's 12 hours would leave
+# the message of a task whose worker died (and was not yet started) out of sight for half a
+# day; 30 minutes brings it back soon while covering the tasks people run locally. A task
+# still running when it expires may be handed out again, and Airflow refuses to run a task
+# instance twice. The queue is provisioned with the same value.
+VISIBILITY_TIMEOUT = 1800
 
 
 def option_variable(key: str) -> str:
@@ -93,7 +99,7 @@ def essentials(
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{plan.database_url}",
         "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": f"{CELERY_CONFIG_MODULE}.CELERY_CONFIG",
         "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "43200",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": plan.queue_name,
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),

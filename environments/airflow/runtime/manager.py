@@ -29,12 +29,17 @@ from cryptography.fernet import Fernet
 
 from environments import store
 from environments.airflow import sandbox
+from environments.airflow.metrics.catalog import WORKER_COUNT
+from environments.airflow.metrics.hub import MetricsHub
 from environments.airflow.runtime import configuration, identity, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
+from environments.airflow.runtime.fleet import FleetControl
+from environments.airflow.runtime.join import join_bundle, write_join
 from environments.airflow.runtime.logship import LogShipper
 from environments.airflow.runtime.migration import migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
@@ -86,6 +91,9 @@ class AirflowRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._logs = LogShipper(aws)
+        self._fleet = FleetControl(lambda: aws.client("sqs"))
+        self.metrics = MetricsHub(aws)  # Airflow's statsd -> CloudWatch, as MWAA's sidecar
+        self._remote = RemoteWorkers()  # workers that joined from other hosts
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -104,6 +112,7 @@ class AirflowRuntime:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.metrics.start()
 
     def clear_leftovers(self) -> list[str]:
         """Stop every recorded component still running from an earlier control plane."""
@@ -127,6 +136,7 @@ class AirflowRuntime:
             list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
         for thread in self._threads:
             thread.join(5)
+        self.metrics.stop()
 
     def resume(self, db: Store, *, region: str, account_id: str) -> None:
         """Start the environments that were running when the control plane last stopped."""
@@ -241,6 +251,9 @@ class AirflowRuntime:
         configuration change, or only change the number of workers. False when the runtime
         is stopping and started nothing."""
         self._refresh_credentials(plan, force=True)
+        workspace = self.workspace(plan.name)
+        bundle = join_bundle(plan, self._secrets(workspace), self._api_port(plan))
+        write_join(workspace.state, bundle)
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -261,9 +274,10 @@ class AirflowRuntime:
         if supervisor.plan.restart_key() != plan.restart_key():
             self._prepare_home(plan)
             supervisor.replace(plan)
-        else:
+        else:  # new limits apply at once; the autoscaler moves within them from here
             supervisor.plan = plan
-            supervisor.scale(plan.min_workers)
+            high = max(plan.max_workers, plan.min_workers)
+            supervisor.scale(min(max(supervisor.workers_wanted, plan.min_workers), high))
         return True
 
     @property
@@ -295,6 +309,7 @@ class AirflowRuntime:
             supervisor = self._supervisors.pop(name, None)
             self._unhealthy_since.pop(name, None)
             self._reported.pop(name, None)
+        self._fleet.forget(name)
         if supervisor is not None:
             supervisor.stop()
         pidfiles.stop_recorded(self.workspace(name).state / "run")
@@ -305,6 +320,8 @@ class AirflowRuntime:
         provisioning step, after this one)."""
         self.halt(name)
         self._credentials.pop(name, None)
+        self.metrics.forget(name)
+        self._remote.forget(name)
 
     # --- background ---------------------------------------------------------------------
 
@@ -316,12 +333,15 @@ class AirflowRuntime:
                 try:
                     self._refresh_credentials(supervisor.plan)
                     health = supervisor.tick()
+                    if health.healthy:  # a fleet that is still coming up is left alone
+                        self._fleet.step(supervisor)
                     self._publish(supervisor, health)
                 except Exception:
                     log.exception("supervising %s failed", supervisor.plan.name)
 
     def _publish(self, supervisor: EnvironmentSupervisor, health: Health) -> None:
         name = supervisor.plan.name
+        remote = self._remote.of(name, supervisor.plan.database_url)
         status = {
             "healthy": health.healthy,
             "reason": health.reason,
@@ -329,10 +349,13 @@ class AirflowRuntime:
             "api_port": supervisor.api_port,
             "airflow_version": supervisor.plan.airflow_version,
             "components": health.components,
-            "workers": health.workers,
+            "workers": health.workers + sum(host["ready"] for host in remote),
+            "remote_workers": remote,
             "workers_wanted": supervisor.workers_wanted,
+            "autoscaling": self._fleet.report(name),
         }
         self.workspace(name).write_json(STATUS_FILE, status)
+        self.metrics.gauge(name, WORKER_COUNT, status["workers"])
         now = time.monotonic()
         if health.healthy:
             self._unhealthy_since.pop(name, None)
@@ -388,7 +411,7 @@ class AirflowRuntime:
             key = "hybrid"
         folder = _aws_folder(workspace)
         self._install_celery_config(workspace)
-        return configuration.component_environment(
+        env = configuration.component_environment(
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
@@ -397,6 +420,12 @@ class AirflowRuntime:
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
+        # Airflow 3's tasks send no outcome metrics: those are counted in the database.
+        outcomes_from = plan.database_url if plan.major >= 3 else None
+        env.update(
+            self.metrics.variables(plan.name, plan.execution_role_arn, plan.options, outcomes_from)
+        )
+        return env
 
     def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:
         """Every Airflow process runs user code (DAGs, plugins): as the environment, never
