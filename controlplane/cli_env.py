@@ -133,6 +133,7 @@ def _status(args: argparse.Namespace) -> int:
         "components": runtime.get("components", {}),
         "workers": runtime.get("workers", 0),
         "workers_wanted": runtime.get("workers_wanted", 0),
+        "remote_workers": runtime.get("remote_workers", []),
         "api_port": runtime.get("api_port"),
         "updated_at": runtime.get("updated_at"),
         "queue": (runtime.get("autoscaling") or {}).get("queue", {}),
@@ -145,6 +146,10 @@ def _status(args: argparse.Namespace) -> int:
     if report["reason"]:
         print(f"  {report['reason']}")
     _print_scaling(report)
+    for host in report["remote_workers"]:
+        ready = f"{host['ready']} of {host['workers']} workers ready"
+        seen = f"seen {host['seen_seconds_ago']} s ago"
+        print(f"  on {host['host']}: {ready}, {host['concurrency']} tasks each ({seen})")
     header = ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST ERROR")
     rows = [
         (name, c["state"], str(c.get("pid") or "-"), str(c.get("restarts", 0)),

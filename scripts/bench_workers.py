@@ -111,7 +111,7 @@ def main() -> int:
     )
     rows: list[list[object]] = []
     # The embedded PostgreSQL's first start and the server take minutes on a loaded machine.
-    with benchlib.live_server("--poll-interval", "0.1", start_within=300) as (
+    with benchlib.live_server("--poll-interval", "0.1", start_timeout=300) as (
         _,
         endpoints,
         data_dir,
