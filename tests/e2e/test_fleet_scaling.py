@@ -85,7 +85,9 @@ def test_the_fleet_scales_with_the_queue_and_loses_no_task(airflow_live: LiveSer
         scaled_out_under_load(live, name, bucket)
         limits_change_live(live, name)
         a_killed_worker_loses_no_task(live, name, bucket)
-    finally:
+    finally:  # an update still under way cannot be deleted; the server's stop ends it then
+        settled = {"AVAILABLE", "UNAVAILABLE", "CREATE_FAILED", "UPDATE_FAILED"}
+        wait_for_status(mwaa, name, settled, timeout=AVAILABLE_WITHIN)
         mwaa.delete_environment(Name=name)
 
 
@@ -136,7 +138,8 @@ def limits_change_live(live: LiveServer, name: str) -> None:
                message="MinWorkers 2 to bring a second worker")  # fmt: skip
     after = {n: c["pid"] for n, c in runtime_state(live, name)["components"].items()}
     assert {n: after.get(n) for n in before} == before
-    wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=120)
+    # The update ends once the new worker is healthy: minutes on a loaded machine.
+    wait_for_status(mwaa, name, {"AVAILABLE"}, timeout=AVAILABLE_WITHIN)
     spec = mwaa.get_environment(Name=name)["Environment"]
     assert (spec["MinWorkers"], spec["MaxWorkers"]) == (2, 3)
 

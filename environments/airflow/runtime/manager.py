@@ -333,8 +333,9 @@ class AirflowRuntime:
                 try:
                     self._refresh_credentials(supervisor.plan)
                     health = supervisor.tick()
-                    if health.healthy:  # a fleet that is still coming up is left alone
-                        self._fleet.step(supervisor)
+                    # Whatever else is unhealthy: workers that are still starting count as
+                    # workers, and only ready workers seen idle may leave.
+                    self._fleet.step(supervisor)
                     self._publish(supervisor, health)
                 except Exception:
                     log.exception("supervising %s failed", supervisor.plan.name)
