@@ -155,6 +155,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 fleet.second_host.kill()
                 fleet.second_host.wait()
         live.stop()
+        if fleet is not None:  # the external server outlives the test: leave nothing there
+            MetadataDatabases(PG_ADMIN_URL, live.data_dir).drop(fleet.name)
 
 
 def start_second_host(fleet: Fleet, folder: Path) -> None:
