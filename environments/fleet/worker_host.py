@@ -28,7 +28,7 @@ from environments.plumbing import processes as procs
 
 log = logging.getLogger(__name__)
 
-SYNC_SECONDS = 10.0
+SYNC_SECONDS = 3.0  # a task may reach this host soon after its DAG file reached S3
 RESTART_AFTER_SECONDS = 5.0
 STOP_GRACE = 60.0
 

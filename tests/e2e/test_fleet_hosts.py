@@ -49,13 +49,16 @@ SERVER_WITHIN = 300.0
 
 # Runs at once; its task writes where it ran (the DAG file's path tells the host's folder).
 DAG = """
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import boto3
 from airflow.decorators import dag, task
 
 
-@dag(dag_id="{dag_id}", schedule="@once", start_date=datetime(2024, 1, 1), catchup=False)
+# A worker host mirrors the DAGs every few seconds: a task that reaches it before its DAG file
+# fails "DAG not found"; a retry finds it.
+@dag(dag_id="{dag_id}", schedule="@once", start_date=datetime(2024, 1, 1), catchup=False,
+     default_args={{"retries": 3, "retry_delay": timedelta(seconds=5)}})
 def probe():
     @task
     def write():
@@ -155,6 +158,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 fleet.second_host.kill()
                 fleet.second_host.wait()
         live.stop()
+        if fleet is not None:  # the external server outlives the test: leave nothing there
+            MetadataDatabases(PG_ADMIN_URL, live.data_dir).drop(fleet.name)
 
 
 def start_second_host(fleet: Fleet, folder: Path) -> None:
