@@ -14,54 +14,51 @@ The one entry point for the rest of Airdock:
 from __future__ import annotations
 
 import logging
-import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from cryptography.fernet import Fernet
 
 from environments import store
 from environments.airflow import sandbox
 from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
+from environments.airflow.runtime.health_report import STATUS_FILE, HealthListener, HealthReport
+from environments.airflow.runtime.home import (
+    aws_folder,
+    install_celery_config,
+    last_port,
+    prepare_home,
+    runtime_secrets,
+)
 from environments.airflow.runtime.logship import LogShipper
-from environments.airflow.runtime.migration import migrate
+from environments.airflow.runtime.migration import change_version, migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.process_sets import ProcessSets
+from environments.airflow.runtime.rollout import STOPPING, Applied, roll
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
 from environments.host import MetadataDatabases
-from environments.plumbing.files import atomic_write
 from environments.store import Store
 from environments.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "runtime.json"
-SECRETS_FILE = "runtime-secrets.json"
-PORT_FILE = "runtime-port.json"
+__all__ = ["STATUS_FILE", "AirflowRuntime"]
+
 DB_FILE = "metadata-db.json"
 TICK_SECONDS = 1.0
 SHUTDOWN_GRACE = 6.0
-# A component may be down this long (a restart after a crash) before the environment is
-# reported UNAVAILABLE; recovery is reported at once.
-UNAVAILABLE_AFTER_SECONDS = 30.0
-HEALTH_REPORT_EVERY_SECONDS = 5.0
 # Environments whose processes run: a restarted control plane starts these again.
 RUNNING_STATUSES = ("AVAILABLE", "UNAVAILABLE", "UPDATE_FAILED")
 
-# Told when an environment's health changes: (name, healthy, reason).
-HealthListener = Callable[[str, bool, str], None]
 
-
-class AirflowRuntime:
+class AirflowRuntime(ProcessSets):
     def __init__(
         self,
         data_dir: Path,
@@ -73,11 +70,11 @@ class AirflowRuntime:
         self.data_dir = data_dir
         self.aws = aws
         self.databases = databases
-        self.on_health = on_health
+        self._report = HealthReport(on_health)
         self._supervisors: dict[str, EnvironmentSupervisor] = {}
+        # Sets beside the serving one: a new set coming up, old sets retiring after an update.
+        self._others: dict[str, list[EnvironmentSupervisor]] = {}
         self._credentials: dict[str, RoleCredentials] = {}
-        self._unhealthy_since: dict[str, float] = {}
-        self._reported: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -118,7 +115,9 @@ class AirflowRuntime:
         with self._lock:
             self._stop.set()
             supervisors = list(self._supervisors.values())
+            supervisors += [s for sets in self._others.values() for s in sets]
             self._supervisors.clear()
+            self._others.clear()
         with ThreadPoolExecutor(max(1, len(supervisors))) as pool:
             list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
         for thread in self._threads:
@@ -204,44 +203,77 @@ class AirflowRuntime:
             return f"The metadata database server cannot be used: {err}".strip()
         if done.get("version") == plan.airflow_version and done.get("env_id") == plan.env_id:
             return None
+        with self._lock:
+            serving = self._supervisors.get(plan.name)
+        if serving is not None and serving.plan.airflow_version != plan.airflow_version:
+            return None  # a version change: `run` migrates once the old set has stopped
         component = Component("migrate", "scheduler", ("db", "migrate"))
-        self._prepare_home(plan)
+        prepare_home(self.workspace(plan.name))
         result = migrate(plan, self._environment(plan, component), self._launch)
         if not result.ok:
             return result.error
-        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
-        workspace.write_json(DB_FILE, migrated)
+        self._record_schema(plan)
         return None
 
-    def run(self, plan: RuntimePlan) -> bool:
-        """Make the environment's processes match `plan`: start them, replace them after a
-        configuration change, or only change the number of workers. False when the runtime
-        is stopping and started nothing."""
+    def _record_schema(self, plan: RuntimePlan) -> None:
+        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
+        self.workspace(plan.name).write_json(DB_FILE, migrated)
+
+    def run(self, plan: RuntimePlan) -> Applied:
+        """Make the environment's processes match `plan`: start them, roll them over to a new
+        set after a change they read at start (runtime.rollout), or only change the number of
+        workers. Never two sets for long, and the serving one stays until its successor is
+        healthy."""
         self._refresh_credentials(plan, force=True)
         with self._lock:
             if self._stop.is_set():
-                return False
+                return STOPPING
             supervisor = self._supervisors.get(plan.name)
             if supervisor is None:
-                self._prepare_home(plan)
-                supervisor = EnvironmentSupervisor(
-                    plan,
-                    api_port=self._api_port(plan),
-                    environment_for=self._environment,
-                    launcher=self._launch,
-                )
+                prepare_home(self.workspace(plan.name))
+                supervisor = self._make_set(plan, self._api_port(plan), generation=0)
                 pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
                 self._supervisors[plan.name] = supervisor
                 # Under the lock: a concurrent stop() either sees this set or none of it.
                 supervisor.start()
-                return True
+                return Applied(True)
         if supervisor.plan.restart_key() != plan.restart_key():
-            self._prepare_home(plan)
-            supervisor.replace(plan)
-        else:
-            supervisor.plan = plan
-            supervisor.scale(plan.min_workers)
-        return True
+            applied = roll(self, supervisor, plan)
+            with self._lock:
+                serving = self._supervisors.get(plan.name)
+            if serving is not None:  # `env status` shows the set that now serves at once
+                self._report.publish(self.workspace(plan.name), serving, serving.tick())
+            return applied
+        supervisor.plan = plan
+        supervisor.scale(plan.min_workers)
+        return Applied(True)
+
+    def _make_set(self, plan: RuntimePlan, api_port: int, generation: int) -> EnvironmentSupervisor:
+        def environment_for(plan: RuntimePlan, component: Component) -> dict[str, str]:
+            # The set's own port: beside the serving set, a new one listens elsewhere.
+            return self._environment(plan, component, api_port)
+
+        return EnvironmentSupervisor(
+            plan,
+            api_port=api_port,
+            environment_for=environment_for,
+            launcher=self._launch,
+            generation=generation,
+        )
+
+    def change_schema(self, current: RuntimePlan, wanted: RuntimePlan) -> str | None:
+        """Move the database from `current`'s Airflow version to `wanted`'s; None when done."""
+        component = Component("migrate", "scheduler", ("db", "migrate"))
+        result = change_version(
+            current,
+            wanted,
+            lambda plan: self._environment(plan, component),
+            self._launch,
+        )
+        if not result.ok:
+            return result.error
+        self._record_schema(wanted)
+        return None
 
     @property
     def stopping(self) -> bool:
@@ -270,10 +302,11 @@ class AirflowRuntime:
         """Stop the environment's processes (they are not restarted) and keep its data."""
         with self._lock:
             supervisor = self._supervisors.pop(name, None)
-            self._unhealthy_since.pop(name, None)
-            self._reported.pop(name, None)
-        if supervisor is not None:
-            supervisor.stop()
+            others = self._others.pop(name, [])
+            self._report.forget(name)
+        for each in [supervisor, *others]:
+            if each is not None:
+                each.stop()
         pidfiles.stop_recorded(self.workspace(name).state / "run")
         self.workspace(name).write_json(STATUS_FILE, {"status": "stopped", "components": {}})
 
@@ -293,39 +326,9 @@ class AirflowRuntime:
                 try:
                     self._refresh_credentials(supervisor.plan)
                     health = supervisor.tick()
-                    self._publish(supervisor, health)
+                    self._report.publish(self.workspace(supervisor.plan.name), supervisor, health)
                 except Exception:
                     log.exception("supervising %s failed", supervisor.plan.name)
-
-    def _publish(self, supervisor: EnvironmentSupervisor, health: Health) -> None:
-        name = supervisor.plan.name
-        status = {
-            "healthy": health.healthy,
-            "reason": health.reason,
-            "updated_at": time.time(),
-            "api_port": supervisor.api_port,
-            "airflow_version": supervisor.plan.airflow_version,
-            "components": health.components,
-            "workers": health.workers,
-            "workers_wanted": supervisor.workers_wanted,
-        }
-        self.workspace(name).write_json(STATUS_FILE, status)
-        now = time.monotonic()
-        if health.healthy:
-            self._unhealthy_since.pop(name, None)
-            verdict: bool | None = True
-        elif health.starting:  # a fresh set coming up is no failure
-            self._unhealthy_since.pop(name, None)
-            verdict = None
-        else:
-            since = self._unhealthy_since.setdefault(name, now)
-            verdict = False if now - since >= UNAVAILABLE_AFTER_SECONDS else None
-        last = self._reported.get(name)
-        if verdict is None or self.on_health is None:
-            return
-        if last is None or last[0] != verdict or now - last[1] >= HEALTH_REPORT_EVERY_SECONDS:
-            self._reported[name] = (verdict, now)
-            self.on_health(name, verdict, health.reason)
 
     def _ship(self) -> None:
         while not self._stop.wait(2.0):
@@ -345,7 +348,7 @@ class AirflowRuntime:
             workspace = self.workspace(plan.name)
             account = sandbox.prepare(workspace)
             creds = RoleCredentials(
-                _aws_folder(workspace),
+                aws_folder(workspace),
                 plan.execution_role_arn,
                 plan.region,
                 plan.aws_endpoint,
@@ -357,20 +360,22 @@ class AirflowRuntime:
         if force or creds.due():
             creds.refresh(self.aws.client("sts"))
 
-    def _environment(self, plan: RuntimePlan, component: Component) -> dict[str, str]:
+    def _environment(
+        self, plan: RuntimePlan, component: Component, api_port: int | None = None
+    ) -> dict[str, str]:
         workspace = self.workspace(plan.name)
         exports = workspace.read_json("startup-env.json", {})
         key = component.mwaa_component
         if plan.environment_class == "mw1.micro" and key != "webserver":
             key = "hybrid"
-        folder = _aws_folder(workspace)
-        self._install_celery_config(workspace)
+        folder = aws_folder(workspace)
+        install_celery_config(workspace)
         return configuration.component_environment(
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
-            api_port=self._api_port(plan),
-            secrets=self._secrets(workspace),
+            api_port=api_port if api_port is not None else self._api_port(plan),
+            secrets=runtime_secrets(workspace),
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
@@ -381,67 +386,9 @@ class AirflowRuntime:
         workspace = self.workspace(plan.name)
         return sandbox.confine(workspace, argv, env, workspace.home, writable=[workspace.home])
 
-    def _prepare_home(self, plan: RuntimePlan) -> None:
-        """AIRFLOW_HOME and what the runtime puts in it, handed to the environment's account
-        (its folders become the account's; Airdock's own files stay read-only to it)."""
-        workspace = self.workspace(plan.name)
-        sandbox.prepare(workspace)
-        self._install_celery_config(workspace)
-        _aws_folder(workspace).mkdir(parents=True, exist_ok=True)
-        (workspace.home / "logs").mkdir(parents=True, exist_ok=True)
-        sandbox.hand_over(workspace, workspace.home)
-
-    @staticmethod
-    def _install_celery_config(workspace: Workspace) -> None:
-        target = workspace.home / ".airdock" / f"{configuration.CELERY_CONFIG_MODULE}.py"
-        source = configuration.CELERY_CONFIG_SOURCE.read_bytes()
-        if not target.exists() or target.read_bytes() != source:
-            atomic_write(target, source, mode=0o644)
-
-    @staticmethod
-    def _secrets(workspace: Workspace) -> dict[str, str]:
-        found = workspace.read_json(SECRETS_FILE, None)
-        if found:
-            return found
-        made = {
-            "fernet_key": Fernet.generate_key().decode(),
-            "secret_key": secrets.token_urlsafe(32),
-            "jwt_secret": secrets.token_urlsafe(32),
-        }
-        workspace.write_json(SECRETS_FILE, made)
-        return made
-
     def _api_port(self, plan: RuntimePlan) -> int:
-        """The API/web server's loopback port: the running one's, else the last one while it
-        is free (so its address survives restarts), else a new one."""
+        """The API/web server's loopback port: the serving set's, else the last one."""
         running = self._supervisors.get(plan.name)
         if running is not None:
             return running.api_port
-        workspace = self.workspace(plan.name)
-        port = workspace.read_json(PORT_FILE, {}).get("port")
-        if not port or not _free(port):
-            port = _free_port()
-            workspace.write_json(PORT_FILE, {"port": port})
-        return int(port)
-
-
-def _aws_folder(workspace: Workspace) -> Path:
-    """The AWS config and the role's keys: in the environment's home, where its processes (and
-    only they) can read them."""
-    return workspace.home / ".airdock" / "aws"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        return last_port(self.workspace(plan.name))
