@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from environments.airflow import sandbox
-from environments.airflow.runtime import configuration
+from environments.airflow.runtime import configuration, identity
 from environments.plumbing.files import atomic_write
 from environments.workspace import Workspace
 
@@ -30,10 +30,17 @@ def prepare_home(workspace: Workspace) -> None:
 
 
 def install_celery_config(workspace: Workspace) -> None:
-    target = workspace.home / ".airdock" / f"{configuration.CELERY_CONFIG_MODULE}.py"
-    source = configuration.CELERY_CONFIG_SOURCE.read_bytes()
-    if not target.exists() or target.read_bytes() != source:
-        atomic_write(target, source, mode=0o644)
+    """The files the environment's Airflow runs of ours: Celery's settings and the FAB
+    user script."""
+    support = workspace.home / ".airdock"
+    celery = support / f"{configuration.CELERY_CONFIG_MODULE}.py"
+    for target, origin in (
+        (celery, configuration.CELERY_CONFIG_SOURCE),
+        (support / identity.CHILD_SOURCE.name, identity.CHILD_SOURCE),
+    ):
+        source = origin.read_bytes()
+        if not target.exists() or target.read_bytes() != source:
+            atomic_write(target, source, mode=0o644)
 
 
 def aws_folder(workspace: Workspace) -> Path:
@@ -43,16 +50,20 @@ def aws_folder(workspace: Workspace) -> Path:
 
 
 def runtime_secrets(workspace: Workspace) -> dict[str, str]:
-    """The Fernet key, the web secret and the JWT secret: made once, kept for good (a new
-    Fernet key would leave the stored connections unreadable)."""
-    found = workspace.read_json(SECRETS_FILE, None)
-    if found:
-        return found
-    made = {
-        "fernet_key": Fernet.generate_key().decode(),
-        "secret_key": secrets.token_urlsafe(32),
-        "jwt_secret": secrets.token_urlsafe(32),
+    """The Fernet key, the web and JWT secrets and the service user's: each made once and
+    kept for good (a new Fernet key would leave the stored connections unreadable)."""
+    found = workspace.read_json(SECRETS_FILE, None) or {}
+    makers = {
+        "fernet_key": lambda: Fernet.generate_key().decode(),
+        "secret_key": lambda: secrets.token_urlsafe(32),
+        "jwt_secret": lambda: secrets.token_urlsafe(32),
+        identity.SECRET_NAME: lambda: secrets.token_urlsafe(32),
     }
+    missing = {name: make() for name, make in makers.items() if name not in found}
+    if not missing:
+        return found
+    # Only the missing ones are made: an environment's Fernet key never changes.
+    made = {**found, **missing}
     workspace.write_json(SECRETS_FILE, made)
     return made
 

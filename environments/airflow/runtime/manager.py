@@ -13,9 +13,11 @@ The one entry point for the rest of Airdock:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,21 +26,26 @@ import psycopg
 
 from environments import store
 from environments.airflow import sandbox
-from environments.airflow.runtime import configuration, pidfiles
+from environments.airflow.metrics.catalog import WORKER_COUNT
+from environments.airflow.metrics.hub import MetricsHub
+from environments.airflow.runtime import configuration, identity, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
-from environments.airflow.runtime.health_report import STATUS_FILE, HealthListener, HealthReport
+from environments.airflow.runtime.fleet import FleetControl
 from environments.airflow.runtime.home import (
+    PORT_FILE,
     aws_folder,
     install_celery_config,
     last_port,
     prepare_home,
     runtime_secrets,
 )
+from environments.airflow.runtime.join import join_bundle, write_join
 from environments.airflow.runtime.logship import LogShipper
 from environments.airflow.runtime.migration import change_version, migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
 from environments.airflow.runtime.process_sets import ProcessSets
+from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.rollout import STOPPING, Applied, roll
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
@@ -49,13 +56,22 @@ from environments.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATUS_FILE", "AirflowRuntime"]
+__all__ = ["PORT_FILE", "STATUS_FILE", "AirflowRuntime"]
 
+STATUS_FILE = "runtime.json"
 DB_FILE = "metadata-db.json"
+ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
 TICK_SECONDS = 1.0
 SHUTDOWN_GRACE = 6.0
+# A component may be down this long (a restart after a crash) before the environment is
+# reported UNAVAILABLE; recovery is reported at once.
+UNAVAILABLE_AFTER_SECONDS = 30.0
+HEALTH_REPORT_EVERY_SECONDS = 5.0
 # Environments whose processes run: a restarted control plane starts these again.
 RUNNING_STATUSES = ("AVAILABLE", "UNAVAILABLE", "UPDATE_FAILED")
+
+# Told when an environment's health changes: (name, healthy, reason).
+HealthListener = Callable[[str, bool, str], None]
 
 
 class AirflowRuntime(ProcessSets):
@@ -66,19 +82,26 @@ class AirflowRuntime(ProcessSets):
         databases: MetadataDatabases,
         *,
         on_health: HealthListener | None = None,
+        mwaa_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.mwaa_endpoint = mwaa_endpoint
         self.aws = aws
         self.databases = databases
-        self._report = HealthReport(on_health)
+        self.on_health = on_health
         self._supervisors: dict[str, EnvironmentSupervisor] = {}
         # Sets beside the serving one: a new set coming up, old sets retiring after an update.
         self._others: dict[str, list[EnvironmentSupervisor]] = {}
         self._credentials: dict[str, RoleCredentials] = {}
+        self._unhealthy_since: dict[str, float] = {}
+        self._reported: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._logs = LogShipper(aws)
+        self._fleet = FleetControl(lambda: aws.client("sqs"))
+        self.metrics = MetricsHub(aws)  # Airflow's statsd -> CloudWatch, as MWAA's sidecar
+        self._remote = RemoteWorkers()  # workers that joined from other hosts
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -97,6 +120,7 @@ class AirflowRuntime(ProcessSets):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.metrics.start()
 
     def clear_leftovers(self) -> list[str]:
         """Stop every recorded component still running from an earlier control plane."""
@@ -122,6 +146,7 @@ class AirflowRuntime(ProcessSets):
             list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
         for thread in self._threads:
             thread.join(5)
+        self.metrics.stop()
 
     def resume(self, db: Store, *, region: str, account_id: str) -> None:
         """Start the environments that were running when the control plane last stopped."""
@@ -183,6 +208,7 @@ class AirflowRuntime(ProcessSets):
             region=region,
             account_id=account_id,
             aws_endpoint=self.aws_endpoint,
+            mwaa_endpoint=self.mwaa_endpoint,
             venv=venv,
             workspace=workspace.root,
             database_url=self.databases.address(name).sqlalchemy_url(),
@@ -201,36 +227,56 @@ class AirflowRuntime(ProcessSets):
             self.databases.ensure(plan.name)  # made by its own step; again after a restore
         except psycopg.Error as err:
             return f"The metadata database server cannot be used: {err}".strip()
-        if done.get("version") == plan.airflow_version and done.get("env_id") == plan.env_id:
-            return None
-        with self._lock:
-            serving = self._supervisors.get(plan.name)
-        if serving is not None and serving.plan.airflow_version != plan.airflow_version:
-            return None  # a version change: `run` migrates once the old set has stopped
         component = Component("migrate", "scheduler", ("db", "migrate"))
-        prepare_home(self.workspace(plan.name))
-        result = migrate(plan, self._environment(plan, component), self._launch)
-        if not result.ok:
-            return result.error
-        self._record_schema(plan)
-        return None
+        if done.get("version") != plan.airflow_version or done.get("env_id") != plan.env_id:
+            with self._lock:
+                serving = self._supervisors.get(plan.name)
+            if serving is not None and serving.plan.airflow_version != plan.airflow_version:
+                return None  # a version change: `run` migrates once the old set has stopped
+            self._prepare_home(plan)
+            result = migrate(plan, self._environment(plan, component), self._launch)
+            if not result.ok:
+                return result.error
+            self._record_schema(plan)
+        return self._ensure_service_user(plan, self._environment(plan, component))
 
     def _record_schema(self, plan: RuntimePlan) -> None:
         migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
         self.workspace(plan.name).write_json(DB_FILE, migrated)
 
+    def _ensure_service_user(self, plan: RuntimePlan, env: dict[str, str]) -> str | None:
+        """The FAB user Airdock acts through (environments.airflow.runtime.identity), made
+        once per database, Airflow version and secret."""
+        workspace = self.workspace(plan.name)
+        key = self._secrets(workspace)[identity.SECRET_NAME]
+        wanted = {
+            "version": plan.airflow_version,
+            "env_id": plan.env_id,
+            "user": identity.SERVICE_USER,
+            "key": hashlib.sha256(key.encode()).hexdigest()[:16],
+        }
+        if workspace.read_json(ACCESS_FILE, {}) == wanted:
+            return None
+        self._prepare_home(plan)
+        problem = identity.ensure_service_user(plan, env, self._launch, key)
+        if problem is None:
+            workspace.write_json(ACCESS_FILE, wanted)
+        return problem
+
     def run(self, plan: RuntimePlan) -> Applied:
         """Make the environment's processes match `plan`: start them, roll them over to a new
         set after a change they read at start (runtime.rollout), or only change the number of
-        workers. Never two sets for long, and the serving one stays until its successor is
-        healthy."""
+        workers. The serving set stays until its successor is healthy."""
         self._refresh_credentials(plan, force=True)
+        workspace = self.workspace(plan.name)
+        bundle = join_bundle(plan, self._secrets(workspace), self._api_port(plan))
+        write_join(workspace.state, bundle)
         with self._lock:
             if self._stop.is_set():
                 return STOPPING
             supervisor = self._supervisors.get(plan.name)
             if supervisor is None:
-                prepare_home(self.workspace(plan.name))
+                self._prepare_home(plan)
                 supervisor = self._make_set(plan, self._api_port(plan), generation=0)
                 pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
                 self._supervisors[plan.name] = supervisor
@@ -242,11 +288,15 @@ class AirflowRuntime(ProcessSets):
             with self._lock:
                 serving = self._supervisors.get(plan.name)
             if serving is not None:  # `env status` shows the set that now serves at once
-                self._report.publish(self.workspace(plan.name), serving, serving.tick())
+                self._publish(serving, serving.tick())
             return applied
+        # New limits apply at once; the autoscaler moves within them from here.
         supervisor.plan = plan
-        supervisor.scale(plan.min_workers)
+        high = max(plan.max_workers, plan.min_workers)
+        supervisor.scale(min(max(supervisor.workers_wanted, plan.min_workers), high))
         return Applied(True)
+
+    # --- sets of processes, with runtime.process_sets and runtime.rollout ----------------
 
     def _make_set(self, plan: RuntimePlan, api_port: int, generation: int) -> EnvironmentSupervisor:
         def environment_for(plan: RuntimePlan, component: Component) -> dict[str, str]:
@@ -273,7 +323,7 @@ class AirflowRuntime(ProcessSets):
         if not result.ok:
             return result.error
         self._record_schema(wanted)
-        return None
+        return self._ensure_service_user(wanted, self._environment(wanted, component))
 
     @property
     def stopping(self) -> bool:
@@ -303,7 +353,9 @@ class AirflowRuntime(ProcessSets):
         with self._lock:
             supervisor = self._supervisors.pop(name, None)
             others = self._others.pop(name, [])
-            self._report.forget(name)
+            self._unhealthy_since.pop(name, None)
+            self._reported.pop(name, None)
+        self._fleet.forget(name)
         for each in [supervisor, *others]:
             if each is not None:
                 each.stop()
@@ -315,6 +367,8 @@ class AirflowRuntime(ProcessSets):
         provisioning step, after this one)."""
         self.halt(name)
         self._credentials.pop(name, None)
+        self.metrics.forget(name)
+        self._remote.forget(name)
 
     # --- background ---------------------------------------------------------------------
 
@@ -326,9 +380,45 @@ class AirflowRuntime(ProcessSets):
                 try:
                     self._refresh_credentials(supervisor.plan)
                     health = supervisor.tick()
-                    self._report.publish(self.workspace(supervisor.plan.name), supervisor, health)
+                    if health.healthy:  # a fleet that is still coming up is left alone
+                        self._fleet.step(supervisor)
+                    self._publish(supervisor, health)
                 except Exception:
                     log.exception("supervising %s failed", supervisor.plan.name)
+
+    def _publish(self, supervisor: EnvironmentSupervisor, health: Health) -> None:
+        name = supervisor.plan.name
+        remote = self._remote.of(name, supervisor.plan.database_url)
+        status = {
+            "healthy": health.healthy,
+            "reason": health.reason,
+            "updated_at": time.time(),
+            "api_port": supervisor.api_port,
+            "airflow_version": supervisor.plan.airflow_version,
+            "components": health.components,
+            "workers": health.workers + sum(host["ready"] for host in remote),
+            "remote_workers": remote,
+            "workers_wanted": supervisor.workers_wanted,
+            "autoscaling": self._fleet.report(name),
+        }
+        self.workspace(name).write_json(STATUS_FILE, status)
+        self.metrics.gauge(name, WORKER_COUNT, status["workers"])
+        now = time.monotonic()
+        if health.healthy:
+            self._unhealthy_since.pop(name, None)
+            verdict: bool | None = True
+        elif health.starting:  # a fresh set coming up is no failure
+            self._unhealthy_since.pop(name, None)
+            verdict = None
+        else:
+            since = self._unhealthy_since.setdefault(name, now)
+            verdict = False if now - since >= UNAVAILABLE_AFTER_SECONDS else None
+        last = self._reported.get(name)
+        if verdict is None or self.on_health is None:
+            return
+        if last is None or last[0] != verdict or now - last[1] >= HEALTH_REPORT_EVERY_SECONDS:
+            self._reported[name] = (verdict, now)
+            self.on_health(name, verdict, health.reason)
 
     def _ship(self) -> None:
         while not self._stop.wait(2.0):
@@ -370,21 +460,34 @@ class AirflowRuntime(ProcessSets):
             key = "hybrid"
         folder = aws_folder(workspace)
         install_celery_config(workspace)
-        return configuration.component_environment(
+        env = configuration.component_environment(
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
             api_port=api_port if api_port is not None else self._api_port(plan),
-            secrets=runtime_secrets(workspace),
+            secrets=self._secrets(workspace),
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
+        # Airflow 3's tasks send no outcome metrics: those are counted in the database.
+        outcomes_from = plan.database_url if plan.major >= 3 else None
+        env.update(
+            self.metrics.variables(plan.name, plan.execution_role_arn, plan.options, outcomes_from)
+        )
+        return env
 
     def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:
         """Every Airflow process runs user code (DAGs, plugins): as the environment, never
         with Airdock's rights (environments.airflow.sandbox)."""
         workspace = self.workspace(plan.name)
         return sandbox.confine(workspace, argv, env, workspace.home, writable=[workspace.home])
+
+    def _prepare_home(self, plan: RuntimePlan) -> None:
+        prepare_home(self.workspace(plan.name))
+
+    @staticmethod
+    def _secrets(workspace: Workspace) -> dict[str, str]:
+        return runtime_secrets(workspace)
 
     def _api_port(self, plan: RuntimePlan) -> int:
         """The API/web server's loopback port: the serving set's, else the last one."""
