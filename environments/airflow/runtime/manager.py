@@ -34,6 +34,7 @@ from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.fleet import FleetControl
 from environments.airflow.runtime.home import (
     PORT_FILE,
+    SECRETS_FILE,
     aws_folder,
     install_celery_config,
     last_port,
@@ -56,7 +57,7 @@ from environments.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PORT_FILE", "STATUS_FILE", "AirflowRuntime"]
+__all__ = ["PORT_FILE", "SECRETS_FILE", "STATUS_FILE", "AirflowRuntime"]
 
 STATUS_FILE = "runtime.json"
 DB_FILE = "metadata-db.json"
