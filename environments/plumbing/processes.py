@@ -142,6 +142,12 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def signal_pid(pid: int, sig: signal.Signals) -> None:
+    """Send `sig` to one process only; a process that is already gone is no error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
     """Ask the kernel to send `sig` to the calling process when its parent dies
     (PR_SET_PDEATHSIG), so a killed supervisor leaves no child running. Linux only; elsewhere

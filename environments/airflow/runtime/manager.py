@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from cryptography.fernet import Fernet
 
 from environments import store
 from environments.airflow import sandbox
@@ -35,24 +32,34 @@ from environments.airflow.runtime import configuration, identity, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.fleet import FleetControl
+from environments.airflow.runtime.home import (
+    PORT_FILE,
+    SECRETS_FILE,
+    aws_folder,
+    install_celery_config,
+    last_port,
+    prepare_home,
+    runtime_secrets,
+)
 from environments.airflow.runtime.join import join_bundle, write_join
 from environments.airflow.runtime.logship import LogShipper
-from environments.airflow.runtime.migration import migrate
+from environments.airflow.runtime.migration import change_version, migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.process_sets import ProcessSets
 from environments.airflow.runtime.remote_registry import RemoteWorkers
+from environments.airflow.runtime.rollout import STOPPING, Applied, roll
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
 from environments.host import MetadataDatabases
-from environments.plumbing.files import atomic_write
 from environments.store import Store
 from environments.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+__all__ = ["PORT_FILE", "SECRETS_FILE", "STATUS_FILE", "AirflowRuntime"]
+
 STATUS_FILE = "runtime.json"
-SECRETS_FILE = "runtime-secrets.json"
-PORT_FILE = "runtime-port.json"
 DB_FILE = "metadata-db.json"
 ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
 TICK_SECONDS = 1.0
@@ -68,7 +75,7 @@ RUNNING_STATUSES = ("AVAILABLE", "UNAVAILABLE", "UPDATE_FAILED")
 HealthListener = Callable[[str, bool, str], None]
 
 
-class AirflowRuntime:
+class AirflowRuntime(ProcessSets):
     def __init__(
         self,
         data_dir: Path,
@@ -84,6 +91,8 @@ class AirflowRuntime:
         self.databases = databases
         self.on_health = on_health
         self._supervisors: dict[str, EnvironmentSupervisor] = {}
+        # Sets beside the serving one: a new set coming up, old sets retiring after an update.
+        self._others: dict[str, list[EnvironmentSupervisor]] = {}
         self._credentials: dict[str, RoleCredentials] = {}
         self._unhealthy_since: dict[str, float] = {}
         self._reported: dict[str, tuple[bool, float]] = {}
@@ -131,7 +140,9 @@ class AirflowRuntime:
         with self._lock:
             self._stop.set()
             supervisors = list(self._supervisors.values())
+            supervisors += [s for sets in self._others.values() for s in sets]
             self._supervisors.clear()
+            self._others.clear()
         with ThreadPoolExecutor(max(1, len(supervisors))) as pool:
             list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
         for thread in self._threads:
@@ -219,13 +230,20 @@ class AirflowRuntime:
             return f"The metadata database server cannot be used: {err}".strip()
         component = Component("migrate", "scheduler", ("db", "migrate"))
         if done.get("version") != plan.airflow_version or done.get("env_id") != plan.env_id:
+            with self._lock:
+                serving = self._supervisors.get(plan.name)
+            if serving is not None and serving.plan.airflow_version != plan.airflow_version:
+                return None  # a version change: `run` migrates once the old set has stopped
             self._prepare_home(plan)
             result = migrate(plan, self._environment(plan, component), self._launch)
             if not result.ok:
                 return result.error
-            migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
-            workspace.write_json(DB_FILE, migrated)
+            self._record_schema(plan)
         return self._ensure_service_user(plan, self._environment(plan, component))
+
+    def _record_schema(self, plan: RuntimePlan) -> None:
+        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
+        self.workspace(plan.name).write_json(DB_FILE, migrated)
 
     def _ensure_service_user(self, plan: RuntimePlan, env: dict[str, str]) -> str | None:
         """The FAB user Airdock acts through (environments.airflow.runtime.identity), made
@@ -246,39 +264,67 @@ class AirflowRuntime:
             workspace.write_json(ACCESS_FILE, wanted)
         return problem
 
-    def run(self, plan: RuntimePlan) -> bool:
-        """Make the environment's processes match `plan`: start them, replace them after a
-        configuration change, or only change the number of workers. False when the runtime
-        is stopping and started nothing."""
+    def run(self, plan: RuntimePlan) -> Applied:
+        """Make the environment's processes match `plan`: start them, roll them over to a new
+        set after a change they read at start (runtime.rollout), or only change the number of
+        workers. The serving set stays until its successor is healthy."""
         self._refresh_credentials(plan, force=True)
         workspace = self.workspace(plan.name)
         bundle = join_bundle(plan, self._secrets(workspace), self._api_port(plan))
         write_join(workspace.state, bundle)
         with self._lock:
             if self._stop.is_set():
-                return False
+                return STOPPING
             supervisor = self._supervisors.get(plan.name)
             if supervisor is None:
                 self._prepare_home(plan)
-                supervisor = EnvironmentSupervisor(
-                    plan,
-                    api_port=self._api_port(plan),
-                    environment_for=self._environment,
-                    launcher=self._launch,
-                )
+                supervisor = self._make_set(plan, self._api_port(plan), generation=0)
                 pidfiles.stop_recorded(supervisor.run_dir)  # never two sets at once
                 self._supervisors[plan.name] = supervisor
                 # Under the lock: a concurrent stop() either sees this set or none of it.
                 supervisor.start()
-                return True
+                return Applied(True)
         if supervisor.plan.restart_key() != plan.restart_key():
-            self._prepare_home(plan)
-            supervisor.replace(plan)
-        else:  # new limits apply at once; the autoscaler moves within them from here
-            supervisor.plan = plan
-            high = max(plan.max_workers, plan.min_workers)
-            supervisor.scale(min(max(supervisor.workers_wanted, plan.min_workers), high))
-        return True
+            applied = roll(self, supervisor, plan)
+            with self._lock:
+                serving = self._supervisors.get(plan.name)
+            if serving is not None:  # `env status` shows the set that now serves at once
+                self._publish(serving, serving.tick())
+            return applied
+        # New limits apply at once; the autoscaler moves within them from here.
+        supervisor.plan = plan
+        high = max(plan.max_workers, plan.min_workers)
+        supervisor.scale(min(max(supervisor.workers_wanted, plan.min_workers), high))
+        return Applied(True)
+
+    # --- sets of processes, with runtime.process_sets and runtime.rollout ----------------
+
+    def _make_set(self, plan: RuntimePlan, api_port: int, generation: int) -> EnvironmentSupervisor:
+        def environment_for(plan: RuntimePlan, component: Component) -> dict[str, str]:
+            # The set's own port: beside the serving set, a new one listens elsewhere.
+            return self._environment(plan, component, api_port)
+
+        return EnvironmentSupervisor(
+            plan,
+            api_port=api_port,
+            environment_for=environment_for,
+            launcher=self._launch,
+            generation=generation,
+        )
+
+    def change_schema(self, current: RuntimePlan, wanted: RuntimePlan) -> str | None:
+        """Move the database from `current`'s Airflow version to `wanted`'s; None when done."""
+        component = Component("migrate", "scheduler", ("db", "migrate"))
+        result = change_version(
+            current,
+            wanted,
+            lambda plan: self._environment(plan, component),
+            self._launch,
+        )
+        if not result.ok:
+            return result.error
+        self._record_schema(wanted)
+        return self._ensure_service_user(wanted, self._environment(wanted, component))
 
     @property
     def stopping(self) -> bool:
@@ -307,11 +353,13 @@ class AirflowRuntime:
         """Stop the environment's processes (they are not restarted) and keep its data."""
         with self._lock:
             supervisor = self._supervisors.pop(name, None)
+            others = self._others.pop(name, [])
             self._unhealthy_since.pop(name, None)
             self._reported.pop(name, None)
         self._fleet.forget(name)
-        if supervisor is not None:
-            supervisor.stop()
+        for each in [supervisor, *others]:
+            if each is not None:
+                each.stop()
         pidfiles.stop_recorded(self.workspace(name).state / "run")
         self.workspace(name).write_json(STATUS_FILE, {"status": "stopped", "components": {}})
 
@@ -392,7 +440,7 @@ class AirflowRuntime:
             workspace = self.workspace(plan.name)
             account = sandbox.prepare(workspace)
             creds = RoleCredentials(
-                _aws_folder(workspace),
+                aws_folder(workspace),
                 plan.execution_role_arn,
                 plan.region,
                 plan.aws_endpoint,
@@ -404,19 +452,21 @@ class AirflowRuntime:
         if force or creds.due():
             creds.refresh(self.aws.client("sts"))
 
-    def _environment(self, plan: RuntimePlan, component: Component) -> dict[str, str]:
+    def _environment(
+        self, plan: RuntimePlan, component: Component, api_port: int | None = None
+    ) -> dict[str, str]:
         workspace = self.workspace(plan.name)
         exports = workspace.read_json("startup-env.json", {})
         key = component.mwaa_component
         if plan.environment_class == "mw1.micro" and key != "webserver":
             key = "hybrid"
-        folder = _aws_folder(workspace)
-        self._install_celery_config(workspace)
+        folder = aws_folder(workspace)
+        install_celery_config(workspace)
         env = configuration.component_environment(
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
-            api_port=self._api_port(plan),
+            api_port=api_port if api_port is not None else self._api_port(plan),
             secrets=self._secrets(workspace),
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
@@ -435,77 +485,15 @@ class AirflowRuntime:
         return sandbox.confine(workspace, argv, env, workspace.home, writable=[workspace.home])
 
     def _prepare_home(self, plan: RuntimePlan) -> None:
-        """AIRFLOW_HOME and what the runtime puts in it, handed to the environment's account
-        (its folders become the account's; Airdock's own files stay read-only to it)."""
-        workspace = self.workspace(plan.name)
-        sandbox.prepare(workspace)
-        self._install_celery_config(workspace)
-        _aws_folder(workspace).mkdir(parents=True, exist_ok=True)
-        (workspace.home / "logs").mkdir(parents=True, exist_ok=True)
-        sandbox.hand_over(workspace, workspace.home)
-
-    @staticmethod
-    def _install_celery_config(workspace: Workspace) -> None:
-        """The files the environment's Airflow runs of ours: Celery's settings and the FAB
-        user script."""
-        support = workspace.home / ".airdock"
-        celery = support / f"{configuration.CELERY_CONFIG_MODULE}.py"
-        for target, origin in (
-            (celery, configuration.CELERY_CONFIG_SOURCE),
-            (support / identity.CHILD_SOURCE.name, identity.CHILD_SOURCE),
-        ):
-            source = origin.read_bytes()
-            if not target.exists() or target.read_bytes() != source:
-                atomic_write(target, source, mode=0o644)
+        prepare_home(self.workspace(plan.name))
 
     @staticmethod
     def _secrets(workspace: Workspace) -> dict[str, str]:
-        found = workspace.read_json(SECRETS_FILE, None) or {}
-        makers = {
-            "fernet_key": lambda: Fernet.generate_key().decode(),
-            "secret_key": lambda: secrets.token_urlsafe(32),
-            "jwt_secret": lambda: secrets.token_urlsafe(32),
-            identity.SECRET_NAME: lambda: secrets.token_urlsafe(32),
-        }
-        missing = {name: make() for name, make in makers.items() if name not in found}
-        if not missing:
-            return found
-        # Only the missing ones are made: an environment's Fernet key never changes.
-        made = {**found, **missing}
-        workspace.write_json(SECRETS_FILE, made)
-        return made
+        return runtime_secrets(workspace)
 
     def _api_port(self, plan: RuntimePlan) -> int:
-        """The API/web server's loopback port: the running one's, else the last one while it
-        is free (so its address survives restarts), else a new one."""
+        """The API/web server's loopback port: the serving set's, else the last one."""
         running = self._supervisors.get(plan.name)
         if running is not None:
             return running.api_port
-        workspace = self.workspace(plan.name)
-        port = workspace.read_json(PORT_FILE, {}).get("port")
-        if not port or not _free(port):
-            port = _free_port()
-            workspace.write_json(PORT_FILE, {"port": port})
-        return int(port)
-
-
-def _aws_folder(workspace: Workspace) -> Path:
-    """The AWS config and the role's keys: in the environment's home, where its processes (and
-    only they) can read them."""
-    return workspace.home / ".airdock" / "aws"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        return last_port(self.workspace(plan.name))

@@ -35,6 +35,12 @@ BACKOFF_CAP = 60.0
 STABLE_AFTER = 60.0  # a process that ran this long before exiting starts a fresh backoff
 STOP_GRACE = 10.0
 WORKER_STOP_GRACE = 30.0  # Celery's warm shutdown lets running tasks finish
+# A retired set's workers (after an update) finish their running tasks however long they
+# take, up to MWAA's own limit for a graceful worker replacement.
+WORKER_RETIRE_GRACE = 12 * 3600.0
+# A new set of processes (an update) in which a component has exited this often is given up
+# rather than waited for: however long each run took on a busy machine, it crash-loops.
+CRASH_LOOP_EXITS = 2
 # A worker scaled in gets this long to finish its tasks before it is killed: the Celery queue's
 # visibility timeout, after which SQS hands an unfinished task's message out again anyway.
 RETIRE_GRACE = 1800.0
@@ -72,6 +78,7 @@ class Managed:
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
+    exits: int = 0  # every exit, however long the process ran
     failures: int = 0  # exits in a row that came soon after a start
     next_start: float = 0.0
     last_error: str | None = None
@@ -100,9 +107,13 @@ class EnvironmentSupervisor:
         api_port: int,
         environment_for: Callable[[RuntimePlan, Component], dict[str, str]],
         launcher: Launcher,
+        generation: int = 0,
     ) -> None:
         self.plan = plan
         self.api_port = api_port
+        # Sets replace each other on an update (runtime.rollout); for a while two run side by
+        # side, so each set's pid files carry its generation.
+        self.generation = generation
         self._environment_for = environment_for
         self._launcher = launcher
         self._lock = threading.RLock()
@@ -128,6 +139,9 @@ class EnvironmentSupervisor:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    def _pid_name(self, component: Component) -> str:
+        return component.name if not self.generation else f"{component.name}~{self.generation}"
+
     def _layout(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for component in fixed_components(self.plan):
@@ -144,16 +158,6 @@ class EnvironmentSupervisor:
             for managed in self._managed.values():
                 if managed.process is None:
                     self._spawn(managed)
-
-    def replace(self, plan: RuntimePlan) -> None:
-        """New processes for a new plan: the old set stops (workers finish their tasks)."""
-        with self._lock:
-            self.stop()
-            self.plan = plan
-            self.workers_wanted = plan.min_workers
-            self._managed.clear()
-            self._layout()
-            self.start()
 
     def scale(self, workers: int) -> None:
         """Run `workers` Celery workers; nothing else restarts. New ones take the lowest free
@@ -228,14 +232,50 @@ class EnvironmentSupervisor:
                 managed.state = "stopped"
             self.health = Health(False, "stopped", self._snapshot(), 0)
 
+    def retire(self, worker_grace: float = WORKER_RETIRE_GRACE) -> None:
+        """Stop this set after a newer one took over, losing no task: the schedulers, DAG
+        processor and triggerer stop at once; each worker gets Celery's warm shutdown (it takes
+        no new task and exits once its running tasks are done); the API server goes last,
+        since on Airflow 3 the old workers' tasks report through it. Blocks until done."""
+        with self._lock:
+            self._stopping = True
+            everything = list(self._managed.values())
+        web = [m for m in everything if m.component.kind in ("api-server", "webserver")]
+        self._stop_all([m for m in everything if m not in web], worker_grace)
+        self._stop_all(web, STOP_GRACE)
+        with self._lock:
+            for managed in everything:
+                managed.state = "stopped"
+            self.health = Health(False, "retired", self._snapshot(), 0)
+
+    def crash_looping(self) -> str | None:
+        """Why this new set cannot come up (a component keeps exiting), or None while it may
+        still."""
+        with self._lock:
+            for managed in self._managed.values():
+                if managed.exits >= CRASH_LOOP_EXITS:
+                    return f"{managed.component.name} keeps exiting: {managed.last_error}"
+        return None
+
+    def exits(self) -> int:
+        """How often this set's processes have exited, all together."""
+        with self._lock:
+            return sum(m.exits for m in self._managed.values())
+
     def _stop_all(self, managed: list[Managed], grace: float, signal_first: bool = True) -> None:
+        # The processes as they are now: a shutdown may stop a set that is still retiring.
         running = [(m, m.process) for m in managed if m.process is not None]
-        for _, process in running:
-            if signal_first:
-                procs.signal_group(process.pid, procs.signal.SIGTERM)  # type: ignore[union-attr]
+        for m, process in running:
+            if not signal_first:
+                continue
+            if m.component.kind == "worker":
+                # Celery's warm shutdown: only its main process is told. Signalling the whole
+                # group would reach the running tasks too, and they would fail.
+                procs.signal_pid(_main_process(process.pid), procs.signal.SIGTERM)
+            else:
+                procs.signal_group(process.pid, procs.signal.SIGTERM)
         began = time.monotonic()
         for m, process in running:
-            assert process is not None
             # Workers get `grace` to finish their tasks; the rest STOP_GRACE at most.
             limit = grace if m.component.kind == "worker" else min(grace, STOP_GRACE)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -243,7 +283,7 @@ class EnvironmentSupervisor:
             procs.signal_group(process.pid, procs.signal.SIGKILL)
             process.wait()
             m.process = None
-            pidfiles.forget(self.run_dir, m.component.name)
+            pidfiles.forget(self.run_dir, self._pid_name(m.component))
 
     def _spawn(self, managed: Managed) -> None:
         component = managed.component
@@ -266,7 +306,7 @@ class EnvironmentSupervisor:
                 stderr=subprocess.STDOUT,
                 **launch.identity(),
             )
-        pidfiles.record(self.run_dir, component.name, managed.process.pid)
+        pidfiles.record(self.run_dir, self._pid_name(component), managed.process.pid)
         managed.started_at = time.monotonic()
         managed.ready = False
         managed.healthy = False
@@ -288,13 +328,14 @@ class EnvironmentSupervisor:
     def _watch(self, managed: Managed, now: float) -> None:
         process = managed.process
         if process is not None and process.poll() is not None:
-            pidfiles.forget(self.run_dir, managed.component.name)
+            pidfiles.forget(self.run_dir, self._pid_name(managed.component))
             tail = _last_line(self.log_path(managed.component.name))
             managed.last_error = f"exited with code {process.returncode}" + (
                 f": {tail}" if tail else ""
             )
             quick = now - managed.started_at < STABLE_AFTER
             managed.failures = managed.failures + 1 if quick else 1
+            managed.exits += 1
             delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (managed.failures - 1))
             managed.next_start = now + delay
             managed.process = None
@@ -379,6 +420,23 @@ class EnvironmentSupervisor:
     def components(self) -> list[Component]:
         with self._lock:
             return [m.component for m in self._managed.values()]
+
+
+def _main_process(leader: int) -> int:
+    """The process a component's group leader runs as: the leader itself, or under
+    bubblewrap the first process inside the sandbox."""
+    pid = leader
+    for _ in range(4):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "bwrap":
+                return pid
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return pid
+        if not children:
+            return pid
+        pid = int(children[0])
+    return pid
 
 
 def _index(component: Component) -> int:

@@ -2,9 +2,10 @@
 
 Last in the plan: it needs the queue, the workspace, the startup exports, the plugins, the
 virtualenv and the DAGs. The database is created and migrated first (again only when the
-Airflow version changes). A create whose processes never become healthy fails and stops them;
-a failed update is rolled back by the reconciler, which runs this step again with the previous
-spec and so brings the previous processes back.
+Airflow version changes). A create whose processes never become healthy fails and stops them.
+An update that needs new processes rolls over to them (environments.airflow.runtime.rollout):
+if they do not come up, the previous ones never stopped serving, and the reconciler's rollback
+runs this step again with the previous spec, which then changes nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ class AirflowProcesses:
         problem = runtime.prepare_database(plan)
         if problem is not None:
             return Failed(AIRFLOW_DATABASE_FAILED, problem)
-        if not runtime.run(plan):
+        applied = runtime.run(plan)
+        if not applied.started:
             return RetryLater("the Airflow runtime is stopping")
+        if applied.error is not None:
+            return Failed(AIRFLOW_UNHEALTHY, applied.error)
         health = runtime.wait_healthy(ctx.name, HEALTHY_WITHIN_SECONDS)
         if health.healthy:
             return DONE
