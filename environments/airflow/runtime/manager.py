@@ -28,7 +28,7 @@ from cryptography.fernet import Fernet
 
 from environments import store
 from environments.airflow import sandbox
-from environments.airflow.runtime import configuration, pidfiles
+from environments.airflow.runtime import cli, configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.logship import LogShipper
@@ -167,6 +167,7 @@ class AirflowRuntime:
         venv: Path,
     ) -> RuntimePlan:
         queue = resources.get("celery_queue") or {}
+        hostname = (resources.get("endpoints") or {}).get("webserver_hostname")
         workspace = self.workspace(name)
         return RuntimePlan(
             name=name,
@@ -187,6 +188,7 @@ class AirflowRuntime:
             venv=venv,
             workspace=workspace.root,
             database_url=self.databases.address(name).sqlalchemy_url(),
+            web_url=f"https://{hostname}" if hostname else "",
             extras={
                 "plugins": str(spec.get("PluginsS3ObjectVersion") or ""),
                 "startup": file_digest(workspace.state / "startup-env.json"),
@@ -218,6 +220,7 @@ class AirflowRuntime:
         configuration change, or only change the number of workers. False when the runtime
         is stopping and started nothing."""
         self._refresh_credentials(plan, force=True)
+        self._write_cli_launch(plan)
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -373,6 +376,19 @@ class AirflowRuntime:
             secrets=self._secrets(workspace),
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
+        )
+
+    def _write_cli_launch(self, plan: RuntimePlan) -> None:
+        """How the CLI door runs `airflow <command>` in this environment: as the web server's
+        container would on MWAA, with the same variables and the same sandbox."""
+        component = Component("cli", "webserver", ())
+        self.workspace(plan.name).write_json(
+            cli.LAUNCH_FILE,
+            {
+                "airflow": str(plan.venv / "bin" / "airflow"),
+                "airflow_version": plan.airflow_version,
+                "env": self._environment(plan, component),
+            },
         )
 
     def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:
