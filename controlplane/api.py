@@ -196,7 +196,8 @@ def create_web_login_token(
 def invoke_rest_api(
     name: str, call: Annotated[AirflowCall, acts_in_airflow("airflow:InvokeRestApi")]
 ) -> Response:
-    return json_response(call.service.invoke_rest_api(name, call.params))
+    answer = call.service.invoke_rest_api(name, call.params, call.requester, call.airflow_role)
+    return json_response(answer)
 
 
 @router.post("/metrics/environments/{name}")

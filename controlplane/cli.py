@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from controlplane import cli_env, cli_iam, cli_infra
+from controlplane import cli_env, cli_iam, cli_infra, cli_worker
 from controlplane.cli_common import state_defaults
 from controlplane.options import SettingsError, add_arguments, from_arguments
 from controlplane.settings import CommonSettings, Settings
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_env.register(sub)
     cli_iam.register(sub)
     cli_infra.register(sub)
+    cli_worker.register(sub)
     state_defaults(parser)
     return parser
 

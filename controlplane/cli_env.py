@@ -134,8 +134,11 @@ def _status(args: argparse.Namespace) -> int:
         "components": runtime.get("components", {}),
         "workers": runtime.get("workers", 0),
         "workers_wanted": runtime.get("workers_wanted", 0),
+        "remote_workers": runtime.get("remote_workers", []),
         "api_port": runtime.get("api_port"),
         "updated_at": runtime.get("updated_at"),
+        "queue": (runtime.get("autoscaling") or {}).get("queue", {}),
+        "autoscaling": _scaling_summary(runtime.get("autoscaling") or {}),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -143,6 +146,11 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{args.name}: {row.status}, {report['workers']} of {report['workers_wanted']} workers")
     if report["reason"]:
         print(f"  {report['reason']}")
+    _print_scaling(report)
+    for host in report["remote_workers"]:
+        ready = f"{host['ready']} of {host['workers']} workers ready"
+        seen = f"seen {host['seen_seconds_ago']} s ago"
+        print(f"  on {host['host']}: {ready}, {host['concurrency']} tasks each ({seen})")
     header = ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST ERROR")
     rows = [
         (name, c["state"], str(c.get("pid") or "-"), str(c.get("restarts", 0)),
@@ -153,6 +161,30 @@ def _status(args: argparse.Namespace) -> int:
     for line in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(line, [*widths, 0], strict=True)).rstrip())
     return 0
+
+
+def _scaling_summary(scaling: dict) -> dict:
+    """What `env status` says of autoscaling: the load, the current decision, the last change."""
+    return {
+        "load": scaling.get("load"),
+        "decision": scaling.get("decision"),
+        "last_change": scaling.get("last_change"),
+    }
+
+
+def _print_scaling(report: dict) -> None:
+    queue, scaling = report["queue"], report["autoscaling"]
+    if queue:
+        print(f"  queue: {queue.get('waiting', 0)} waiting, {queue.get('in_flight', 0)} in flight")
+    if scaling.get("decision"):
+        print(f"  autoscaling: {scaling['decision']}")
+    change = scaling.get("last_change")
+    if change:
+        when = time.strftime("%H:%M:%S", time.localtime(change["at"]))
+        print(
+            f"  last scaling: {when} {change['workers_from']} -> {change['workers_to']} workers"
+            f" ({change['reason']})"
+        )
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -111,6 +111,11 @@ class DirectorySource:
         self._thread: threading.Thread | None = None
         self.current: iam.Directory = self._build()  # raises IamConfigError at start-up
 
+    @property
+    def keys(self) -> KeyCache | None:
+        """The minted keys and sessions the directory consults."""
+        return self._keys
+
     def _build(self) -> iam.Directory:
         if self.path is None:
             base = iam.Directory.from_mapping({}, default_account_id=self._account_id)

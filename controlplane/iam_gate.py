@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 import iam
 from controlplane.errors import SIGV4_ERRORS, UnrecognizedClientException
+from controlplane.execution_sessions import ExecutionRoleSessions
 from controlplane.iam_config import DirectorySource
 from controlplane.security import Intent
 from environments.errors import AccessDeniedException
@@ -79,8 +80,15 @@ class _Clock:
 class IamGatekeeper:
     """Implements :class:`controlplane.security.Gatekeeper` with the ``iam`` library."""
 
-    def __init__(self, source: DirectorySource, placement: Placement, tags_of: TagsOf) -> None:
+    def __init__(
+        self,
+        source: DirectorySource,
+        placement: Placement,
+        tags_of: TagsOf,
+        execution_roles: ExecutionRoleSessions | None = None,
+    ) -> None:
         self._source = source
+        self._execution_roles = execution_roles
         self._placement = placement
         self._region = placement.region
         self._tags_of = tags_of
@@ -101,13 +109,15 @@ class IamGatekeeper:
                 raw_target(scope),
                 scope["headers"],
                 body,
-                directory.lookup_secret,
+                self._secret_lookup(directory),
                 expected_region=self._region,
             )
         except iam.SigV4Error as err:
             self._log_refusal(request, err)
             raise SIGV4_ERRORS[err.code](err.message) from None
         principal = directory.principal_for_key(verified.access_key_id)
+        if principal is None and self._execution_roles is not None:
+            principal = self._execution_roles.principal(verified.access_key_id)
         if principal is None:  # the owner vanished between the two lookups (a reload)
             raise UnrecognizedClientException(
                 "The security token included in the request is invalid."
@@ -117,6 +127,22 @@ class IamGatekeeper:
             iam_identity=principal.arn.split(":", 5)[5],  # "user/alice", "assumed-role/R/S"
             principal=principal,
         )
+
+    def _secret_lookup(self, directory: iam.Directory) -> Callable[[str, str | None], str]:
+        """The directory's keys, then sessions of the environments' execution roles."""
+        sessions = self._execution_roles
+        if sessions is None:
+            return directory.lookup_secret
+
+        def lookup(access_key_id: str, session_token: str | None) -> str:
+            try:
+                return directory.lookup_secret(access_key_id, session_token)
+            except iam.SigV4Error as err:
+                if err.code != iam.SigV4Error.UNRECOGNIZED:
+                    raise
+            return sessions.lookup_secret(access_key_id, session_token)
+
+        return lookup
 
     @staticmethod
     def _log_refusal(request: Request, err: iam.SigV4Error) -> None:

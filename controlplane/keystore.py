@@ -57,6 +57,11 @@ _CANARY_TEXT = b"airdock access keys"
 _LEGACY_FILE = "access-keys.fernet"
 
 
+# A role session's owner when the role is one of the embedded IAM (an execution role), named by
+# the role's id so that a role made again under the same name does not inherit old sessions.
+EMBEDDED_ROLE = "embedded:"
+
+
 class KeyStoreError(Exception):
     """The key store cannot be read (wrong key, damaged file) or a request makes no sense."""
 

@@ -18,16 +18,20 @@ from typing import Any
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import KeyPair, load_or_create_admin
+from controlplane.execution_sessions import ExecutionRoleSessions
 from controlplane.iam_config import DirectorySource
 from controlplane.iam_gate import IamGatekeeper
 from controlplane.security import Gatekeeper, TrustingGatekeeper
 from controlplane.settings import Settings
 from environments import store
 from environments.airflow import sandbox
+from environments.airflow.access import AirflowAccess
+from environments.airflow.access.rest import RestApiForwarder
 from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.airflow.runtime.manager import AirflowRuntime
 from environments.aws.clients import AwsClients, AwsTarget
+from environments.aws.roles import RoleReader
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
 from environments.host import HostServices
@@ -80,18 +84,27 @@ def build_api(
     directory: DirectorySource | None,
     on_change: Callable[[], None],
     health: Callable[[], tuple[bool, dict[str, Any]]],
+    embedded_aws: str | None = None,
 ) -> ApiRuntime:
     """The API's wiring, built once in the supervisor and inherited by every API worker; it
     opens no connection and starts no thread until `start()`."""
     placement = settings.placement()
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
     service.set_change_listener(on_change)
+    if settings.airflow_venvs:
+        # Connections to each environment's Airflow open lazily, in each API worker.
+        service.set_rest_api(RestApiForwarder(AirflowAccess(settings.data_dir)))
     admin_requester = Requester(
         arn=f"arn:aws:iam::{settings.account_id}:user/airdock-admin",
         iam_identity="user/airdock-admin",
     )
     gatekeeper: Gatekeeper = (
-        IamGatekeeper(directory, placement, service.resource_tags)
+        IamGatekeeper(
+            directory,
+            placement,
+            service.resource_tags,
+            _execution_roles(settings, admin, directory, embedded_aws),
+        )
         if directory is not None
         else TrustingGatekeeper(admin_requester)
     )
@@ -103,6 +116,23 @@ def build_api(
         health=health,
         directory=directory,
     )
+
+
+def _execution_roles(
+    settings: Settings, admin: KeyPair, directory: DirectorySource, embedded_aws: str | None
+) -> ExecutionRoleSessions | None:
+    """With the embedded AWS, its roles' sessions (the environments' execution roles, as their
+    tasks use them) may call the MWAA API; their policies are read from its IAM on demand."""
+    if embedded_aws is None or directory.keys is None:
+        return None
+    target = AwsTarget(
+        region=settings.region,
+        endpoint_url=embedded_aws,
+        access_key_id=admin.access_key_id,
+        secret_access_key=admin.secret_access_key,
+    )
+    roles = RoleReader(AwsClients(target))  # boto3 starts on first use, in the API worker
+    return ExecutionRoleSessions(directory.keys, roles, settings.account_id)
 
 
 @dataclass
@@ -152,7 +182,7 @@ class BackgroundRuntime:
 
 
 def build_background(
-    settings: Settings, admin: KeyPair, aws_endpoint: str | None
+    settings: Settings, admin: KeyPair, aws_endpoint: str | None, mwaa_endpoint: str | None = None
 ) -> BackgroundRuntime:
     embedded = settings.aws_endpoint is None and not settings.real_aws
     db = Store(settings.db_url)
@@ -171,6 +201,7 @@ def build_background(
             aws,
             databases,
             on_health=lambda name, healthy, reason: _follow_health(db, name, healthy, reason),
+            mwaa_endpoint=mwaa_endpoint,
         )
         if databases is not None
         else None

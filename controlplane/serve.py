@@ -57,6 +57,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _loopback_url(sock: socket.socket) -> str:
+    """The API's address for the environments' tasks on this host (a wildcard bind included)."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def serve(settings: Settings) -> None:
     """Raises datadir.DataDirInUse, before writing anything, when another server has the dir."""
     lock = datadir.claim(settings.data_dir)
@@ -107,7 +115,15 @@ def _serve(settings: Settings) -> None:
 
     wakeups = WakeupPipe()
     health = HealthReport(settings.data_dir)
-    api = build_api(settings, db, admin, directory, wakeups.wake, health.current)
+    api = build_api(
+        settings,
+        db,
+        admin,
+        directory,
+        wakeups.wake,
+        health.current,
+        embedded_aws=aws_endpoint if embedded is not None else None,
+    )
     app = create_app(api)
     parts = [Supervised(EMBEDDED_AWS, embedded)] if embedded is not None else []
     if settings.airflow_venvs:
@@ -115,7 +131,9 @@ def _serve(settings: Settings) -> None:
             log.info("removed the account %s: its workspace is gone", name)
         if settings.airflow_database_url is None:
             parts.append(Supervised(METADATA_DATABASE, EmbeddedPostgres(settings.data_dir)))
-    background = functools.partial(run_background, settings, admin, aws_endpoint, wakeups)
+    background = functools.partial(
+        run_background, settings, admin, aws_endpoint, wakeups, _loopback_url(sock)
+    )
     # The background worker stops every environment's Airflow before it exits: more grace.
     parts.append(Supervised(BACKGROUND, ForkedProcess(background, grace=BACKGROUND_GRACE)))
     doors = functools.partial(run_web_doors, settings, web_sock)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -40,6 +40,15 @@ DEFAULT_MAX_ENVIRONMENTS = 500
 MAX_TAGS = 50
 # Statuses in which a web server exists to hand tokens for.
 _SERVING = frozenset({Status.AVAILABLE, Status.UPDATING, Status.ROLLING_BACK, Status.UPDATE_FAILED})
+
+
+class RestApi(Protocol):
+    """Forwards a validated InvokeRestApi request to the environment's Airflow, as `identity`
+    in the Airflow `role`, and answers as MWAA does (environments.airflow.access.rest)."""
+
+    def invoke(
+        self, environment: str, identity: str, role: str, params: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,11 @@ class EnvironmentService:
         self._max_environments = max_environments
         self._on_change = on_change or (lambda: None)
         self._pages = PageTokens(self._shared_key("pagination-key"))
+        self._rest_api: RestApi | None = None
+
+    def set_rest_api(self, rest_api: RestApi) -> None:
+        """Where InvokeRestApi goes (without one, environments have no Airflow to call)."""
+        self._rest_api = rest_api
 
     def _shared_key(self, name: str) -> bytes:
         for _ in range(3):
@@ -311,10 +325,14 @@ class EnvironmentService:
             return None
         return found if found.expires_at > time.time() else None
 
-    def invoke_rest_api(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    def invoke_rest_api(
+        self, name: str, params: dict[str, Any], requester: Requester, airflow_role: str
+    ) -> dict[str, Any]:
         shapes.validate("InvokeRestApi", {**params, "Name": name})
         row = self._serving_row(name)
-        # No Airflow web server runs for this environment yet; answer as MWAA does when
+        if self._rest_api is not None:
+            return self._rest_api.invoke(row.name, requester.iam_identity, airflow_role, params)
+        # No Airflow runs for environments here (--no-airflow); answer as MWAA does when
         # Airflow's API is unavailable: a RestApiServerException carrying a 503.
         raise RestApiServerException(
             f"The Apache Airflow REST API of environment {row.name} is not reachable.",

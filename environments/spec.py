@@ -160,13 +160,34 @@ def _major(version: str) -> str:
     return version.split(".", 1)[0]
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _bridge_version() -> str:
+    """The latest supported 2.x: MWAA's one door between Airflow 2 and 3, either way."""
+    twos = [v for v in SUPPORTED_AIRFLOW_VERSIONS if _major(v) == "2"]
+    return max(twos, key=_version_key)
+
+
 def _check_version_change(old: str | None, new: str | None) -> None:
-    if old and new and old != new and _major(old) != _major(new):
-        raise ValidationException(
-            f"AirflowVersion: an in-place change from {old} to {new} crosses a major version; "
-            "create a new environment for Apache Airflow "
-            f"{_major(new)}.x instead."
-        )
+    """MWAA's in-place version changes: any supported minor version up or down within a major
+    version; across majors only between the latest 2.x (2.11) and 3.x, in either direction.
+    From an older 2.x, Airflow 3 takes a minor upgrade first (or a new environment)."""
+    if not old or not new or old == new or _major(old) == _major(new):
+        return
+    if new not in SUPPORTED_AIRFLOW_VERSIONS:
+        return  # check_rules says it is not supported
+    bridge = _bridge_version()
+    if {_major(old), _major(new)} == {"2", "3"} and bridge in (old, new):
+        return
+    direction = "upgrade" if _version_key(new) > _version_key(old) else "downgrade"
+    raise ValidationException(
+        f"Unable to {direction} from Apache Airflow version {old} to {new}: a major version "
+        f"change in place is only supported between version {bridge} and 3.x. "
+        f"Update the environment to {bridge} first, or create a new environment for "
+        f"Apache Airflow {new}."
+    )
 
 
 def check_rules(spec: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def live_server(*extra: str, data_dir: Path | None = None):
+def live_server(*extra: str, data_dir: Path | None = None, start_timeout: float = 60.0):
     """Run `airdock serve` on a free loopback port; yield (process, endpoints, data_dir)."""
     with tempfile.TemporaryDirectory(prefix="airdock-bench-") as tmp:
         data = data_dir or Path(tmp) / "data"
@@ -47,15 +47,15 @@ def live_server(*extra: str, data_dir: Path | None = None):
             stderr=subprocess.STDOUT,
         )
         try:
-            endpoints = _wait_healthy(process, data)
+            endpoints = _wait_healthy(process, data, start_timeout)
             yield process, endpoints, data
         finally:
             processes.kill_group(process, grace=20)
             log.close()
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], data_dir: Path) -> Endpoints:
-    deadline = time.monotonic() + 60
+def _wait_healthy(process: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> Endpoints:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("airdock serve exited during start-up")

@@ -17,10 +17,10 @@ from typing import Any
 import iam
 from controlplane.aws_gateway.moto_state import MotoState
 from controlplane.iam_config import DirectorySource
-from controlplane.keystore import KeyCache, KeyStore, MintedKey
+from controlplane.keystore import EMBEDDED_ROLE, KeyCache, KeyStore, MintedKey
 from iam.identities import ADMIN_USER, Role
 
-EMBEDDED_ROLE = "embedded:"
+__all__ = ["EMBEDDED_ROLE", "Identities"]
 _INVALID = "The security token included in the request is invalid."
 
 

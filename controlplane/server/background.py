@@ -21,7 +21,11 @@ log = logging.getLogger("airdock.background")
 
 
 def run_background(
-    settings: Settings, admin: KeyPair, aws_endpoint: str | None, wakeups: WakeupPipe
+    settings: Settings,
+    admin: KeyPair,
+    aws_endpoint: str | None,
+    wakeups: WakeupPipe,
+    mwaa_endpoint: str | None = None,
 ) -> int:
     stopping: list[int] = []
 
@@ -32,7 +36,7 @@ def run_background(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, ask_to_stop)
-    runtime = build_background(settings, admin, aws_endpoint)
+    runtime = build_background(settings, admin, aws_endpoint, mwaa_endpoint)
     runtime.start()
     wakeups.listen(runtime.reconciler.wake)
     while not stopping:

@@ -94,9 +94,10 @@ class EmbeddedAws:
         """Whether the child still runs (a dead one is reaped here, so it is no zombie)."""
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 120.0) -> None:
         """Start the child and return once it answers; raises RuntimeError when it exits or
-        stays silent. Again after a death, it comes back on the same port with its state."""
+        stays silent. Again after a death, it comes back on the same port with its state.
+        (Importing moto alone takes over 30 s on a 2-core machine busy with Airflows.)"""
         if self.alive():
             return
         log_path = self.data_dir / "aws.log"

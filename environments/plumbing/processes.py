@@ -159,3 +159,16 @@ def is_running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's children (pid -> child pids), from /proc."""
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            found.setdefault(ppid, []).append(int(entry.name))
+    return found

@@ -63,11 +63,20 @@ def test_defaults_and_update_merge():
     assert cleared["AirflowConfigurationOptions"] == {}
 
 
-def test_minor_versions_move_in_place_but_majors_do_not():
+def test_minor_versions_move_in_place_but_majors_only_through_2_11():
     created = spec.new_spec(create_params(AirflowVersion="2.10.3"))
     assert spec.updated_spec(created, {"AirflowVersion": "2.11.0"})["AirflowVersion"] == "2.11.0"
-    with pytest.raises(ValidationException, match="major"):
+    assert spec.updated_spec(created, {"AirflowVersion": "2.9.2"})["AirflowVersion"] == "2.9.2"
+    with pytest.raises(ValidationException, match=r"upgrade .* 2\.10\.3 to 3\.0\.6.*2\.11\.0"):
         spec.updated_spec(created, {"AirflowVersion": "3.0.6"})
+    bridge = spec.new_spec(create_params(AirflowVersion="2.11.0"))
+    assert spec.updated_spec(bridge, {"AirflowVersion": "3.0.6"})["AirflowVersion"] == "3.0.6"
+    three = spec.new_spec(create_params(AirflowVersion="3.0.6"))
+    assert spec.updated_spec(three, {"AirflowVersion": "2.11.0"})["AirflowVersion"] == "2.11.0"
+    with pytest.raises(ValidationException, match=r"Unable to downgrade .* 3\.0\.6 to 2\.10\.3"):
+        spec.updated_spec(three, {"AirflowVersion": "2.10.3"})
+    with pytest.raises(ValidationException, match="not supported"):
+        spec.updated_spec(three, {"AirflowVersion": "3.9.9"})
 
 
 def test_transitions_are_data_and_refusals_are_worded_like_mwaa():

@@ -6,6 +6,7 @@ which first clears processes a killed control plane left behind, and stops it at
 Inside: `plan` (what to run), `configuration` (the environment variables MWAA's images set),
 `components` (the commands), `supervisor` (one environment's processes, restarts, health),
 `credentials` (the execution role's short-lived keys), `migration` (the metadata database's
-schema; the database itself comes from environments.airflow.metadb) and `logship` (component
+schema; the database itself comes from environments.airflow.metadb), `identity` (the FAB
+users Airdock acts through; environments.airflow.access uses them) and `logship` (component
 logs to CloudWatch).
 """

@@ -24,7 +24,10 @@ CELERY_CONFIG["broker_transport_options"] = {
     },
     "is_secure": os.environ.get("AIRDOCK_CELERY_SECURE", "true") == "true",
     "region": os.environ.get("AWS_REGION", "us-east-1"),
-    "visibility_timeout": 43200,
+    # The queue's own VisibilityTimeout (set when it is provisioned) says the same.
+    "visibility_timeout": int(
+        os.environ.get("AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT", "1800")
+    ),
 }
 CELERY_CONFIG["database_engine_options"] = {"pool_pre_ping": True, "pool_recycle": 1200}
 

@@ -14,6 +14,7 @@ The process gets nothing else of the control plane's environment, which may hold
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from environments.airflow.runtime.plan import RuntimePlan
@@ -21,6 +22,12 @@ from environments.airflow.runtime.plan import RuntimePlan
 # The module (copied into <home>/.airdock) that turns the queue into Celery's broker options.
 CELERY_CONFIG_MODULE = "airdock_celery_config"
 CELERY_CONFIG_SOURCE = Path(__file__).with_name("celery_config_child.py")
+# How long a task's message stays invisible once a worker took it: MWAA's 12 hours would leave
+# the message of a task whose worker died (and was not yet started) out of sight for half a
+# day; 30 minutes brings it back soon while covering the tasks people run locally. A task
+# still running when it expires may be handed out again, and Airflow refuses to run a task
+# instance twice. The queue is provisioned with the same value.
+VISIBILITY_TIMEOUT = 1800
 
 
 def option_variable(key: str) -> str:
@@ -47,9 +54,26 @@ def opinionated(plan: RuntimePlan) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
-    if plan.major >= 3:
-        values["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
     return values
+
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+_FAB_BACKENDS = "airflow.providers.fab.auth_manager.api.auth.backend"
+
+
+def auth(plan: RuntimePlan) -> dict[str, str]:
+    """FAB users and roles, as MWAA runs them (environments.airflow.runtime.identity): on 3.x
+    the API server's auth manager is FabAuthManager, whose `/auth/token` turns a user's
+    password into the JWT the REST API takes, and whose user API (`/auth/fab/v1`) takes basic
+    auth; on 2.x the REST API takes a session cookie, else basic auth (which starts a session,
+    so a client pays for the password hash once)."""
+    if plan.major >= 3:
+        return {
+            "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+            "AIRFLOW__FAB__AUTH_BACKENDS": f"{_FAB_BACKENDS}.session,{_FAB_BACKENDS}.basic_auth",
+        }
+    backends = f"airflow.api.auth.backend.session,{_FAB_BACKENDS}.basic_auth"
+    return {"AIRFLOW__API__AUTH_BACKENDS": backends}
 
 
 def essentials(
@@ -77,7 +101,7 @@ def essentials(
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{plan.database_url}",
         "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": f"{CELERY_CONFIG_MODULE}.CELERY_CONFIG",
         "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "43200",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": plan.queue_name,
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
@@ -99,7 +123,9 @@ def essentials(
         values["AWS_ENDPOINT_URL"] = plan.aws_endpoint
     # aws_default is the execution role, whatever a connection store holds (as on MWAA).
     values["AIRFLOW_CONN_AWS_DEFAULT"] = "aws://"
+    values.update(mwaa_endpoint(plan))
     values.update(task_logging(plan))
+    values.update(auth(plan))
     if plan.major >= 3:
         values.update(
             {
@@ -124,6 +150,21 @@ def essentials(
             }
         )
     return values
+
+
+def mwaa_endpoint(plan: RuntimePlan) -> dict[str, str]:
+    """Tasks reach Airdock's MWAA API (the Amazon provider's MwaaHook, boto3's `mwaa`) as the
+    execution role. botocore prefixes MWAA's host with `env.`/`api.`, which no loopback name
+    resolves: the variable turns that off where botocore knows it (1.37+), and aws_default's
+    client config where it does not (2.x's locks)."""
+    if not plan.mwaa_endpoint:
+        return {}
+    connection = {"conn_type": "aws", "extra": {"config_kwargs": {"inject_host_prefix": False}}}
+    return {
+        "AWS_ENDPOINT_URL_MWAA": plan.mwaa_endpoint,
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
+    }
 
 
 def task_logging(plan: RuntimePlan) -> dict[str, str]:

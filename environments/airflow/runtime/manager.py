@@ -13,6 +13,7 @@ The one entry point for the rest of Airdock:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import socket
@@ -28,12 +29,17 @@ from cryptography.fernet import Fernet
 
 from environments import store
 from environments.airflow import sandbox
-from environments.airflow.runtime import cli, configuration, pidfiles
+from environments.airflow.metrics.catalog import WORKER_COUNT
+from environments.airflow.metrics.hub import MetricsHub
+from environments.airflow.runtime import cli, configuration, identity, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
+from environments.airflow.runtime.fleet import FleetControl
+from environments.airflow.runtime.join import join_bundle, write_join
 from environments.airflow.runtime.logship import LogShipper
 from environments.airflow.runtime.migration import migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
@@ -48,6 +54,7 @@ STATUS_FILE = "runtime.json"
 SECRETS_FILE = "runtime-secrets.json"
 PORT_FILE = "runtime-port.json"
 DB_FILE = "metadata-db.json"
+ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
 TICK_SECONDS = 1.0
 SHUTDOWN_GRACE = 6.0
 # A component may be down this long (a restart after a crash) before the environment is
@@ -69,8 +76,10 @@ class AirflowRuntime:
         databases: MetadataDatabases,
         *,
         on_health: HealthListener | None = None,
+        mwaa_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.mwaa_endpoint = mwaa_endpoint
         self.aws = aws
         self.databases = databases
         self.on_health = on_health
@@ -82,6 +91,9 @@ class AirflowRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._logs = LogShipper(aws)
+        self._fleet = FleetControl(lambda: aws.client("sqs"))
+        self.metrics = MetricsHub(aws)  # Airflow's statsd -> CloudWatch, as MWAA's sidecar
+        self._remote = RemoteWorkers()  # workers that joined from other hosts
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -100,6 +112,7 @@ class AirflowRuntime:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.metrics.start()
 
     def clear_leftovers(self) -> list[str]:
         """Stop every recorded component still running from an earlier control plane."""
@@ -123,6 +136,7 @@ class AirflowRuntime:
             list(pool.map(lambda s: s.stop(SHUTDOWN_GRACE), supervisors))
         for thread in self._threads:
             thread.join(5)
+        self.metrics.stop()
 
     def resume(self, db: Store, *, region: str, account_id: str) -> None:
         """Start the environments that were running when the control plane last stopped."""
@@ -185,6 +199,7 @@ class AirflowRuntime:
             region=region,
             account_id=account_id,
             aws_endpoint=self.aws_endpoint,
+            mwaa_endpoint=self.mwaa_endpoint,
             venv=venv,
             workspace=workspace.root,
             database_url=self.databases.address(name).sqlalchemy_url(),
@@ -204,16 +219,34 @@ class AirflowRuntime:
             self.databases.ensure(plan.name)  # made by its own step; again after a restore
         except psycopg.Error as err:
             return f"The metadata database server cannot be used: {err}".strip()
-        if done.get("version") == plan.airflow_version and done.get("env_id") == plan.env_id:
-            return None
         component = Component("migrate", "scheduler", ("db", "migrate"))
+        if done.get("version") != plan.airflow_version or done.get("env_id") != plan.env_id:
+            self._prepare_home(plan)
+            result = migrate(plan, self._environment(plan, component), self._launch)
+            if not result.ok:
+                return result.error
+            migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
+            workspace.write_json(DB_FILE, migrated)
+        return self._ensure_service_user(plan, self._environment(plan, component))
+
+    def _ensure_service_user(self, plan: RuntimePlan, env: dict[str, str]) -> str | None:
+        """The FAB user Airdock acts through (environments.airflow.runtime.identity), made
+        once per database, Airflow version and secret."""
+        workspace = self.workspace(plan.name)
+        key = self._secrets(workspace)[identity.SECRET_NAME]
+        wanted = {
+            "version": plan.airflow_version,
+            "env_id": plan.env_id,
+            "user": identity.SERVICE_USER,
+            "key": hashlib.sha256(key.encode()).hexdigest()[:16],
+        }
+        if workspace.read_json(ACCESS_FILE, {}) == wanted:
+            return None
         self._prepare_home(plan)
-        result = migrate(plan, self._environment(plan, component), self._launch)
-        if not result.ok:
-            return result.error
-        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
-        workspace.write_json(DB_FILE, migrated)
-        return None
+        problem = identity.ensure_service_user(plan, env, self._launch, key)
+        if problem is None:
+            workspace.write_json(ACCESS_FILE, wanted)
+        return problem
 
     def run(self, plan: RuntimePlan) -> bool:
         """Make the environment's processes match `plan`: start them, replace them after a
@@ -221,6 +254,9 @@ class AirflowRuntime:
         is stopping and started nothing."""
         self._refresh_credentials(plan, force=True)
         self._write_cli_launch(plan)
+        workspace = self.workspace(plan.name)
+        bundle = join_bundle(plan, self._secrets(workspace), self._api_port(plan))
+        write_join(workspace.state, bundle)
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -241,9 +277,10 @@ class AirflowRuntime:
         if supervisor.plan.restart_key() != plan.restart_key():
             self._prepare_home(plan)
             supervisor.replace(plan)
-        else:
+        else:  # new limits apply at once; the autoscaler moves within them from here
             supervisor.plan = plan
-            supervisor.scale(plan.min_workers)
+            high = max(plan.max_workers, plan.min_workers)
+            supervisor.scale(min(max(supervisor.workers_wanted, plan.min_workers), high))
         return True
 
     @property
@@ -275,6 +312,7 @@ class AirflowRuntime:
             supervisor = self._supervisors.pop(name, None)
             self._unhealthy_since.pop(name, None)
             self._reported.pop(name, None)
+        self._fleet.forget(name)
         if supervisor is not None:
             supervisor.stop()
         pidfiles.stop_recorded(self.workspace(name).state / "run")
@@ -285,6 +323,8 @@ class AirflowRuntime:
         provisioning step, after this one)."""
         self.halt(name)
         self._credentials.pop(name, None)
+        self.metrics.forget(name)
+        self._remote.forget(name)
 
     # --- background ---------------------------------------------------------------------
 
@@ -296,12 +336,15 @@ class AirflowRuntime:
                 try:
                     self._refresh_credentials(supervisor.plan)
                     health = supervisor.tick()
+                    if health.healthy:  # a fleet that is still coming up is left alone
+                        self._fleet.step(supervisor)
                     self._publish(supervisor, health)
                 except Exception:
                     log.exception("supervising %s failed", supervisor.plan.name)
 
     def _publish(self, supervisor: EnvironmentSupervisor, health: Health) -> None:
         name = supervisor.plan.name
+        remote = self._remote.of(name, supervisor.plan.database_url)
         status = {
             "healthy": health.healthy,
             "reason": health.reason,
@@ -309,10 +352,13 @@ class AirflowRuntime:
             "api_port": supervisor.api_port,
             "airflow_version": supervisor.plan.airflow_version,
             "components": health.components,
-            "workers": health.workers,
+            "workers": health.workers + sum(host["ready"] for host in remote),
+            "remote_workers": remote,
             "workers_wanted": supervisor.workers_wanted,
+            "autoscaling": self._fleet.report(name),
         }
         self.workspace(name).write_json(STATUS_FILE, status)
+        self.metrics.gauge(name, WORKER_COUNT, status["workers"])
         now = time.monotonic()
         if health.healthy:
             self._unhealthy_since.pop(name, None)
@@ -368,7 +414,7 @@ class AirflowRuntime:
             key = "hybrid"
         folder = _aws_folder(workspace)
         self._install_celery_config(workspace)
-        return configuration.component_environment(
+        env = configuration.component_environment(
             plan,
             component.mwaa_component,
             startup_exports=exports.get(key, {}),
@@ -377,6 +423,12 @@ class AirflowRuntime:
             aws_config=folder / "config",
             aws_credentials=folder / "credentials",
         )
+        # Airflow 3's tasks send no outcome metrics: those are counted in the database.
+        outcomes_from = plan.database_url if plan.major >= 3 else None
+        env.update(
+            self.metrics.variables(plan.name, plan.execution_role_arn, plan.options, outcomes_from)
+        )
+        return env
 
     def _write_cli_launch(self, plan: RuntimePlan) -> None:
         """How the CLI door runs `airflow <command>` in this environment: as the web server's
@@ -409,21 +461,32 @@ class AirflowRuntime:
 
     @staticmethod
     def _install_celery_config(workspace: Workspace) -> None:
-        target = workspace.home / ".airdock" / f"{configuration.CELERY_CONFIG_MODULE}.py"
-        source = configuration.CELERY_CONFIG_SOURCE.read_bytes()
-        if not target.exists() or target.read_bytes() != source:
-            atomic_write(target, source, mode=0o644)
+        """The files the environment's Airflow runs of ours: Celery's settings and the FAB
+        user script."""
+        support = workspace.home / ".airdock"
+        celery = support / f"{configuration.CELERY_CONFIG_MODULE}.py"
+        for target, origin in (
+            (celery, configuration.CELERY_CONFIG_SOURCE),
+            (support / identity.CHILD_SOURCE.name, identity.CHILD_SOURCE),
+        ):
+            source = origin.read_bytes()
+            if not target.exists() or target.read_bytes() != source:
+                atomic_write(target, source, mode=0o644)
 
     @staticmethod
     def _secrets(workspace: Workspace) -> dict[str, str]:
-        found = workspace.read_json(SECRETS_FILE, None)
-        if found:
-            return found
-        made = {
-            "fernet_key": Fernet.generate_key().decode(),
-            "secret_key": secrets.token_urlsafe(32),
-            "jwt_secret": secrets.token_urlsafe(32),
+        found = workspace.read_json(SECRETS_FILE, None) or {}
+        makers = {
+            "fernet_key": lambda: Fernet.generate_key().decode(),
+            "secret_key": lambda: secrets.token_urlsafe(32),
+            "jwt_secret": lambda: secrets.token_urlsafe(32),
+            identity.SECRET_NAME: lambda: secrets.token_urlsafe(32),
         }
+        missing = {name: make() for name, make in makers.items() if name not in found}
+        if not missing:
+            return found
+        # Only the missing ones are made: an environment's Fernet key never changes.
+        made = {**found, **missing}
         workspace.write_json(SECRETS_FILE, made)
         return made
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -33,6 +35,11 @@ BACKOFF_CAP = 60.0
 STABLE_AFTER = 60.0  # a process that ran this long before exiting starts a fresh backoff
 STOP_GRACE = 10.0
 WORKER_STOP_GRACE = 30.0  # Celery's warm shutdown lets running tasks finish
+# A worker scaled in gets this long to finish its tasks before it is killed: the Celery queue's
+# visibility timeout, after which SQS hands an unfinished task's message out again anyway.
+RETIRE_GRACE = 1800.0
+# A worker leaves only after it was seen running no task at this many checks in a row.
+IDLE_CHECKS = 2
 PROBE_TIMEOUT = 2.0
 # A process this young that is not healthy yet is starting, not failing (Airflow takes tens of
 # seconds to import and register on a busy machine).
@@ -72,6 +79,7 @@ class Managed:
     log_offset: int = 0
     healthy: bool = False
     state: str = "pending"
+    idle_checks: int = 0  # checks in a row that found the worker running no task
 
 
 @dataclass
@@ -99,6 +107,7 @@ class EnvironmentSupervisor:
         self._launcher = launcher
         self._lock = threading.RLock()
         self._managed: dict[str, Managed] = {}
+        self._retiring: dict[str, Managed] = {}  # scaled in, finishing their tasks
         self._stopping = False
         self.workers_wanted = plan.min_workers
         self.health = Health(False, "starting")
@@ -147,43 +156,85 @@ class EnvironmentSupervisor:
             self.start()
 
     def scale(self, workers: int) -> None:
-        """Run `workers` Celery workers; nothing else restarts."""
+        """Run `workers` Celery workers; nothing else restarts. New ones take the lowest free
+        numbers; surplus ones leave through Celery's warm shutdown (`_retire`), idle ones
+        first, then the newest."""
         with self._lock:
             self.workers_wanted = max(workers, 0)
-            for index in range(1, self.workers_wanted + 1):
-                component = worker(self.plan, index)
-                if component.name not in self._managed:
-                    managed = self._managed[component.name] = Managed(component)
-                    if not self._stopping:
-                        self._spawn(managed)
-            surplus = [
-                m for m in self._managed.values()
-                if m.component.kind == "worker" and _index(m.component) > self.workers_wanted
-            ]  # fmt: skip
-            for managed in surplus:
-                del self._managed[managed.component.name]
-        if surplus:
-            threading.Thread(
-                target=self._stop_all, args=(surplus, WORKER_STOP_GRACE), daemon=True
-            ).start()
+            current = self._workers()
+            taken = {_index(m.component) for m in [*current, *self._retiring.values()]}
+            index = 0
+            for _ in range(self.workers_wanted - len(current)):
+                index = next(i for i in range(index + 1, index + len(taken) + 2) if i not in taken)
+                managed = Managed(worker(self.plan, index))
+                self._managed[managed.component.name] = managed
+                if not self._stopping:
+                    self._spawn(managed)
+            by_preference = sorted(
+                current, key=lambda m: (m.idle_checks < IDLE_CHECKS, -_index(m.component))
+            )
+            self._retire(by_preference[: max(0, len(current) - self.workers_wanted)])
+
+    def retire_idle(self, count: int) -> int:
+        """Let up to `count` workers leave that ran no task at the last IDLE_CHECKS checks
+        (`observe_idle`); returns how many leave."""
+        with self._lock:
+            idle = [m for m in self._workers() if m.idle_checks >= IDLE_CHECKS]
+            chosen = sorted(idle, key=lambda m: -_index(m.component))[: max(count, 0)]
+            self.workers_wanted = len(self._workers()) - len(chosen)
+            self._retire(chosen)
+            return len(chosen)
+
+    def observe_idle(self) -> None:
+        """Count, per worker, the checks in a row at which it ran no task."""
+        with self._lock:
+            children = procs.children_by_parent()
+            for m in self._workers():
+                idle = (
+                    m.process is not None and m.ready and not _runs_tasks(m.process.pid, children)
+                )
+                m.idle_checks = m.idle_checks + 1 if idle else 0
+
+    def _workers(self) -> list[Managed]:
+        return [m for m in self._managed.values() if m.component.kind == "worker"]
+
+    def _retire(self, leaving: list[Managed]) -> None:
+        """Celery's warm shutdown for each: SIGTERM to the worker's main process alone (not its
+        group, whose task processes would die of it) makes it stop taking messages, finish
+        the tasks it runs and exit; only after RETIRE_GRACE is its group killed."""
+        for managed in leaving:
+            del self._managed[managed.component.name]
+            self._retiring[managed.component.name] = managed
+            managed.state = "retiring"
+            if managed.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(managed.process.pid, signal.SIGTERM)
+        if leaving:
+            threading.Thread(target=self._await_retired, args=(leaving,), daemon=True).start()
+
+    def _await_retired(self, leaving: list[Managed]) -> None:
+        self._stop_all(leaving, RETIRE_GRACE, signal_first=False)
+        with self._lock:
+            for managed in leaving:
+                self._retiring.pop(managed.component.name, None)
 
     def stop(self, grace: float = WORKER_STOP_GRACE) -> None:
         """Stop every process: SIGTERM, then SIGKILL after `grace` for workers (Celery's warm
         shutdown lets running tasks finish) and at most STOP_GRACE for the rest."""
         with self._lock:
             self._stopping = True
-            self._stop_all(list(self._managed.values()), grace)
+            self._stop_all([*self._managed.values(), *self._retiring.values()], grace)
             for managed in self._managed.values():
                 managed.state = "stopped"
             self.health = Health(False, "stopped", self._snapshot(), 0)
 
-    def _stop_all(self, managed: list[Managed], grace: float) -> None:
-        running = [m for m in managed if m.process is not None]
-        for m in running:
-            procs.signal_group(m.process.pid, procs.signal.SIGTERM)  # type: ignore[union-attr]
+    def _stop_all(self, managed: list[Managed], grace: float, signal_first: bool = True) -> None:
+        running = [(m, m.process) for m in managed if m.process is not None]
+        for _, process in running:
+            if signal_first:
+                procs.signal_group(process.pid, procs.signal.SIGTERM)  # type: ignore[union-attr]
         began = time.monotonic()
-        for m in running:
-            process = m.process
+        for m, process in running:
             assert process is not None
             # Workers get `grace` to finish their tasks; the rest STOP_GRACE at most.
             limit = grace if m.component.kind == "worker" else min(grace, STOP_GRACE)
@@ -322,7 +373,7 @@ class EnvironmentSupervisor:
                 "restarts": m.restarts,
                 "last_error": m.last_error,
             }
-            for name, m in sorted(self._managed.items())
+            for name, m in sorted({**self._retiring, **self._managed}.items())
         }
 
     def components(self) -> list[Component]:
@@ -332,6 +383,16 @@ class EnvironmentSupervisor:
 
 def _index(component: Component) -> int:
     return int(component.name.rsplit("-", 1)[1])
+
+
+def _runs_tasks(pid: int, children: dict[int, list[int]]) -> bool:
+    """Whether a Celery worker runs a task: its main process forks its pool of processes, and
+    a pool process that runs a task has a child of its own (the task's process). Wrappers
+    (one child each) above the main process are skipped."""
+    main = pid
+    while len(children.get(main, [])) == 1 and children.get(children[main][0]):
+        main = children[main][0]
+    return any(children.get(pool) for pool in children.get(main, []))
 
 
 def _last_line(path: Path, limit: int = 4096) -> str:

@@ -8,7 +8,11 @@ from environments.aws.errors import error_code
 from environments.provisioning.aws_outcomes import outcome_for
 from environments.provisioning.step import DONE, OWNER_TAG, Outcome, RetryLater, StepContext
 
-_QUEUE_ATTRIBUTES = {"VisibilityTimeout": "43200", "MessageRetentionPeriod": "1209600"}
+_QUEUE_ATTRIBUTES = {"MessageRetentionPeriod": "1209600"}
+# The visibility timeout the workers assume (environments.airflow.runtime.configuration): set
+# after the queue exists, so a queue made with MWAA's 12 hours by an earlier release is not
+# refused by CreateQueue for differing attributes, but brought in line.
+_VISIBILITY_TIMEOUT = "1800"
 # SQS refuses a queue name for 60 s after a queue of that name was deleted (it was deleted
 # from outside and is being made again): wait that long rather than spend the budget.
 _DELETED_RECENTLY = ("AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently")
@@ -26,6 +30,9 @@ class CeleryQueue:
                 Attributes=_QUEUE_ATTRIBUTES,
                 tags={OWNER_TAG: ctx.arn},
             )["QueueUrl"]
+            sqs.set_queue_attributes(
+                QueueUrl=url, Attributes={"VisibilityTimeout": _VISIBILITY_TIMEOUT}
+            )
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]

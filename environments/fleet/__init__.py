@@ -1,0 +1,1 @@
+"""Running parts of an environment on hosts other than the control plane's."""

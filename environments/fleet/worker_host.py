@@ -1,0 +1,172 @@
+"""Celery workers for an environment on a host of their own (`airdock worker NAME`).
+
+They consume the environment's SQS queue, run its DAGs (mirrored from the same S3 prefix
+every `SYNC_SECONDS`) from a virtualenv of this host, as the execution role (refreshed
+keys, as on the control plane's host), and write their results to the environment's
+metadata database. A heartbeat row in that database (environments.airflow.runtime.
+remote_registry) makes them count in `airdock env status` on the control plane's host.
+
+A worker that exits is started again after a short backoff. SIGTERM or SIGINT stop them
+with Celery's warm shutdown: running tasks get `stop_grace` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from environments.airflow.runtime import configuration, remote_registry
+from environments.fleet.setup import Joined, WorkerOptions, WorkerSetup
+from environments.plumbing import processes as procs
+
+log = logging.getLogger(__name__)
+
+SYNC_SECONDS = 10.0
+RESTART_AFTER_SECONDS = 5.0
+STOP_GRACE = 60.0
+
+
+@dataclass
+class _Worker:
+    index: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    offset: int = 0
+    ready: bool = False
+    next_start: float = 0.0
+    restarts: int = 0
+
+
+class WorkerHost:
+    def __init__(self, options: WorkerOptions, stop_grace: float = STOP_GRACE) -> None:
+        self.options = options
+        self.stop_grace = stop_grace
+        self.setup = WorkerSetup(options)
+        self.joined: Joined | None = None
+        self._workers: list[_Worker] = []
+
+    @property
+    def host_id(self) -> str:
+        return f"{self.options.host_id}:{self.setup.workspace.root}"
+
+    def environment_variables(self, joined: Joined) -> dict[str, str]:
+        plan = joined.plan
+        folder = joined.credentials.folder
+        env = configuration.component_environment(
+            plan,
+            "worker",
+            startup_exports={},
+            api_port=0,  # the execution API is the control plane host's, set below
+            secrets=self.options.join,
+            aws_config=folder / "config",
+            aws_credentials=folder / "credentials",
+        )
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = joined.execution_api_url
+        env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] = f"{joined.concurrency},{joined.concurrency}"
+        env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(joined.concurrency)
+        return env
+
+    def run(self, stop: threading.Event) -> int:
+        self.joined = joined = self.setup.join()
+        env = self.environment_variables(joined)
+        logs = joined.workspace.state / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self._workers = [
+            _Worker(i, logs / f"remote-worker-{i}.log") for i in range(1, self.options.workers + 1)
+        ]
+        log.info(
+            "%d worker(s) for %s on queue %s, concurrency %d",
+            len(self._workers), joined.plan.name, joined.plan.queue_name, joined.concurrency,
+        )  # fmt: skip
+        next_sync = time.monotonic() + SYNC_SECONDS
+        next_beat = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                for worker in self._workers:
+                    self._watch(worker, env, now)
+                if joined.credentials.due():
+                    joined.credentials.refresh(self.setup.operator_client("sts"))
+                if now >= next_sync:
+                    next_sync = now + SYNC_SECONDS
+                    try:
+                        self.setup.sync_dags(joined.environment, joined.credentials)
+                    except Exception as err:  # the next pass tries again
+                        log.warning("syncing the DAGs failed: %s", err)
+                if now >= next_beat:
+                    next_beat = now + remote_registry.BEAT_SECONDS
+                    self._beat()
+                stop.wait(1.0)
+        finally:
+            self._stop_all()
+            with contextlib.suppress(psycopg.Error):
+                remote_registry.leave(joined.plan.database_url, self.host_id)
+        return 0
+
+    def _watch(self, worker: _Worker, env: dict[str, str], now: float) -> None:
+        process = worker.process
+        if process is not None and process.poll() is not None:
+            log.warning("worker %d exited with code %s", worker.index, process.returncode)
+            worker.process = None
+            worker.ready = False
+            worker.next_start = now + RESTART_AFTER_SECONDS
+        if worker.process is None and now >= worker.next_start:
+            self._spawn(worker, env)
+        if worker.process is not None and not worker.ready:
+            with open(worker.log_path, "rb") as handle:
+                handle.seek(worker.offset)
+                worker.ready = b" ready." in handle.read()
+
+    def _spawn(self, worker: _Worker, env: dict[str, str]) -> None:
+        assert self.joined is not None
+        plan = self.joined.plan
+        argv = [
+            plan.venv / "bin" / "airflow", "celery", "worker", "--skip-serve-logs",
+            "--celery-hostname", f"{self.options.host_id}-{worker.index}@{plan.name}",
+            "--queues", plan.queue_name, "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        with open(worker.log_path, "ab") as out:
+            worker.offset = out.tell()
+            worker.process = procs.spawn(
+                argv, env=env, cwd=plan.workspace / "home", stdout=out, stderr=subprocess.STDOUT
+            )
+        if worker.restarts or worker.next_start:
+            worker.restarts += 1
+        log.info("worker %d started (pid %d), log %s", worker.index, worker.process.pid,
+                 worker.log_path)  # fmt: skip
+
+    def _beat(self) -> None:
+        assert self.joined is not None
+        running = [w for w in self._workers if w.process is not None]
+        try:
+            remote_registry.beat(
+                self.joined.plan.database_url,
+                self.host_id,
+                workers=len(running),
+                ready=sum(1 for w in running if w.ready),
+                concurrency=self.joined.concurrency,
+                pids=[w.process.pid for w in running if w.process is not None],
+            )
+        except psycopg.Error as err:
+            log.warning("the heartbeat to the metadata database failed: %s", err)
+
+    def _stop_all(self) -> None:
+        running = [w for w in self._workers if w.process is not None]
+        for worker in running:
+            procs.signal_group(worker.process.pid, procs.signal.SIGTERM)  # type: ignore[union-attr]
+        deadline = time.monotonic() + self.stop_grace
+        for worker in running:
+            process = worker.process
+            assert process is not None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            procs.signal_group(process.pid, procs.signal.SIGKILL)
+            process.wait()
+            worker.process = None

@@ -1,0 +1,75 @@
+"""Workers on other hosts: the join file, the heartbeat rows the control plane counts, and
+`airdock worker` refusing bad input before it touches anything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from controlplane.cli import main
+from environments.airflow.runtime import remote_registry
+from environments.airflow.runtime.join import FIELDS, JoinError, read_join, write_join
+from environments.airflow.runtime.remote_registry import RemoteWorkers
+
+
+def bundle(**overrides: str) -> dict:
+    return {**{field: f"{field}-value" for field in FIELDS}, "environment": "demo", **overrides}
+
+
+def test_join_file_is_private_and_complete(tmp_path: Path) -> None:
+    write_join(tmp_path, bundle())
+    path = tmp_path / "worker-join.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_join(path)["environment"] == "demo"
+    path.write_text(json.dumps(bundle(fernet_key="")))
+    with pytest.raises(JoinError, match="lacks fernet_key"):
+        read_join(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(JoinError, match="lacks"):
+        read_join(path)
+    with pytest.raises(JoinError, match="cannot read"):
+        read_join(tmp_path / "missing.json")
+
+
+@pytest.mark.postgres
+def test_heartbeats_are_counted_while_fresh(postgres_url: str, monkeypatch) -> None:
+    url = postgres_url.replace("postgresql+psycopg", "postgresql+psycopg2")  # as Airflow's
+    assert remote_registry.fresh(url) == []  # no table yet
+    remote_registry.beat(url, "host-a", workers=2, ready=1, concurrency=5, pids=[10, 11])
+    remote_registry.beat(url, "host-b", workers=1, ready=1, concurrency=5, pids=[12])
+    remote_registry.beat(url, "host-a", workers=2, ready=2, concurrency=5, pids=[10, 11])
+    hosts = remote_registry.fresh(url)
+    assert [(h["host"], h["ready"]) for h in hosts] == [("host-a", 2), ("host-b", 1)]
+    json.dumps(hosts)  # goes into runtime.json as it is
+    remote_registry.leave(url, "host-b")
+    assert [h["host"] for h in remote_registry.fresh(url)] == ["host-a"]
+    monkeypatch.setattr(remote_registry, "FRESH_SECONDS", 0.5)
+    time.sleep(1.0)
+    assert remote_registry.fresh(url) == []  # silent hosts stop counting
+
+
+def test_an_unreachable_database_counts_no_remote_worker() -> None:
+    url = "postgresql+psycopg2://nobody:x@127.0.0.1:1/none"
+    assert RemoteWorkers().of("demo", url) == []
+
+
+def test_airdock_worker_refuses_bad_input(tmp_path: Path, capsys) -> None:
+    def airdock(*args: str) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    join = tmp_path / "join.json"
+    done = airdock("worker", "demo", "--join", str(join))
+    assert done.returncode == 2 and "cannot read the join file" in done.stderr
+    write_join(tmp_path, bundle(environment="other"))
+    done = airdock("worker", "demo", "--join", str(tmp_path / "worker-join.json"))
+    assert done.returncode == 2 and "is for other, not demo" in done.stderr
+    done = airdock("worker", "demo", "--join", str(join), "--workers", "0")
+    assert done.returncode == 2 and "at least 1" in done.stderr
+    done = airdock("worker-join", "demo", "--data-dir", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "is the environment's Airflow running here?" in done.stderr
