@@ -20,12 +20,16 @@ import time
 from aiohttp import web
 
 from controlplane.doors import proxy
+from controlplane.doors.airflow_sessions import SignInFailed
 from controlplane.doors.certificates import LocalAuthority
 from controlplane.doors.cli_door import CliDoor
-from controlplane.doors.directory import DoorDirectory
+from controlplane.doors.directory import Door, DoorDirectory
 from controlplane.doors.pages import page
+from controlplane.doors.web_login import WebLogin
 from controlplane.settings import Settings
-from environments.service import EnvironmentService
+from environments.airflow.access import AirflowAccess, AirflowUnreachable, NotRunning
+from environments.airflow.access.bridge import AirflowRefused
+from environments.service import EnvironmentService, RedeemedToken
 from environments.store import Store
 
 log = logging.getLogger("airdock.doors")
@@ -58,6 +62,8 @@ class WebDoors:
         self._service = EnvironmentService(self._db, settings.placement())
         self.directory = DoorDirectory(settings.data_dir, self._db)
         self._cli = CliDoor(self.directory, self._service)
+        self._access = AirflowAccess(settings.data_dir)
+        self._login = WebLogin(self._service, lambda: self._session, self._credentials_for)
         self._sites: dict[str, web.SockSite] = {}
         self._bind_failed: dict[str, float] = {}
 
@@ -89,6 +95,7 @@ class WebDoors:
                         await asyncio.wait_for(stop.wait(), REFRESH_SECONDS)
             finally:
                 await runner.cleanup()
+                self._access.close()
                 self._db.dispose()
 
     async def _open_and_close(self) -> None:
@@ -118,7 +125,21 @@ class WebDoors:
             return page(404, "404 Not Found", "No Airdock environment answers at this address.")
         if request.path == CLI_PATH:
             return await self._cli.handle(request, door)
+        if request.path == LOGIN_PATH:
+            return await self._login.handle(request, door)
         return await proxy.forward(request, door, self._session)
+
+    async def _credentials_for(self, door: Door, granted: RedeemedToken) -> tuple[str, str]:
+        """The environment's FAB user for the token's minter in the role IAM allowed it
+        (made by the identity bridge on first use), as InvokeRestApi uses it."""
+        identity = granted.identity.split(":", 5)[5]  # "user/alice", "assumed-role/R/S"
+        try:
+            login = await asyncio.to_thread(
+                self._access.login_for, door.name, identity, granted.airflow_role or "Public"
+            )
+        except (AirflowRefused, AirflowUnreachable, NotRunning, ValueError) as err:
+            raise SignInFailed(str(err)) from None
+        return login.username, login.password
 
 
 def run_web_doors(settings: Settings, sock: socket.socket) -> int:

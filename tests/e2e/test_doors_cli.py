@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -164,3 +165,25 @@ def test_the_cli_door_refuses_forged_expired_and_foreign_tokens(shared_environme
     # A live token planted the same way works: the refusals above were about the tokens.
     assert run_cli(env, plant_token(env, "cli", expires_in=60), host, "version").status_code == 200
 
+
+def test_env_open_prints_a_fresh_login_url_and_can_hand_it_to_a_browser(
+    shared_environment, tmp_path
+):
+    env = shared_environment("3.0.6")
+    host = env.live.mwaa().create_cli_token(Name=env.name)["WebServerHostname"]
+    printed = env_open(env, env.name)
+    assert printed.returncode == 0, printed.stderr
+    url = printed.stdout.strip()
+    prefix = f"https://{host}/aws_mwaa/aws-console-sso?login=true#"
+    assert url.startswith(prefix) and len(url) > len(prefix) + 40
+    # `--browser` hands it to the browser $BROWSER names (here a script that keeps it).
+    kept = tmp_path / "opened.txt"
+    recorder = tmp_path / "browser.sh"
+    recorder.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {kept}\n')
+    recorder.chmod(recorder.stat().st_mode | stat.S_IXUSR)
+    opened = env_open(env, env.name, "--browser", browser_command=f"{recorder} %s")
+    assert opened.returncode == 0, opened.stderr
+    assert kept.read_text() == opened.stdout.strip() != url  # a fresh token each time
+    missing = env_open(env, "no-such-environment")
+    assert missing.returncode == 1
+    assert "ResourceNotFoundException" in missing.stderr
