@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from controlplane import cli_wait
+from controlplane import cli_open, cli_wait
 from controlplane.cli_common import add_data_dir, add_database_url
 from controlplane.logtail import follow_logs
 from controlplane.runtime import open_local
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     logs.set_defaults(func=_logs)
     cli_wait.register(commands)
+    cli_open.register(commands)
 
 
 def _sync(args: argparse.Namespace) -> int:

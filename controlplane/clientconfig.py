@@ -40,6 +40,8 @@ class Endpoints:
     aws_embedded: bool
     region: str
     account_id: str
+    # The local CA that the environments' HTTPS addresses chain to (controlplane.doors).
+    ca_bundle: str | None = None
 
 
 def read_endpoints(data_dir: Path) -> Endpoints:
@@ -53,6 +55,7 @@ def read_endpoints(data_dir: Path) -> Endpoints:
             aws_embedded=bool(data.get("aws_embedded")),
             region=data["region"],
             account_id=str(data["account_id"]),
+            ca_bundle=data.get("ca_bundle"),
         )
     except (KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{data_dir / ENDPOINTS_FILE} is incomplete ({err!r})") from None

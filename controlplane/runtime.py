@@ -35,7 +35,6 @@ from environments.aws.roles import RoleReader
 from environments.contents.dag_reports import DagReporter, refresh_dag_report
 from environments.contents.sync_service import DagSyncService
 from environments.host import HostServices
-from environments.naming import Placement
 from environments.plumbing.files import create_once
 from environments.provisioning.plan import default_steps
 from environments.provisioning.reconciler import Reconciler
@@ -89,7 +88,7 @@ def build_api(
 ) -> ApiRuntime:
     """The API's wiring, built once in the supervisor and inherited by every API worker; it
     opens no connection and starts no thread until `start()`."""
-    placement = Placement(account_id=settings.account_id, region=settings.region)
+    placement = settings.placement()
     service = EnvironmentService(db, placement, max_environments=settings.max_environments)
     service.set_change_listener(on_change)
     if settings.airflow_venvs:
@@ -187,7 +186,7 @@ def build_background(
 ) -> BackgroundRuntime:
     embedded = settings.aws_endpoint is None and not settings.real_aws
     db = Store(settings.db_url)
-    placement = Placement(account_id=settings.account_id, region=settings.region)
+    placement = settings.placement()
     target = AwsTarget(
         region=settings.region,
         endpoint_url=aws_endpoint,

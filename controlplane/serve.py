@@ -11,6 +11,7 @@ of each holding a copy (scripts/bench_memory.py measures it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import logging
@@ -21,6 +22,7 @@ from controlplane.app import create_app
 from controlplane.aws_gateway.launch import FRONT, gateway_environment
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.credentials import load_or_create_admin
+from controlplane.doors.certificates import LocalAuthority
 from controlplane.iam_config import open_directory
 from controlplane.runtime import build_api, prepare_store, secure_data_dir
 from controlplane.server import datadir, memory
@@ -29,6 +31,7 @@ from controlplane.server.background import run_background
 from controlplane.server.parts import ForkedProcess, Supervised, Supervisor
 from controlplane.server.status import HealthReport
 from controlplane.server.wakeups import WakeupPipe
+from controlplane.server.web_doors import run_web_doors
 from controlplane.settings import Settings
 from environments.airflow import sandbox
 from environments.airflow.metadb.embedded import EmbeddedPostgres
@@ -39,6 +42,7 @@ log = logging.getLogger("airdock")
 EMBEDDED_AWS = "embedded_aws"
 METADATA_DATABASE = "metadata_database"
 BACKGROUND = "background"
+WEB_DOORS = "web_doors"
 BACKGROUND_GRACE = 30.0
 
 
@@ -85,6 +89,11 @@ def _serve(settings: Settings) -> None:
         else None
     )
     sock = _bind(settings.host, settings.port)
+    # The environments' HTTPS addresses are loopback ones whatever --host says: the port is
+    # taken on 127.0.0.1 now, so that hostnames name the real port even when 0 was asked for.
+    web_sock = _bind("127.0.0.1", settings.web_port)
+    settings = dataclasses.replace(settings, web_port=web_sock.getsockname()[1])
+    ca_bundle = LocalAuthority(settings.data_dir).ensure()
     embedded = None
     aws_endpoint = settings.aws_endpoint
     if aws_endpoint is None and not settings.real_aws:
@@ -127,6 +136,8 @@ def _serve(settings: Settings) -> None:
     )
     # The background worker stops every environment's Airflow before it exits: more grace.
     parts.append(Supervised(BACKGROUND, ForkedProcess(background, grace=BACKGROUND_GRACE)))
+    doors = functools.partial(run_web_doors, settings, web_sock)
+    parts.append(Supervised(WEB_DOORS, ForkedProcess(doors)))
     for number in range(1, settings.api_processes + 1):
         worker = functools.partial(serve_api, app, sock, str(number), settings.request_timeout)
         parts.append(Supervised(f"api-{number}", ForkedProcess(worker)))
@@ -151,6 +162,7 @@ def _serve(settings: Settings) -> None:
         aws_embedded=embedded is not None,
         region=settings.region,
         account_id=settings.account_id,
+        ca_bundle=str(ca_bundle.absolute()),
     )
     write_client_files(settings.data_dir, endpoints, admin)
     _announce(settings, mwaa_endpoint, aws_endpoint)
@@ -162,6 +174,7 @@ def _announce(settings: Settings, mwaa_endpoint: str, aws_endpoint: str | None) 
     print(f"Airdock MWAA endpoint: {mwaa_endpoint}", flush=True)
     print(f"AWS endpoint:          {aws_endpoint or 'real AWS (default credential chain)'}")
     print(f"Store:                 {settings.db_url.split('@')[-1]}")
+    print(f"Web servers:           https://127.x.y.z:{settings.web_port} (one address each)")
     print(f"Processes:             {settings.api_processes} API worker(s), 1 background worker")
     if settings.airflow_venvs:
         metadata = settings.airflow_database_url or "embedded PostgreSQL in the data dir"

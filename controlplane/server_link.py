@@ -111,9 +111,17 @@ def ensure_up(url: str, timeout: float = 3.0) -> None:
 
 def signed_get(link: ServerLink, path: str, timeout: float = 10.0) -> dict[str, Any]:
     """GET `path` signed with SigV4 (service airflow); the JSON answer, or ApiError."""
-    request = AWSRequest(method="GET", url=link.url + path)
+    return signed_call(link, "GET", path, timeout)
+
+
+def signed_call(link: ServerLink, method: str, path: str, timeout: float = 10.0) -> dict[str, Any]:
+    """`method` on `path`, bodiless and signed with SigV4 (service airflow); the JSON answer,
+    or ApiError."""
+    request = AWSRequest(method=method, url=link.url + path)
     SigV4Auth(link.credentials, "airflow", link.region).add_auth(request)
-    prepared = urllib.request.Request(link.url + path, headers=dict(request.headers.items()))
+    prepared = urllib.request.Request(
+        link.url + path, headers=dict(request.headers.items()), method=method
+    )
     try:
         with urllib.request.urlopen(prepared, timeout=timeout) as answer:
             return json.loads(answer.read() or b"{}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from controlplane import options as check
 from controlplane.options import option
+from environments.naming import Placement
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -39,6 +40,12 @@ class Settings:
     )
     host: str = option("127.0.0.1", "address to bind")
     port: int = option(8080, "port to bind; 0 picks a free one", parse=check.port)
+    web_port: int = option(
+        8443,
+        "HTTPS port of the environments' web servers, each on a loopback address of its own "
+        "(127.x.y.z); 0 picks a free one",
+        parse=check.port,
+    )
     aws_endpoint: str | None = option(
         None,
         "send provisioning to this AWS endpoint (standard credential chain)",
@@ -141,6 +148,11 @@ class Settings:
     @property
     def api_processes(self) -> int:
         return self.api_workers or os.cpu_count() or 1
+
+    def placement(self) -> Placement:
+        return Placement(
+            account_id=self.account_id, region=self.region, webserver_port=self.web_port
+        )
 
     @property
     def db_url(self) -> str:

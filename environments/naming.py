@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from environments.errors import ResourceNotFoundException, ValidationException
@@ -23,7 +24,8 @@ class Placement:
     account_id: str
     region: str
     partition: str = "aws"
-    webserver_domain: str = "airflow.localhost"
+    # The HTTPS port of the web doors (controlplane.doors); 443 leaves it out of hostnames.
+    webserver_port: int = 443
 
     def environment_arn(self, name: str) -> str:
         return f"arn:{self.partition}:airflow:{self.region}:{self.account_id}:environment/{name}"
@@ -51,7 +53,14 @@ class Placement:
         return f"arn:{self.partition}:sqs:{self.region}:{self.account_id}:{self.queue_name(env_id)}"
 
     def webserver_hostname(self, env_id: str) -> str:
-        return f"{env_id}.c1.{self.region}.{self.webserver_domain}"
+        """`127.b.c.d` or `127.b.c.d:port`: the environment's own loopback address.
+
+        Any address of 127.0.0.0/8 reaches this host on Linux, and an address needs no name
+        resolution: Python's resolver, curl and browsers all reach it without a hosts-file
+        entry (a `*.localhost` name fails in glibc). An address per environment keeps each
+        environment's Airflow in an origin, and a cookie jar, of its own."""
+        address = webserver_address(env_id)
+        return address if self.webserver_port == 443 else f"{address}:{self.webserver_port}"
 
     def service_role_arn(self) -> str:
         return (
@@ -61,3 +70,10 @@ class Placement:
 
     def vpce_service(self, env_id: str, kind: str) -> str:
         return f"com.amazonaws.vpce.{self.region}.vpce-svc-{kind}{env_id[:15]}"
+
+
+def webserver_address(env_id: str) -> str:
+    """A loopback address derived from the environment id, outside 127.0.0.0/16 (where
+    127.0.0.1, Debian's 127.0.1.1 and systemd-resolved's 127.0.0.53 live)."""
+    digest = hashlib.sha256(env_id.encode()).digest()
+    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"

@@ -61,6 +61,15 @@ class Requester:
     principal: object | None = None
 
 
+@dataclass(frozen=True)
+class RedeemedToken:
+    kind: str  # "cli" or "web"
+    env_name: str
+    identity: str  # the ARN of who minted it
+    airflow_role: str | None  # web tokens: the Airflow role IAM allowed
+    expires_at: float
+
+
 class EnvironmentService:
     def __init__(
         self,
@@ -295,6 +304,26 @@ class EnvironmentService:
             "IamIdentity": requester.iam_identity,
             "AirflowIdentity": requester.iam_identity[:64],
         }
+
+    def redeem_token(
+        self, token: str, kind: str, env_name: str, *, single_use: bool
+    ) -> RedeemedToken | None:
+        """What `token` grants if it is a live `kind` token for `env_name`, else None
+        (unknown, forged, expired, used up, or minted for another environment). A single-use
+        token is gone once presented, whatever the outcome."""
+        token_hash = hashlib.sha256(token.encode()).hexdigest()
+        with self._db.transaction() as session:
+            row = (store.take_token if single_use else store.get_token)(session, token_hash)
+            found = (
+                RedeemedToken(
+                    row.kind, row.env_name, row.identity, row.airflow_role, row.expires_at
+                )
+                if row is not None
+                else None
+            )
+        if found is None or found.kind != kind or found.env_name != env_name:
+            return None
+        return found if found.expires_at > time.time() else None
 
     def invoke_rest_api(
         self, name: str, params: dict[str, Any], requester: Requester, airflow_role: str

@@ -386,6 +386,26 @@ def get_token(session: Session, token_hash: str) -> TokenRow | None:
     return session.get(TokenRow, token_hash)
 
 
+def take_token(session: Session, token_hash: str) -> TokenRow | None:
+    """The token, removed so that it cannot be used again. Of two concurrent takers only the
+    one whose delete removed the row gets it."""
+    row = session.get(TokenRow, token_hash)
+    if row is None:
+        return None
+    taken = session.execute(
+        delete(TokenRow)
+        .where(TokenRow.token_hash == token_hash)
+        .execution_options(synchronize_session=False)
+    )
+    return row if taken.rowcount == 1 else None
+
+
+def environment_addresses(session: Session) -> list[tuple[str, str, str]]:
+    """(name, env_id, status) of every environment: where the web doors route."""
+    query = select(EnvironmentRow.name, EnvironmentRow.env_id, EnvironmentRow.status)
+    return [(name, env_id, status) for name, env_id, status in session.execute(query)]
+
+
 def get_or_create_meta(session: Session, key: str, make: Any) -> str:
     row = session.get(MetaRow, key)
     if row is None:

@@ -36,6 +36,8 @@ def live_server(*extra: str, data_dir: Path | None = None, start_timeout: float 
                 "serve",
                 "--port",
                 "0",
+                "--web-port",
+                "0",
                 "--data-dir",
                 str(data),
                 *extra,

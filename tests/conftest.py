@@ -173,6 +173,8 @@ def start_server(
             "127.0.0.1",
             "--port",
             "0",
+            "--web-port",
+            "0",
             "--data-dir",
             str(data_dir),
             "--poll-interval",

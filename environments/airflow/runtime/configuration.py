@@ -87,6 +87,8 @@ def essentials(
     home = plan.workspace / "home"
     support = home / ".airdock"
     api_url = f"http://127.0.0.1:{api_port}"
+    # Links and redirects Airflow makes point where the user's browser reaches it.
+    public_url = plan.web_url or api_url
     values = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(plan.workspace / "dags"),
@@ -128,7 +130,7 @@ def essentials(
         values.update(
             {
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-                "AIRFLOW__API__BASE_URL": api_url,
+                "AIRFLOW__API__BASE_URL": public_url,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(api_port),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
@@ -139,7 +141,9 @@ def essentials(
     else:
         values.update(
             {
-                "AIRFLOW__WEBSERVER__BASE_URL": api_url,
+                "AIRFLOW__WEBSERVER__BASE_URL": public_url,
+                # The web doors' X-Forwarded-Proto/Host say how the browser reached it.
+                "AIRFLOW__WEBSERVER__ENABLE_PROXY_FIX": "True",
                 "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
                 "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(api_port),
                 "AIRFLOW__WEBSERVER__WORKERS": "1",

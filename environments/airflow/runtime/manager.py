@@ -28,7 +28,7 @@ from environments import store
 from environments.airflow import sandbox
 from environments.airflow.metrics.catalog import WORKER_COUNT
 from environments.airflow.metrics.hub import MetricsHub
-from environments.airflow.runtime import configuration, identity, pidfiles
+from environments.airflow.runtime import cli, configuration, identity, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.fleet import FleetControl
@@ -192,6 +192,7 @@ class AirflowRuntime(ProcessSets):
         venv: Path,
     ) -> RuntimePlan:
         queue = resources.get("celery_queue") or {}
+        hostname = (resources.get("endpoints") or {}).get("webserver_hostname")
         workspace = self.workspace(name)
         return RuntimePlan(
             name=name,
@@ -213,6 +214,7 @@ class AirflowRuntime(ProcessSets):
             venv=venv,
             workspace=workspace.root,
             database_url=self.databases.address(name).sqlalchemy_url(),
+            web_url=f"https://{hostname}" if hostname else "",
             extras={
                 "plugins": str(spec.get("PluginsS3ObjectVersion") or ""),
                 "startup": file_digest(workspace.state / "startup-env.json"),
@@ -269,6 +271,7 @@ class AirflowRuntime(ProcessSets):
         set after a change they read at start (runtime.rollout), or only change the number of
         workers. The serving set stays until its successor is healthy."""
         self._refresh_credentials(plan, force=True)
+        self._write_cli_launch(plan)
         workspace = self.workspace(plan.name)
         bundle = join_bundle(plan, self._secrets(workspace), self._api_port(plan))
         write_join(workspace.state, bundle)
@@ -477,6 +480,19 @@ class AirflowRuntime(ProcessSets):
             self.metrics.variables(plan.name, plan.execution_role_arn, plan.options, outcomes_from)
         )
         return env
+
+    def _write_cli_launch(self, plan: RuntimePlan) -> None:
+        """How the CLI door runs `airflow <command>` in this environment: as the web server's
+        container would on MWAA, with the same variables and the same sandbox."""
+        component = Component("cli", "webserver", ())
+        self.workspace(plan.name).write_json(
+            cli.LAUNCH_FILE,
+            {
+                "airflow": str(plan.venv / "bin" / "airflow"),
+                "airflow_version": plan.airflow_version,
+                "env": self._environment(plan, component),
+            },
+        )
 
     def _launch(self, plan: RuntimePlan, argv: list, env: dict[str, str]) -> sandbox.Launch:
         """Every Airflow process runs user code (DAGs, plugins): as the environment, never

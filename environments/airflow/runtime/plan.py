@@ -39,6 +39,8 @@ class RuntimePlan:
     venv: Path  # the real directory of the environment's current virtualenv
     workspace: Path
     database_url: str
+    # Where users reach the web server: https://<its address>, through the web doors.
+    web_url: str = ""
     extras: dict[str, str] = field(default_factory=dict)  # hashes of files processes read
     mwaa_endpoint: str | None = None  # Airdock's MWAA API, as the environment's tasks reach it
 
