@@ -54,10 +54,7 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (Status.UPDATING, Event.CONVERGED): Status.AVAILABLE,
     (Status.UPDATING, Event.FAILED): Status.ROLLING_BACK,
     (Status.UPDATING, Event.FAILED_WITHOUT_ROLLBACK): Status.UPDATE_FAILED,
-    # As on MWAA: a rolled-back update leaves the environment AVAILABLE on its previous
-    # configuration, with LastUpdate.Status FAILED and the error; UPDATE_FAILED is for an
-    # update that had nothing to go back to.
-    (Status.ROLLING_BACK, Event.ROLLED_BACK): Status.AVAILABLE,
+    (Status.ROLLING_BACK, Event.ROLLED_BACK): Status.UPDATE_FAILED,
     (Status.ROLLING_BACK, Event.ROLLBACK_FAILED): Status.UNAVAILABLE,
     (Status.DELETING, Event.CONVERGED): Status.DELETED,
     (Status.AVAILABLE, Event.UNHEALTHY): Status.UNAVAILABLE,

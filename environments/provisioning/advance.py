@@ -4,9 +4,8 @@ Every failure ends in a definite status. A step that finishes is recorded at onc
 resumes after it) and resets the attempt count (so every step has a budget of its own). A
 retry waits for the backoff or for the delay the step asked for; a spent budget or a permanent
 failure ends the transition in its failure status with LastUpdate.Error: CREATE_FAILED,
-ROLLING_BACK then AVAILABLE on the previous configuration (UNAVAILABLE when the rollback
-fails too). A delete never gives up: it stays DELETING with the reason and is tried again at a
-slow pace. A repair (something
+ROLLING_BACK then UPDATE_FAILED (UNAVAILABLE when the rollback fails too). A delete never gives
+up: it stays DELETING with the reason and is tried again at a slow pace. A repair (something
 deleted from outside, see drift) runs only the steps that remake what is gone.
 """
 

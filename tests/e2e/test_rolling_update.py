@@ -5,7 +5,8 @@ One environment on the session's Airflow server goes through, in order:
 - a configuration update while a task runs: the new set of processes takes over, the old worker
   finishes its task (Celery's warm shutdown: first try, no retry) and only then exits;
 - an update whose configuration crashes every new process: it rolls back, the environment ends
-  AVAILABLE with LastUpdate FAILED, and the processes that served before still run DAGs.
+  UPDATE_FAILED (MWAA's status for a rolled-back, usable environment) with LastUpdate FAILED,
+  and the processes that served before still run DAGs.
 
 A version change that MWAA refuses (2.10.3 to 3.0.6 in place) is refused the same way, on the
 session's shared 2.10.3 environment, and changes nothing.
@@ -177,7 +178,7 @@ def test_updates_roll_without_losing_a_task_and_a_failed_one_rolls_back(
     broken = {**changed, "core.parallelism": "many"}
     mwaa.update_environment(Name=name, AirflowConfigurationOptions=broken)
     env = wait_for_status(mwaa, name, {"AVAILABLE", "UPDATE_FAILED", "UNAVAILABLE"}, UPDATE_WITHIN)
-    assert env["Status"] == "AVAILABLE", env["LastUpdate"]
+    assert env["Status"] == "UPDATE_FAILED", env["LastUpdate"]
     assert env["LastUpdate"]["Status"] == "FAILED"
     assert "keeps exiting" in env["LastUpdate"]["Error"]["ErrorMessage"]
     assert env["AirflowConfigurationOptions"] == changed  # the previous configuration is back

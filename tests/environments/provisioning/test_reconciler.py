@@ -136,12 +136,12 @@ def test_failed_update_rolls_back_to_the_last_good_spec(db):
     service.update("rb", {"MaxWorkers": 7})
     reconciler.run_until_idle()
     env = service.get("rb")
-    assert env["Status"] == "AVAILABLE"  # as on MWAA: the previous configuration serves on
+    assert env["Status"] == "UPDATE_FAILED"
     assert env["MaxWorkers"] == 4
     assert env["LastUpdate"]["Status"] == "FAILED"
     assert "seven" in env["LastUpdate"]["Error"]["ErrorMessage"]
     assert step.calls == ["ensure:rb:4", "ensure:rb:7", "ensure:rb:4"]
-    service.update("rb", {"MaxWorkers": 5})
+    service.update("rb", {"MaxWorkers": 5})  # UPDATE_FAILED environments stay updatable
     reconciler.run_until_idle()
     assert _status(service, "rb") == "AVAILABLE"
 
