@@ -48,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the environment's AWS (default: the profile's; none for real AWS)",
     )
     worker.add_argument(
-        "--database-url",
+        "--airflow-database-url",
         metavar="URL",
-        help="the environment's metadata database as this host reaches it "
+        help="the environment's Airflow metadata database as this host reaches it "
         "(default: the join file's)",
     )
     worker.add_argument(
@@ -129,7 +129,7 @@ def _worker(args: argparse.Namespace) -> int:
         region=args.region,
         mwaa_endpoint=args.endpoint,
         aws_endpoint=args.aws_endpoint,
-        database_url=args.database_url,
+        database_url=args.airflow_database_url,
         execution_api_url=args.execution_api_url,
         concurrency=args.concurrency,
         workers=args.workers,

@@ -1,7 +1,9 @@
 """The local certificate authority behind the environments' HTTPS addresses.
 
-Made once per data dir (`<data dir>/web-ca/`): a CA key that never leaves the directory (0600)
+Made once per data dir (`<data dir>/web-ca/`): a CA key that never leaves the directory
 and its certificate, `ca.pem`, which clients trust (`endpoints.json` names it as `ca_bundle`).
+Like everything else in the data dir, both are the server account's alone (0600): the clients
+that trust the CA run as that account.
 Each environment's address gets a server certificate for its IP, issued on first use and kept
 beside the CA; one whose CA changed or which nears its end is issued again.
 """
@@ -97,7 +99,7 @@ class LocalAuthority:
             .sign(key, hashes.SHA256())
         )
         atomic_write(self.folder / CA_KEY, _private_pem(key))
-        atomic_write(self.bundle, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        atomic_write(self.bundle, cert.public_bytes(serialization.Encoding.PEM))
         return self.bundle
 
     def server_certificate(self, address: str) -> ServerCertificate:
@@ -155,4 +157,4 @@ class LocalAuthority:
         chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
             serialization.Encoding.PEM
         )
-        atomic_write(target.cert, chain, mode=0o644)
+        atomic_write(target.cert, chain)

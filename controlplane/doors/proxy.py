@@ -27,6 +27,10 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+# Airflow 2's REST API challenges a request without a session to basic auth (the control plane
+# signs in that way with passwords only it knows). Passed on, the challenge would make a browser
+# ask its user for a password that is of no use to them, and stall the page's request meanwhile.
+DROPPED_FROM_ANSWERS = HOP_BY_HOP | {"www-authenticate"}
 MAX_BODY_BYTES = 64 * 1024 * 1024
 AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
@@ -79,7 +83,7 @@ async def forward(
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for key, value in upstream.headers.items():
-            if key.lower() not in HOP_BY_HOP:
+            if key.lower() not in DROPPED_FROM_ANSWERS:
                 response.headers.add(key, value)
         await response.prepare(request)
         async for chunk in upstream.content.iter_chunked(64 * 1024):

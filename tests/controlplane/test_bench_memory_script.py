@@ -21,5 +21,12 @@ def test_bench_memory_script_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    for process in ("supervisor", "embedded_aws", "background", "api-1", "TOTAL (4 processes)"):
+    for process in (
+        "supervisor",
+        "embedded_aws",
+        "background",
+        "web_doors",
+        "api-1",
+        "TOTAL (5 processes)",
+    ):
         assert process in result.stdout, result.stdout
