@@ -64,8 +64,6 @@ def step_progress(status: str, progress: dict[str, Any], attempts: int, retry_at
     return found
 
 
-
-
 def runtime_file_health(data_dir: Path) -> ComponentHealth:
     """Component health as the Airflow runtime records it in the environment's workspace
     (`state/runtime.json`: {"components": {name: {"state", "restarts", "last_error"}}})."""
