@@ -314,7 +314,14 @@ def test_mwaa_metrics_are_in_cloudwatch(fleet: Fleet) -> None:
         return sum(p[stat] for p in points)
 
     assert statistic("SchedulerHeartbeat", "Scheduler", "Sum") > 0
-    assert statistic("DagBagSize", "DAG Processing", "Maximum") >= 2  # the two probe DAGs
+    # The two probe DAGs: the DAG processor reports its count after a parsing loop, and the
+    # sidecar publishes every 10 s, so the second one may still be on its way.
+    wait_until(
+        lambda: statistic("DagBagSize", "DAG Processing", "Maximum") >= 2,
+        timeout=120,
+        interval=5.0,
+        message=lambda: "DagBagSize to count both probe DAGs",
+    )
     assert statistic("WorkerCount", "Celery", "Maximum") >= 2  # with the second host's
 
     # The AWS CLI reads the same.

@@ -336,7 +336,13 @@ class AirflowRuntime(ProcessSets):
     def wait_healthy(self, name: str, timeout: float) -> Health:
         deadline = time.monotonic() + timeout
         while True:
-            health = self.health(name)
+            with self._lock:
+                supervisor = self._supervisors.get(name)
+            health = Health(False, "not running") if supervisor is None else supervisor.tick()
+            if health.healthy and supervisor is not None:
+                # The status file must say so before the environment turns AVAILABLE: the
+                # monitor's next round could come after a client has already looked.
+                self._publish(supervisor, health)
             if health.healthy or time.monotonic() >= deadline or self._stop.is_set():
                 return health
             time.sleep(0.25)
