@@ -91,6 +91,11 @@ def essentials(
     public_url = plan.web_url or api_url
     values = {
         "AIRFLOW_HOME": str(home),
+        # The defaults file Airflow writes on first start differs between versions (3.x moved
+        # options to new sections, and reads the FAB provider's from it): one per version, so
+        # a version change or its rollback never runs on the other version's file. Everything
+        # Airdock sets comes through the environment, never through this file.
+        "AIRFLOW_CONFIG": str(home / f"airflow-{plan.airflow_version}.cfg"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(plan.workspace / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plan.workspace / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

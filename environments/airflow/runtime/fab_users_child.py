@@ -15,6 +15,14 @@ except ImportError:  # older 2.x
     from airflow.utils.cli_app_builder import get_application_builder
 
 
+def _providers_configuration() -> None:
+    """Load the providers' option defaults, as the `airflow` command does and a plain script
+    does not: on 3.x FAB's own section ([fab] config_file, ...) comes from its provider."""
+    from airflow.providers_manager import ProvidersManager
+
+    ProvidersManager().initialize_providers_configuration()
+
+
 def _database_ready() -> None:
     """On 3.x the FAB tables belong to the FAB provider; create them if `db migrate` did not."""
     import airflow
@@ -33,6 +41,7 @@ def main() -> int:
     password = os.environ["AIRDOCK_FAB_PASSWORD"]
     email = os.environ["AIRDOCK_FAB_EMAIL"]
     role_name = os.environ["AIRDOCK_FAB_ROLE"]
+    _providers_configuration()
     _database_ready()
     with get_application_builder() as appbuilder:
         manager = appbuilder.sm

@@ -318,16 +318,24 @@ class AirflowRuntime(ProcessSets):
     def change_schema(self, current: RuntimePlan, wanted: RuntimePlan) -> str | None:
         """Move the database from `current`'s Airflow version to `wanted`'s; None when done."""
         component = Component("migrate", "scheduler", ("db", "migrate"))
-        result = change_version(
-            current,
-            wanted,
-            lambda plan: self._environment(plan, component),
-            self._launch,
-        )
+
+        def env_for(plan: RuntimePlan) -> dict[str, str]:
+            return self._environment(plan, component)
+
+        result = change_version(current, wanted, env_for, self._launch)
         if not result.ok:
             return result.error
         self._record_schema(wanted)
-        return self._ensure_service_user(wanted, self._environment(wanted, component))
+        problem = self._ensure_service_user(wanted, env_for(wanted))
+        if problem is None:
+            return None
+        # The schema moved, but the new version cannot be used: put the schema back, so that
+        # the previous version runs again on its own.
+        back = change_version(wanted, current, env_for, self._launch)
+        if not back.ok:
+            return f"{problem}; restoring the database failed too: {back.error}"
+        self._record_schema(current)
+        return problem
 
     @property
     def stopping(self) -> bool:
