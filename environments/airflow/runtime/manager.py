@@ -344,23 +344,22 @@ class AirflowRuntime(ProcessSets):
     def wait_healthy(self, name: str, timeout: float) -> Health:
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
-                supervisor = self._supervisors.get(name)
-            health = Health(False, "not running") if supervisor is None else supervisor.tick()
-            if health.healthy and supervisor is not None:
-                # The status file must say so before the environment turns AVAILABLE: the
-                # monitor's next round could come after a client has already looked.
-                self._publish(supervisor, health)
+            # Published once healthy: the status file must say so before the environment
+            # turns AVAILABLE, and the monitor's next round could come after a client looked.
+            health = self.health(name, publish_healthy=True)
             if health.healthy or time.monotonic() >= deadline or self._stop.is_set():
                 return health
             time.sleep(0.25)
 
-    def health(self, name: str) -> Health:
+    def health(self, name: str, publish_healthy: bool = False) -> Health:
         with self._lock:
             supervisor = self._supervisors.get(name)
         if supervisor is None:
             return Health(False, "not running")
-        return supervisor.tick()
+        health = supervisor.tick()
+        if publish_healthy and health.healthy:
+            self._publish(supervisor, health)
+        return health
 
     def is_running(self, name: str) -> bool:
         with self._lock:
