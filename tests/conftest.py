@@ -112,6 +112,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.basetemp = str(TEST_TMP / f"run-{os.getpid()}")
 
 
+@pytest.hookimpl(tryfirst=True)  # the marks must be on before xdist reads them
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How `./scripts/test` shares the suite between its pytest-xdist workers (`--dist
+    loadgroup`, in collection order): a worker takes a unit at a time, and a unit is a whole
+    module, so module fixtures start once. The tests on the session's Airflow server
+    (`airflow_live`) are one unit, so that server and its environments start once.
+
+    Longest first: that unit, then the slow modules (most start an Airflow of their own), then
+    the rest, so that short modules fill the end of the run instead of a long one trailing."""
+
+    def rank(item: pytest.Item) -> int:
+        if "airflow_live" in getattr(item, "fixturenames", ()):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    for item in items:
+        if rank(item) == 0:
+            item.add_marker(pytest.mark.xdist_group("airflow-live"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=rank)  # stable: each rank keeps the collection order
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The environment accounts this run's servers made go with it: system account ids are
     few, and these temporary folders outlive the run only for their logs."""
@@ -140,6 +163,9 @@ def traversable_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
         return folder
 
     traversable(tmp_path_factory.getbasetemp())
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker's basetemp lies in the run's own, which the xdist controller made, private.
+        traversable(tmp_path_factory.getbasetemp().parent)
     private_mktemp = tmp_path_factory.mktemp
 
     def mktemp(basename: str, numbered: bool = True) -> Path:

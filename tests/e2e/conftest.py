@@ -39,14 +39,32 @@ class SharedEnvironment:
         return self.params["ExecutionRoleArn"].rsplit("/", 1)[1]
 
 
+# The session's Airflow server, while it runs; see pytest_runtest_teardown.
+_airflow_servers: list[LiveServer] = []
+
+
 @pytest.fixture(scope="session")
 def airflow_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One `airdock serve` with the Airflow runtime, its metadata in the embedded PostgreSQL."""
     live = start_server(
         tmp_path_factory.mktemp("airflow-shared") / "data", airflow=True, timeout=SERVER_WITHIN
     )
+    _airflow_servers.append(live)
     yield live
     live.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the session's Airflow server after the last test that uses it, instead of at the
+    end of the session: its idle environments would take CPU from every test after them. The
+    tests using it run one after another (see pytest_collection_modifyitems in tests/conftest.py),
+    so the first test after them that does not use it is the end of them."""
+    if not _airflow_servers or "airflow_live" not in getattr(item, "fixturenames", ()):
+        return
+    if nextitem is None or "airflow_live" not in getattr(nextitem, "fixturenames", ()):
+        while _airflow_servers:
+            _airflow_servers.pop().stop()
 
 
 @pytest.fixture(scope="session")
