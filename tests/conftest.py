@@ -23,6 +23,7 @@ from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import read_admin
 from environments.plumbing import processes
 from environments.provisioning.steps.check_role import airflow_trust_policy
+from tests import xdist_units
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,11 @@ def pytest_configure(config: pytest.Config) -> None:
     reset to it by every pytest run on the machine), so root runs get a root of their own:
     TEST_TMP/run-<pid>, traversable (o+x) but not listable. Runs that ended are cleared at the
     next start; the last one stays for its logs."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # The xdist controller: its workers, started after this, record their units here.
+        handle, units = tempfile.mkstemp(prefix="airdock-test-units-", suffix=".json")
+        os.close(handle)
+        os.environ[xdist_units.UNITS_FILE_ENV] = units
     if os.geteuid() != 0 or config.option.basetemp:
         return
     TEST_TMP.mkdir(mode=0o711, exist_ok=True)
@@ -112,27 +118,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.basetemp = str(TEST_TMP / f"run-{os.getpid()}")
 
 
-@pytest.hookimpl(tryfirst=True)  # the marks must be on before xdist reads them
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """How `./scripts/test` shares the suite between its pytest-xdist workers (`--dist
-    loadgroup`, in collection order): a worker takes a unit at a time, and a unit is a whole
-    module, so module fixtures start once. The tests on the session's Airflow server
-    (`airflow_live`) are one unit, so that server and its environments start once.
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    xdist_units.order_and_record(items)
 
-    Longest first: that unit, then the slow modules (most start an Airflow of their own), then
-    the rest, so that short modules fill the end of the run instead of a long one trailing."""
 
-    def rank(item: pytest.Item) -> int:
-        if "airflow_live" in getattr(item, "fixturenames", ()):
-            return 0
-        return 1 if item.get_closest_marker("slow") else 2
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadscope` schedules tests xdist_units' way (see there); other modes, xdist's."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    return xdist_units.make_scheduler(config, log)
 
-    for item in items:
-        if rank(item) == 0:
-            item.add_marker(pytest.mark.xdist_group("airflow-live"))
-        else:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    items.sort(key=rank)  # stable: each rank keeps the collection order
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    units = os.environ.get(xdist_units.UNITS_FILE_ENV)
+    if units and not hasattr(config, "workerinput"):  # the xdist controller made it
+        Path(units).unlink(missing_ok=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import LiveServer, start_server, wait_for_status
 from tests.e2e.airflow_support import prerequisites_for_airflow
+from tests.xdist_units import uses_airflow_live
 
 # The embedded PostgreSQL's first start (initdb) and the server, on a busy machine.
 SERVER_WITHIN = 300.0
@@ -58,11 +59,11 @@ def airflow_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Stop the session's Airflow server after the last test that uses it, instead of at the
     end of the session: its idle environments would take CPU from every test after them. The
-    tests using it run one after another (see pytest_collection_modifyitems in tests/conftest.py),
-    so the first test after them that does not use it is the end of them."""
-    if not _airflow_servers or "airflow_live" not in getattr(item, "fixturenames", ()):
+    tests using it run one after another (tests/xdist_units.py orders them so, with or without
+    xdist), so the first test after them that does not use it is the end of them."""
+    if not _airflow_servers or not uses_airflow_live(item):
         return
-    if nextitem is None or "airflow_live" not in getattr(nextitem, "fixturenames", ()):
+    if not uses_airflow_live(nextitem):
         while _airflow_servers:
             _airflow_servers.pop().stop()
 
