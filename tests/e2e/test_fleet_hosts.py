@@ -55,9 +55,11 @@ import boto3
 from airflow.decorators import dag, task
 
 
-# A worker host mirrors the DAGs every few seconds: a task that reaches it before its DAG file
-# fails "DAG not found"; a retry finds it.
+# A worker host mirrors the DAGs every few seconds. A task that reaches it before its DAG file
+# fails "DAG not found during start up", on 3.0.6 at once and with no retry, so a test that
+# needs the second host to run a task starts the DAG paused (see Fleet.put_dag).
 @dag(dag_id="{dag_id}", schedule="@once", start_date=datetime(2024, 1, 1), catchup=False,
+     is_paused_upon_creation={paused},
      default_args={{"retries": 3, "retry_delay": timedelta(seconds=5)}})
 def probe():
     @task
@@ -104,9 +106,17 @@ class Fleet:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def put_dag(self, dag_id: str) -> None:
-        body = DAG.format(dag_id=dag_id, bucket=self.bucket).encode()
+    def put_dag(self, dag_id: str, *, paused: bool = False) -> None:
+        body = DAG.format(dag_id=dag_id, bucket=self.bucket, paused=paused).encode()
         self.live.aws("s3").put_object(Bucket=self.bucket, Key=f"dags/{dag_id}.py", Body=body)
+
+    def unpause_when_parsed(self, dag_id: str) -> None:
+        def unpaused() -> bool:
+            with psycopg.connect(self.db_url, connect_timeout=5) as conn:
+                done = conn.execute("UPDATE dag SET is_paused = false WHERE dag_id = %s", [dag_id])
+                return done.rowcount == 1
+
+        wait_until(unpaused, timeout=TASK_WITHIN, interval=1.0, message=f"{dag_id} to be parsed")
 
     def result(self, dag_id: str) -> str | None:
         s3 = self.live.aws("s3")
@@ -271,7 +281,12 @@ def test_a_worker_joins_from_a_second_host(fleet: Fleet) -> None:
     try:
         time.sleep(12)
         dag_id = f"remote_{uuid.uuid4().hex[:8]}"
-        fleet.put_dag(dag_id)
+        # Paused until the second host's mirror has the file (see DAG above).
+        fleet.put_dag(dag_id, paused=True)
+        mirrored = fleet.second_dir / "environments" / fleet.name / "dags" / f"{dag_id}.py"
+        wait_until(mirrored.is_file, timeout=TASK_WITHIN, interval=1.0,
+                   message=f"{dag_id} in the second host's DAG folder")  # fmt: skip
+        fleet.unpause_when_parsed(dag_id)
         body = wait_until(
             lambda: fleet.result(dag_id), timeout=TASK_WITHIN, interval=1.0,
             message=lambda: f"{dag_id}'s task on the second host; {fleet.state()}",
