@@ -65,8 +65,9 @@ def make_scheduler(config: pytest.Config, log: object) -> object:
 
         def _split_scope(self, nodeid: str) -> str:
             if self.units is None:
-                path = os.environ.get(UNITS_FILE_ENV)
-                self.units = json.loads(Path(path).read_text()) if path else {}
-            return self.units.get(nodeid, module_of(nodeid))
+                # Strict: a map the workers did not write would split the shared server's tests
+                # across workers without a word, each starting that server.
+                self.units = json.loads(Path(os.environ[UNITS_FILE_ENV]).read_text())
+            return self.units[nodeid]
 
     return UnitScheduling(config, log)
