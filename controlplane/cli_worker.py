@@ -82,6 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=STOP_GRACE,
         help=f"seconds running tasks get at stop (default {STOP_GRACE:.0f})",
     )
+    worker.add_argument(
+        "--sync-seconds",
+        type=float,
+        default=WorkerOptions.sync_seconds,
+        help="seconds between passes of the DAG mirror; a task whose DAG file is not here yet "
+        f"gets one at once (default {WorkerOptions.sync_seconds:g})",
+    )
     worker.set_defaults(func=_worker)  # fmt: skip
 
     join = sub.add_parser("worker-join", help="write the join file `airdock worker` needs")
@@ -111,6 +118,9 @@ def _worker(args: argparse.Namespace) -> int:
     if args.workers < 1 or (args.concurrency is not None and args.concurrency < 1):
         print("airdock worker: --workers and --concurrency must be at least 1", file=sys.stderr)
         return 2
+    if not args.sync_seconds > 0:
+        print("airdock worker: --sync-seconds must be more than 0", file=sys.stderr)
+        return 2
     try:
         join = read_join(args.join)
     except JoinError as err:
@@ -133,6 +143,7 @@ def _worker(args: argparse.Namespace) -> int:
         execution_api_url=args.execution_api_url,
         concurrency=args.concurrency,
         workers=args.workers,
+        sync_seconds=args.sync_seconds,
         **({"host_id": args.host_id} if args.host_id else {}),
     )
     stop = threading.Event()

@@ -54,6 +54,8 @@ class WorkerOptions:
     concurrency: int | None = None
     workers: int = 1
     host_id: str = field(default_factory=socket.gethostname)
+    # The mirror's polling pass; a task whose DAG file is not here yet asks for one at once.
+    sync_seconds: float = 3.0
 
 
 @dataclass
@@ -200,8 +202,12 @@ class WorkerSetup:
             workspace=self.workspace.root,
             database_url=self.options.database_url or join["database_url"],
         )
-        target = self.workspace.home / ".airdock" / f"{configuration.CELERY_CONFIG_MODULE}.py"
-        atomic_write(target, configuration.CELERY_CONFIG_SOURCE.read_bytes(), mode=0o644)
+        support = self.workspace.home / ".airdock"
+        for module, source in (
+            (configuration.CELERY_CONFIG_MODULE, configuration.CELERY_CONFIG_SOURCE),
+            (configuration.DAG_WAIT_MODULE, configuration.DAG_WAIT_SOURCE),
+        ):
+            atomic_write(support / f"{module}.py", source.read_bytes(), mode=0o644)
         return Joined(
             plan=plan,
             environment=env,

@@ -1,10 +1,12 @@
 """Celery workers for an environment on a host of their own (`airdock worker NAME`).
 
-They consume the environment's SQS queue, run its DAGs (mirrored from the same S3 prefix
-every `SYNC_SECONDS`) from a virtualenv of this host, as the execution role (refreshed
-keys, as on the control plane's host), and write their results to the environment's
-metadata database. A heartbeat row in that database (environments.airflow.runtime.
-remote_registry) makes them count in `airdock env status` on the control plane's host.
+They consume the environment's SQS queue, run its DAGs from a virtualenv of this host, as
+the execution role (refreshed keys, as on the control plane's host), and write their results
+to the environment's metadata database. The DAGs are mirrored from the same S3 prefix every
+`sync_seconds`, and at once when a task's DAG file is not here yet
+(environments.airflow.runtime.dag_wait_child). A heartbeat row in that database
+(environments.airflow.runtime.remote_registry) makes them count in `airdock env status` on
+the control plane's host.
 
 A worker that exits is started again after a short backoff. SIGTERM or SIGINT stop them
 with Celery's warm shutdown: running tasks get `stop_grace` seconds to finish.
@@ -23,14 +25,15 @@ from pathlib import Path
 import psycopg
 
 from environments.airflow.runtime import configuration, remote_registry
+from environments.airflow.runtime import dag_wait_child as dag_wait
 from environments.fleet.setup import Joined, WorkerOptions, WorkerSetup
 from environments.plumbing import processes as procs
 
 log = logging.getLogger(__name__)
 
-SYNC_SECONDS = 3.0  # a task may reach this host soon after its DAG file reached S3
 RESTART_AFTER_SECONDS = 5.0
 STOP_GRACE = 60.0
+TICK_SECONDS = 0.25  # how soon a waiting task's sync request is seen
 
 
 @dataclass
@@ -71,7 +74,13 @@ class WorkerHost:
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = joined.execution_api_url
         env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] = f"{joined.concurrency},{joined.concurrency}"
         env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(joined.concurrency)
+        env[dag_wait.SYNC_DIR_VARIABLE] = str(self.sync_folder)
         return env
+
+    @property
+    def sync_folder(self) -> Path:
+        """Where tasks ask for a sync and read when the last one began (dag_wait_child)."""
+        return self.setup.workspace.home / ".airdock" / "dag-sync"
 
     def run(self, stop: threading.Event) -> int:
         self.joined = joined = self.setup.join()
@@ -85,7 +94,7 @@ class WorkerHost:
             "%d worker(s) for %s on queue %s, concurrency %d",
             len(self._workers), joined.plan.name, joined.plan.queue_name, joined.concurrency,
         )  # fmt: skip
-        next_sync = time.monotonic() + SYNC_SECONDS
+        next_sync = 0.0  # the pass in join() was not recorded for waiting tasks
         next_beat = 0.0
         try:
             while not stop.is_set():
@@ -94,21 +103,30 @@ class WorkerHost:
                     self._watch(worker, env, now)
                 if joined.credentials.due():
                     joined.credentials.refresh(self.setup.operator_client("sts"))
-                if now >= next_sync:
-                    next_sync = now + SYNC_SECONDS
-                    try:
-                        self.setup.sync_dags(joined.environment, joined.credentials)
-                    except Exception as err:  # the next pass tries again
-                        log.warning("syncing the DAGs failed: %s", err)
+                if now >= next_sync or dag_wait.requested(self.sync_folder):
+                    self._sync_dags(joined)
+                    next_sync = time.monotonic() + self.options.sync_seconds
                 if now >= next_beat:
                     next_beat = now + remote_registry.BEAT_SECONDS
                     self._beat()
-                stop.wait(1.0)
+                stop.wait(TICK_SECONDS)
         finally:
             self._stop_all()
             with contextlib.suppress(psycopg.Error):
                 remote_registry.leave(joined.plan.database_url, self.host_id)
         return 0
+
+    def _sync_dags(self, joined: Joined) -> None:
+        asked = dag_wait.take_request(self.sync_folder)
+        started = time.time()
+        try:
+            self.setup.sync_dags(joined.environment, joined.credentials)
+        except Exception as err:  # the next pass tries again; a waiting task waits for it
+            log.warning("syncing the DAGs failed: %s", err)
+            return
+        dag_wait.record_pass(self.sync_folder, started)
+        if asked:
+            log.info("DAGs synced for a task whose DAG file was not here yet")
 
     def _watch(self, worker: _Worker, env: dict[str, str], now: float) -> None:
         process = worker.process

@@ -31,6 +31,12 @@ CELERY_CONFIG["broker_transport_options"] = {
 }
 CELERY_CONFIG["database_engine_options"] = {"pool_pre_ping": True, "pool_recycle": 1200}
 
+# A worker on another host waits for a task's DAG file to be mirrored (airdock_dag_wait).
+if os.environ.get("AIRDOCK_DAG_SYNC_DIR"):
+    import airdock_dag_wait
+
+    airdock_dag_wait.connect()
+
 
 def _has_async_sqs_client() -> bool:
     """kombu 5.5 polls SQS asynchronously through urllib3; older releases need pycurl,

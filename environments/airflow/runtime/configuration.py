@@ -22,6 +22,9 @@ from environments.airflow.runtime.plan import RuntimePlan
 # The module (copied into <home>/.airdock) that turns the queue into Celery's broker options.
 CELERY_CONFIG_MODULE = "airdock_celery_config"
 CELERY_CONFIG_SOURCE = Path(__file__).with_name("celery_config_child.py")
+# Copied beside it on a worker host: tasks wait there for their DAG file (see the module).
+DAG_WAIT_MODULE = "airdock_dag_wait"
+DAG_WAIT_SOURCE = Path(__file__).with_name("dag_wait_child.py")
 # How long a task's message stays invisible once a worker took it: MWAA's 12 hours would leave
 # the message of a task whose worker died (and was not yet started) out of sight for half a
 # day; 30 minutes brings it back soon while covering the tasks people run locally. A task

@@ -71,5 +71,10 @@ def test_airdock_worker_refuses_bad_input(tmp_path: Path, capsys) -> None:
     assert done.returncode == 2 and "is for other, not demo" in done.stderr
     done = airdock("worker", "demo", "--join", str(join), "--workers", "0")
     assert done.returncode == 2 and "at least 1" in done.stderr
+    write_join(tmp_path, bundle())
+    for bad in ("0", "-3", "nan"):
+        done = airdock("worker", "demo", "--join", str(tmp_path / "worker-join.json"),
+                       "--sync-seconds", bad)  # fmt: skip
+        assert done.returncode == 2 and "--sync-seconds must be more than 0" in done.stderr
     done = airdock("worker-join", "demo", "--data-dir", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "is the environment's Airflow running here?" in done.stderr
