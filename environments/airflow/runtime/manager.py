@@ -17,7 +17,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from environments.airflow.runtime.process_sets import ProcessSets
 from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.rollout import STOPPING, Applied, roll
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
+from environments.airflow.runtime.verdicts import HealthListener, HealthVerdicts
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
 from environments.host import MetadataDatabases
@@ -64,15 +64,8 @@ DB_FILE = "metadata-db.json"
 ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
 TICK_SECONDS = 1.0
 SHUTDOWN_GRACE = 6.0
-# A component may be down this long (a restart after a crash) before the environment is
-# reported UNAVAILABLE; recovery is reported at once.
-UNAVAILABLE_AFTER_SECONDS = 30.0
-HEALTH_REPORT_EVERY_SECONDS = 5.0
 # Environments whose processes run: a restarted control plane starts these again.
 RUNNING_STATUSES = ("AVAILABLE", "UNAVAILABLE", "UPDATE_FAILED")
-
-# Told when an environment's health changes: (name, healthy, reason).
-HealthListener = Callable[[str, bool, str], None]
 
 
 class AirflowRuntime(ProcessSets):
@@ -89,13 +82,11 @@ class AirflowRuntime(ProcessSets):
         self.mwaa_endpoint = mwaa_endpoint
         self.aws = aws
         self.databases = databases
-        self.on_health = on_health
         self._supervisors: dict[str, EnvironmentSupervisor] = {}
         # Sets beside the serving one: a new set coming up, old sets retiring after an update.
         self._others: dict[str, list[EnvironmentSupervisor]] = {}
         self._credentials: dict[str, RoleCredentials] = {}
-        self._unhealthy_since: dict[str, float] = {}
-        self._reported: dict[str, tuple[bool, float]] = {}
+        self._verdicts = HealthVerdicts(on_health)  # what the control plane is told
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -370,8 +361,7 @@ class AirflowRuntime(ProcessSets):
         with self._lock:
             supervisor = self._supervisors.pop(name, None)
             others = self._others.pop(name, [])
-            self._unhealthy_since.pop(name, None)
-            self._reported.pop(name, None)
+            self._verdicts.forget(name)
         self._fleet.forget(name)
         for each in [supervisor, *others]:
             if each is not None:
@@ -421,22 +411,7 @@ class AirflowRuntime(ProcessSets):
         }
         self.workspace(name).write_json(STATUS_FILE, status)
         self.metrics.gauge(name, WORKER_COUNT, status["workers"])
-        now = time.monotonic()
-        if health.healthy:
-            self._unhealthy_since.pop(name, None)
-            verdict: bool | None = True
-        elif health.starting:  # a fresh set coming up is no failure
-            self._unhealthy_since.pop(name, None)
-            verdict = None
-        else:
-            since = self._unhealthy_since.setdefault(name, now)
-            verdict = False if now - since >= UNAVAILABLE_AFTER_SECONDS else None
-        last = self._reported.get(name)
-        if verdict is None or self.on_health is None:
-            return
-        if last is None or last[0] != verdict or now - last[1] >= HEALTH_REPORT_EVERY_SECONDS:
-            self._reported[name] = (verdict, now)
-            self.on_health(name, verdict, health.reason)
+        self._verdicts.observe(name, health)
 
     def _ship(self) -> None:
         while not self._stop.wait(2.0):
