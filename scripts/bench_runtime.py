@@ -9,7 +9,8 @@ shared uv cache, so virtualenvs are warm after the first environment. It measure
   migrated), then `--rounds` more one at a time, then `--fleet` created at once;
 - S3 PutObject of a new DAG -> its first task has written its result to S3 (p50/p95), on one
   mw1.small environment with one worker and DAGs unpaused at creation;
-- idle PSS of that environment's processes (all of its process groups), after `--idle` seconds;
+- idle PSS of that environment's processes (all of its process groups), after `--idle` seconds,
+  and the CPU they burn while idle (share of one core, over the same seconds);
 - the control plane's peak RSS (supervisor, background and API workers, summed).
 
 The reference column gives MWAA's figures and the targets of this machine.
@@ -86,6 +87,21 @@ def pss_mb(pgids: set[int]) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total / 1024
+
+
+def cpu_seconds(pgids: set[int]) -> float:
+    """User and system CPU time so far of every process in the given process groups."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) in pgids:
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def control_plane_peak_mb(root: int) -> float:
@@ -195,16 +211,21 @@ def main() -> int:
                  f"{benchlib.percentile(latencies, 0.95):.1f} s", "MWAA >= 30 s sync + listing"]
             )  # fmt: skip
 
-        time.sleep(args.idle)
         state = json.loads(
             (data_dir / "environments" / "bench-first" / "state" / "runtime.json").read_text()
         )
         pgids = {c["pid"] for c in state["components"].values() if c["pid"]}
+        burnt, began = cpu_seconds(pgids), time.perf_counter()
+        time.sleep(args.idle)
+        share = (cpu_seconds(pgids) - burnt) / (time.perf_counter() - began)
         idle = pss_mb(pgids)
         rows.append(
             ["idle PSS, mw1.small, 2 schedulers, 1 worker", f"{idle:.0f} MB", "target <= 1024 MB"]
         )
         rows.append(["environments per GB (idle PSS)", f"{1024 / idle:.2f}", ""])
+        rows.append(
+            [f"idle CPU of that environment ({args.idle:.0f} s)", f"{share:.0%} of a core", ""]
+        )
 
         if args.fleet:
             names = [f"bench-fleet-{i}" for i in range(args.fleet)]

@@ -228,10 +228,13 @@ class AirflowRuntime(ProcessSets):
             if serving is not None and serving.plan.airflow_version != plan.airflow_version:
                 return None  # a version change: `run` migrates once the old set has stopped
             self._prepare_home(plan)
+            began = time.monotonic()
             result = migrate(plan, self._environment(plan, component), self._launch)
             if not result.ok:
                 return result.error
             self._record_schema(plan)
+            log.info("%s: database migrated to %s in %.1f s", plan.name, plan.airflow_version,
+                     time.monotonic() - began)  # fmt: skip
         return self._ensure_service_user(plan, self._environment(plan, component))
 
     def _record_schema(self, plan: RuntimePlan) -> None:
@@ -252,9 +255,12 @@ class AirflowRuntime(ProcessSets):
         if workspace.read_json(ACCESS_FILE, {}) == wanted:
             return None
         self._prepare_home(plan)
+        began = time.monotonic()
         problem = identity.ensure_service_user(plan, env, self._launch, key)
         if problem is None:
             workspace.write_json(ACCESS_FILE, wanted)
+            log.info("%s: Airdock's Airflow user made in %.1f s", plan.name,
+                     time.monotonic() - began)  # fmt: skip
         return problem
 
     def run(self, plan: RuntimePlan) -> Applied:
