@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 RESTART_AFTER_SECONDS = 5.0
 STOP_GRACE = 60.0
 TICK_SECONDS = 0.25  # how soon a waiting task's sync request is seen
+SYNC_RETRY_SECONDS = 2.0  # after a failed pass, whatever --sync-seconds says: a task may wait
 
 
 @dataclass
@@ -104,8 +105,10 @@ class WorkerHost:
                 if joined.credentials.due():
                     joined.credentials.refresh(self.setup.operator_client("sts"))
                 if now >= next_sync or dag_wait.requested(self.sync_folder):
-                    self._sync_dags(joined)
-                    next_sync = time.monotonic() + self.options.sync_seconds
+                    wait = self.options.sync_seconds
+                    if not self._sync_dags(joined):
+                        wait = min(wait, SYNC_RETRY_SECONDS)
+                    next_sync = time.monotonic() + wait
                 if now >= next_beat:
                     next_beat = now + remote_registry.BEAT_SECONDS
                     self._beat()
@@ -116,17 +119,18 @@ class WorkerHost:
                 remote_registry.leave(joined.plan.database_url, self.host_id)
         return 0
 
-    def _sync_dags(self, joined: Joined) -> None:
+    def _sync_dags(self, joined: Joined) -> bool:
         asked = dag_wait.take_request(self.sync_folder)
         started = time.time()
         try:
             self.setup.sync_dags(joined.environment, joined.credentials)
-        except Exception as err:  # the next pass tries again; a waiting task waits for it
+        except Exception as err:  # retried soon; a waiting task waits for that pass
             log.warning("syncing the DAGs failed: %s", err)
-            return
+            return False
         dag_wait.record_pass(self.sync_folder, started)
         if asked:
             log.info("DAGs synced for a task whose DAG file was not here yet")
+        return True
 
     def _watch(self, worker: _Worker, env: dict[str, str], now: float) -> None:
         process = worker.process
