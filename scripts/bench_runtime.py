@@ -21,12 +21,14 @@ The reference column gives MWAA's figures and the targets of this machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,36 +73,34 @@ RUNTIME_POLICY = json.dumps(
 )  # fmt: skip
 
 
-def pss_mb(pgids: set[int]) -> float:
-    """Proportional set size of every process in the given process groups."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            pgid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
-            if pgid not in pgids:
-                continue
-            for line in (entry / "smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 1024
-
-
-def cpu_seconds(pgids: set[int]) -> float:
-    """User and system CPU time so far of every process in the given process groups."""
-    ticks = 0
+def group_members(pgids: set[int]) -> Iterator[tuple[Path, list[str]]]:
+    """(/proc/<pid>, the fields of its stat after the command) of every process in the given
+    process groups; a process that ends while we look is left out."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) in pgids:
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+                yield entry, fields
         except (OSError, IndexError, ValueError):
             continue
+
+
+def pss_mb(pgids: set[int]) -> float:
+    """Proportional set size of every process in the given process groups."""
+    total = 0
+    for entry, _ in group_members(pgids):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def cpu_seconds(pgids: set[int]) -> float:
+    """User and system CPU time so far of every process in the given process groups."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in group_members(pgids))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
