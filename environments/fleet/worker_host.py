@@ -15,6 +15,7 @@ with Celery's warm shutdown: running tasks get `stop_grace` seconds to finish.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import subprocess
 import threading
@@ -28,6 +29,7 @@ from environments.airflow.runtime import configuration, remote_registry
 from environments.airflow.runtime import dag_wait_child as dag_wait
 from environments.fleet.setup import Joined, WorkerOptions, WorkerSetup
 from environments.plumbing import processes as procs
+from environments.plumbing.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ class WorkerHost:
         except Exception as err:  # retried soon; a waiting task waits for that pass
             log.warning("syncing the DAGs failed: %s", err)
             return False
-        dag_wait.record_pass(self.sync_folder, started)
+        record_pass(self.sync_folder, started)
         if asked:
             log.info("DAGs synced for a task whose DAG file was not here yet")
         return True
@@ -192,3 +194,9 @@ class WorkerHost:
             procs.signal_group(process.pid, procs.signal.SIGKILL)
             process.wait()
             worker.process = None
+
+
+def record_pass(folder: Path, started: float) -> None:
+    """A complete DAG pass that began at `started` (time.time()): what waiting tasks read
+    (dag_wait_child.last_pass_started)."""
+    atomic_write(folder / dag_wait.SYNCED, json.dumps({"started": started}))

@@ -11,8 +11,9 @@ folder) and waits until the host has finished a pass that began after the reques
 holds the wall-clock start of the last complete pass). If the file is still missing then, the
 DAG is gone from S3 too, and Airflow fails the task as it would anyway.
 
-Both sides use this module: the worker host (Airdock) to record its passes, and the worker
-(Airflow's Celery process, where it is copied next to the Celery settings) to wait. It
+Both sides use this module: the worker host (Airdock: environments.fleet.worker_host) to take
+requests, and the worker (Airflow's Celery process, where it is copied next to the Celery
+settings) to wait. It
 imports nothing but the standard library at module level, and nothing of Airdock's.
 """
 
@@ -25,11 +26,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-SYNC_DIR_VARIABLE = "AIRDOCK_DAG_SYNC_DIR"
-WAIT_VARIABLE = "AIRDOCK_DAG_WAIT_SECONDS"
+SYNC_DIR_VARIABLE = "AIRDOCK_DAG_SYNC_DIR"  # the Celery settings module names it too
 REQUEST = "requested"
-SYNCED = "synced.json"
-DEFAULT_WAIT = 60.0
+SYNCED = "synced.json"  # {"started": time.time() of the last complete pass}, host-written
+WAIT_SECONDS = 60.0
 
 log = logging.getLogger("airdock.dag_wait")
 
@@ -45,14 +45,6 @@ def take_request(folder: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def record_pass(folder: Path, started: float) -> None:
-    """The host's side: a complete pass that began at `started` (time.time())."""
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{SYNCED}.{os.getpid()}"
-    temporary.write_text(json.dumps({"started": started}))
-    temporary.replace(folder / SYNCED)
 
 
 def last_pass_started(folder: Path) -> float:
@@ -120,11 +112,10 @@ def connect() -> None:
 
     folder = Path(os.environ[SYNC_DIR_VARIABLE])
     dags_folder = Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "dags"))
-    timeout = float(os.environ.get(WAIT_VARIABLE, DEFAULT_WAIT))
 
     def before_task(sender: object = None, args: Sequence[object] = (), **_: object) -> None:
         path = dag_file(getattr(sender, "name", "") or "", args or (), dags_folder)
         if path is not None:
-            wait_for(path, folder, timeout)
+            wait_for(path, folder, WAIT_SECONDS)
 
     task_prerun.connect(before_task, weak=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from environments.airflow.runtime import dag_wait_child as dag_wait
+from environments.fleet.worker_host import record_pass
 
 
 def workload(rel: str) -> str:
@@ -71,7 +72,7 @@ def host(folder: Path, publish: Path | None, stop: threading.Event) -> None:
             started = time.time()
             if publish is not None:
                 publish.write_text("# the DAG")
-            dag_wait.record_pass(folder, started)
+            record_pass(folder, started)
         stop.wait(0.05)
 
 
@@ -83,7 +84,7 @@ def run_host(folder: Path, publish: Path | None) -> threading.Event:
 
 def test_a_missing_file_is_synced_on_request(dags: Path, tmp_path: Path) -> None:
     folder = tmp_path / "sync"
-    dag_wait.record_pass(folder, time.time() - 60)  # an older pass does not answer
+    record_pass(folder, time.time() - 60)  # an older pass does not answer
     stop = run_host(folder, dags / "new.py")
     try:
         assert dag_wait.wait_for(dags / "new.py", folder, timeout=20, poll=0.02)
