@@ -26,6 +26,9 @@ from tests.conftest import (
 )
 from tests.waiting import wait_until
 
+# Each test creates a real Airflow environment.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
 
 def health(live) -> dict:
     with urllib.request.urlopen(live.url + "/_airdock/health", timeout=5) as answer:

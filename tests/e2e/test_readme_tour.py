@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import ROOT, start_server
 
-pytestmark = pytest.mark.slow
+# A whole README against a real Airflow: creates take minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 BLOCK = re.compile(r"^```(bash|python) tour\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 MARK = "README-TOUR-BLOCK"

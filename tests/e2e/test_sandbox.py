@@ -17,10 +17,15 @@ from environments.workspace import Workspace
 from tests.conftest import ROOT, make_prerequisites, start_server, wait_for_status, wait_gone
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.skipif(
-    sandbox.mode() == sandbox.NONE,
-    reason="neither root (accounts) nor a working bubblewrap: user code is not confined here",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        sandbox.mode() == sandbox.NONE,
+        reason="neither root (accounts) nor a working bubblewrap: user code is not confined here",
+    ),
+    # Two real Airflow environments, each waited on for up to 600 s.
+    pytest.mark.slow,
+    pytest.mark.timeout(1500),
+]
 
 
 def targets(data_dir) -> tuple[list[str], list[str]]:
