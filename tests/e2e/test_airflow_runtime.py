@@ -143,6 +143,10 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
     web = "api-server" if version.startswith("3") else "webserver"
     assert {"scheduler", "dag-processor", "triggerer", web, "worker"} <= kinds
     assert all(c["state"] == "healthy" for c in status["components"].values()), status
+    # The components keep their bytecode beside the environment's home (the venv is not theirs
+    # to write): a worker's Celery modules, which no earlier step imports, are there.
+    pycache = live.data_dir / "environments" / name / "home" / ".pycache"
+    assert any(pycache.rglob("celery/worker/consumer/*.pyc")), "no bytecode cached by a worker"
 
     # A new DAG in S3 runs, and its task reaches the embedded AWS as the execution role.
     dag_id = f"probe_{tag}"

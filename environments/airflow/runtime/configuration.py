@@ -121,6 +121,11 @@ def essentials(
         "AIRDOCK_CELERY_SECURE": "false" if _plain_http(plan.aws_endpoint) else "true",
         "PYTHONPATH": str(support),
         "PYTHONUNBUFFERED": "1",
+        # The venv is not the environment's to write, so without this every Airflow process
+        # compiles the thousands of modules it imports again (seconds of CPU each). The DAG
+        # check already keeps its bytecode here (environments.contents.dag_check): the first
+        # process that imports a module leaves it for every later one of this environment.
+        "PYTHONPYCACHEPREFIX": str(home / ".pycache"),
         # The execution role, as MWAA's containers have it, and the environment's AWS.
         "AWS_CONFIG_FILE": str(aws_config),
         "AWS_SHARED_CREDENTIALS_FILE": str(aws_credentials),

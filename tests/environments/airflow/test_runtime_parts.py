@@ -69,6 +69,8 @@ def test_layers_user_options_override_defaults_but_not_essentials(tmp_path: Path
     assert env["AIRFLOW_ENV_NAME"] == "demo" and env["MWAA_AIRFLOW_COMPONENT"] == "worker"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8123/execution/"
     assert env["AIRDOCK_CELERY_SECURE"] == "false"
+    # Bytecode goes to the environment's home, never into the shared venv or the DAG folder.
+    assert env["PYTHONPYCACHEPREFIX"] == str(p.workspace / "home" / ".pycache")
     # Nothing of the control plane's own environment (keys, tokens) reaches the process.
     assert not {k for k in env if k.startswith("AWS_ACCESS") or k.startswith("AWS_SECRET")}
 
