@@ -40,6 +40,23 @@ SYNC_RETRY_SECONDS = 2.0  # after a failed pass, whatever --sync-seconds says: a
 
 
 @dataclass
+class PassSchedule:
+    """When the host mirrors the DAGs: every `every` seconds, at once when a waiting task asks
+    (dag_wait_child), and within `retry` seconds after a failed pass, however long `every` is,
+    so that a task waiting for its file is not left to its timeout by one failure."""
+
+    every: float
+    retry: float = SYNC_RETRY_SECONDS
+    next_at: float = 0.0  # the pass in join() was not recorded for waiting tasks: due at once
+
+    def due(self, now: float, requested: bool) -> bool:
+        return requested or now >= self.next_at
+
+    def passed(self, ok: bool, now: float) -> None:
+        self.next_at = now + (self.every if ok else min(self.every, self.retry))
+
+
+@dataclass
 class _Worker:
     index: int
     log_path: Path
@@ -97,7 +114,7 @@ class WorkerHost:
             "%d worker(s) for %s on queue %s, concurrency %d",
             len(self._workers), joined.plan.name, joined.plan.queue_name, joined.concurrency,
         )  # fmt: skip
-        next_sync = 0.0  # the pass in join() was not recorded for waiting tasks
+        passes = PassSchedule(self.options.sync_seconds)
         next_beat = 0.0
         try:
             while not stop.is_set():
@@ -106,11 +123,8 @@ class WorkerHost:
                     self._watch(worker, env, now)
                 if joined.credentials.due():
                     joined.credentials.refresh(self.setup.operator_client("sts"))
-                if now >= next_sync or dag_wait.requested(self.sync_folder):
-                    wait = self.options.sync_seconds
-                    if not self._sync_dags(joined):
-                        wait = min(wait, SYNC_RETRY_SECONDS)
-                    next_sync = time.monotonic() + wait
+                if passes.due(now, dag_wait.requested(self.sync_folder)):
+                    passes.passed(self._sync_dags(joined), time.monotonic())
                 if now >= next_beat:
                     next_beat = now + remote_registry.BEAT_SECONDS
                     self._beat()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from environments.airflow.runtime import dag_wait_child as dag_wait
-from environments.fleet.worker_host import record_pass
+from environments.fleet.worker_host import PassSchedule, record_pass
 
 
 def workload(rel: str) -> str:
@@ -64,21 +64,29 @@ def test_a_link_out_of_the_dag_folder_is_not_waited_for(dags: Path, tmp_path: Pa
     assert dag_wait.dag_file("execute_workload", [workload("out/x.py")], dags) is None
 
 
-def host(folder: Path, publish: Path | None, stop: threading.Event) -> None:
-    """The worker host's side, as WorkerHost runs it: claim, sync, record."""
+def host(folder: Path, publish: Path | None, stop: threading.Event, failures: int = 0) -> None:
+    """The worker host's side, as WorkerHost runs it: the host's own pass schedule, with a
+    periodic pass too far off to matter; claim, sync (the first `failures` passes fail, as
+    when S3 cannot be reached), record."""
+    passes = PassSchedule(every=3600.0, retry=0.2)
+    passes.passed(True, time.monotonic())  # the pass of join(): the next periodic one is late
     while not stop.is_set():
-        if dag_wait.requested(folder):
+        if passes.due(time.monotonic(), dag_wait.requested(folder)):
             dag_wait.take_request(folder)
             started = time.time()
-            if publish is not None:
-                publish.write_text("# the DAG")
-            record_pass(folder, started)
+            ok = failures <= 0
+            failures -= 1
+            if ok:
+                if publish is not None:
+                    publish.write_text("# the DAG")
+                record_pass(folder, started)
+            passes.passed(ok, time.monotonic())
         stop.wait(0.05)
 
 
-def run_host(folder: Path, publish: Path | None) -> threading.Event:
+def run_host(folder: Path, publish: Path | None, failures: int = 0) -> threading.Event:
     stop = threading.Event()
-    threading.Thread(target=host, args=(folder, publish, stop), daemon=True).start()
+    threading.Thread(target=host, args=(folder, publish, stop, failures), daemon=True).start()
     return stop
 
 
@@ -91,6 +99,30 @@ def test_a_missing_file_is_synced_on_request(dags: Path, tmp_path: Path) -> None
     finally:
         stop.set()
     assert not dag_wait.requested(folder)
+
+
+def test_a_failed_pass_is_tried_again_while_the_task_waits(dags: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "sync"
+    stop = run_host(folder, dags / "new.py", failures=2)
+    try:
+        began = time.monotonic()
+        assert dag_wait.wait_for(dags / "new.py", folder, timeout=20, poll=0.02)
+        assert time.monotonic() - began < 10  # the retries, not the hour-long period
+    finally:
+        stop.set()
+
+
+def test_the_pass_schedule() -> None:
+    passes = PassSchedule(every=30.0, retry=2.0)
+    assert passes.due(0.0, requested=False)  # the first pass is at once
+    passes.passed(True, 100.0)
+    assert not passes.due(129.0, requested=False) and passes.due(130.0, requested=False)
+    assert passes.due(101.0, requested=True)  # a waiting task does not wait for the period
+    passes.passed(False, 200.0)
+    assert not passes.due(201.9, requested=False) and passes.due(202.0, requested=False)
+    short = PassSchedule(every=1.0, retry=2.0)
+    short.passed(False, 0.0)
+    assert short.due(1.0, requested=False)  # a retry never comes later than the period
 
 
 def test_a_file_gone_from_s3_too_ends_the_wait_after_one_pass(dags: Path, tmp_path: Path) -> None:
