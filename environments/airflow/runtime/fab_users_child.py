@@ -1,13 +1,20 @@
 """Create or reset one FAB user; runs with an environment's own Airflow (2.x or 3.x).
 
 Copied next to the environment's AIRFLOW_HOME and run as the environment, after `airflow db
-migrate`. It reads the user from AIRDOCK_FAB_USERNAME, AIRDOCK_FAB_PASSWORD, AIRDOCK_FAB_EMAIL
-and AIRDOCK_FAB_ROLE, so the password is never on a command line, and prints nothing secret.
-This file imports nothing of Airdock's.
+migrate`, or with AIRDOCK_MIGRATE_FIRST=1 running that command itself first, in this process
+(a fresh database: one start of Airflow instead of two). It reads the user from
+AIRDOCK_FAB_USERNAME, AIRDOCK_FAB_PASSWORD, AIRDOCK_FAB_EMAIL and AIRDOCK_FAB_ROLE, so the
+password is never on a command line, and prints nothing secret. This file imports nothing of
+Airdock's.
+
+Exit codes: 0 done, 1 FAB made no user, 2 no such role, 3 the migration failed.
 """
 
 import os
 import sys
+import traceback
+
+MIGRATION_FAILED = 3
 
 try:  # Airflow 3.x, and 2.x with a recent FAB provider
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
@@ -36,11 +43,30 @@ def _database_ready() -> None:
         FABDBManager(session).initdb()
 
 
+def _migrate() -> bool:
+    """`airflow db migrate`, through Airflow's own command line, in this process."""
+    from airflow.__main__ import main as airflow_main
+
+    sys.argv = ["airflow", "db", "migrate"]
+    try:
+        airflow_main()
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            print(f"airflow db migrate stopped: {stop.code}", file=sys.stderr)
+            return False
+    except Exception:
+        traceback.print_exc()
+        return False
+    return True
+
+
 def main() -> int:
     username = os.environ["AIRDOCK_FAB_USERNAME"]
     password = os.environ["AIRDOCK_FAB_PASSWORD"]
     email = os.environ["AIRDOCK_FAB_EMAIL"]
     role_name = os.environ["AIRDOCK_FAB_ROLE"]
+    if os.environ.get("AIRDOCK_MIGRATE_FIRST") == "1" and not _migrate():
+        return MIGRATION_FAILED
     _providers_configuration()
     _database_ready()
     with get_application_builder() as appbuilder:

@@ -38,6 +38,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
+from environments.airflow.runtime.migration import MIGRATE_TIMEOUT
 from environments.airflow.runtime.plan import RuntimePlan
 from environments.airflow.runtime.supervisor import Launcher
 from environments.plumbing import processes as procs
@@ -48,6 +49,7 @@ SERVICE_USER = "airdock-service"
 SECRET_NAME = "access_key"  # the key in the environment's secrets file
 CHILD_SOURCE = Path(__file__).with_name("fab_users_child.py")
 BOOTSTRAP_TIMEOUT = 300.0
+MIGRATION_FAILED = 3  # fab_users_child's exit code when its `airflow db migrate` failed
 EMAIL_DOMAIN = "users.airdock.invalid"
 
 
@@ -87,10 +89,16 @@ def service_login(access_key: str) -> Login:
 
 
 def ensure_service_user(
-    plan: RuntimePlan, env: dict[str, str], launcher: Launcher, access_key: str
+    plan: RuntimePlan,
+    env: dict[str, str],
+    launcher: Launcher,
+    access_key: str,
+    *,
+    migrate_first: bool = False,
 ) -> str | None:
     """Create (or reset) the environment's service user, an Admin, with the environment's
-    Airflow; None when done, else what went wrong. Idempotent."""
+    Airflow, after migrating the database in the same process if `migrate_first`; None when
+    done, else what went wrong. Idempotent."""
     login = service_login(access_key)
     child_env = {
         **env,
@@ -98,15 +106,17 @@ def ensure_service_user(
         "AIRDOCK_FAB_PASSWORD": login.password,
         "AIRDOCK_FAB_EMAIL": email_for(login.username),
         "AIRDOCK_FAB_ROLE": "Admin",
+        "AIRDOCK_MIGRATE_FIRST": "1" if migrate_first else "0",
     }
-    log_path = plan.workspace / "state" / "logs" / "fab-users.log"
+    log_name = "db-migrate.log" if migrate_first else "fab-users.log"
+    log_path = plan.workspace / "state" / "logs" / log_name
     log_path.parent.mkdir(parents=True, exist_ok=True)
     script = Path(env["AIRFLOW_HOME"]) / ".airdock" / CHILD_SOURCE.name
     launch = launcher(plan, [plan.python, str(script)], child_env)
     with open(log_path, "a", encoding="utf-8") as log:
         result = procs.run(
             launch.argv,
-            timeout=BOOTSTRAP_TIMEOUT,
+            timeout=BOOTSTRAP_TIMEOUT + (MIGRATE_TIMEOUT if migrate_first else 0.0),
             env=launch.env,
             cwd=launch.cwd,
             log=log,
@@ -116,4 +126,6 @@ def ensure_service_user(
         return None
     why = "timed out" if result.timed_out else f"exited with code {result.returncode}"
     tail = " ".join(result.output.strip().splitlines()[-3:])[-600:]
+    if result.returncode == MIGRATION_FAILED:
+        return f"`airflow db migrate` of the metadata database failed: {tail} (log: {log_path})"
     return f"Creating Airflow's service user {why}: {tail} (log: {log_path})"

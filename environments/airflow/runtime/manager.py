@@ -13,7 +13,6 @@ The one entry point for the rest of Airdock:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -21,13 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from environments import store
 from environments.airflow import sandbox
 from environments.airflow.metrics.catalog import WORKER_COUNT
 from environments.airflow.metrics.hub import MetricsHub
-from environments.airflow.runtime import cli, configuration, identity, pidfiles
+from environments.airflow.runtime import cli, configuration, pidfiles
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.fleet import FleetControl
@@ -42,8 +39,8 @@ from environments.airflow.runtime.home import (
 )
 from environments.airflow.runtime.join import join_bundle, write_join
 from environments.airflow.runtime.logship import LogShipper
-from environments.airflow.runtime.migration import change_version, migrate
 from environments.airflow.runtime.plan import RuntimePlan, file_digest
+from environments.airflow.runtime.preparation import DatabasePreparation
 from environments.airflow.runtime.process_sets import ProcessSets
 from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.rollout import STOPPING, Applied, roll
@@ -60,9 +57,9 @@ log = logging.getLogger(__name__)
 __all__ = ["PORT_FILE", "SECRETS_FILE", "STATUS_FILE", "AirflowRuntime"]
 
 STATUS_FILE = "runtime.json"
-DB_FILE = "metadata-db.json"
-ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
 TICK_SECONDS = 1.0
+# Database work runs as the scheduler's container would on MWAA.
+MIGRATION = Component("migrate", "scheduler", ("db", "migrate"))
 SHUTDOWN_GRACE = 6.0
 # Environments whose processes run: a restarted control plane starts these again.
 RUNNING_STATUSES = ("AVAILABLE", "UNAVAILABLE", "UPDATE_FAILED")
@@ -94,6 +91,14 @@ class AirflowRuntime(ProcessSets):
         self._fleet = FleetControl(lambda: aws.client("sqs"))
         self.metrics = MetricsHub(aws)  # Airflow's statsd -> CloudWatch, as MWAA's sidecar
         self._remote = RemoteWorkers()  # workers that joined from other hosts
+        self._database = DatabasePreparation(
+            databases,
+            self.workspace,
+            lambda plan: self._environment(plan, MIGRATION),
+            self._launch,
+            self._secrets,
+            self._prepare_home,
+        )
 
     @property
     def aws_endpoint(self) -> str | None:
@@ -213,55 +218,15 @@ class AirflowRuntime(ProcessSets):
         )
 
     def prepare_database(self, plan: RuntimePlan) -> str | None:
-        """Create the environment's database and migrate it to the plan's Airflow version
-        (once per version); None when ready, else what went wrong."""
-        workspace = self.workspace(plan.name)
-        done = workspace.read_json(DB_FILE, {})
-        try:
-            self.databases.ensure(plan.name)  # made by its own step; again after a restore
-        except psycopg.Error as err:
-            return f"The metadata database server cannot be used: {err}".strip()
-        component = Component("migrate", "scheduler", ("db", "migrate"))
-        if done.get("version") != plan.airflow_version or done.get("env_id") != plan.env_id:
-            with self._lock:
-                serving = self._supervisors.get(plan.name)
-            if serving is not None and serving.plan.airflow_version != plan.airflow_version:
-                return None  # a version change: `run` migrates once the old set has stopped
-            self._prepare_home(plan)
-            began = time.monotonic()
-            result = migrate(plan, self._environment(plan, component), self._launch)
-            if not result.ok:
-                return result.error
-            self._record_schema(plan)
-            log.info("%s: database migrated to %s in %.1f s", plan.name, plan.airflow_version,
-                     time.monotonic() - began)  # fmt: skip
-        return self._ensure_service_user(plan, self._environment(plan, component))
-
-    def _record_schema(self, plan: RuntimePlan) -> None:
-        migrated = {"version": plan.airflow_version, "env_id": plan.env_id, "at": time.time()}
-        self.workspace(plan.name).write_json(DB_FILE, migrated)
-
-    def _ensure_service_user(self, plan: RuntimePlan, env: dict[str, str]) -> str | None:
-        """The FAB user Airdock acts through (environments.airflow.runtime.identity), made
-        once per database, Airflow version and secret."""
-        workspace = self.workspace(plan.name)
-        key = self._secrets(workspace)[identity.SECRET_NAME]
-        wanted = {
-            "version": plan.airflow_version,
-            "env_id": plan.env_id,
-            "user": identity.SERVICE_USER,
-            "key": hashlib.sha256(key.encode()).hexdigest()[:16],
-        }
-        if workspace.read_json(ACCESS_FILE, {}) == wanted:
-            return None
-        self._prepare_home(plan)
-        began = time.monotonic()
-        problem = identity.ensure_service_user(plan, env, self._launch, key)
-        if problem is None:
-            workspace.write_json(ACCESS_FILE, wanted)
-            log.info("%s: Airdock's Airflow user made in %.1f s", plan.name,
-                     time.monotonic() - began)  # fmt: skip
-        return problem
+        """Create the environment's database, migrate it to the plan's Airflow version and
+        make Airdock's user in it, as far as not done yet (runtime.preparation); None when
+        ready, else what went wrong."""
+        with self._lock:
+            serving = self._supervisors.get(plan.name)
+        other_version = serving is not None and serving.plan.airflow_version != plan.airflow_version
+        if other_version and self._database.needs_schema(plan):
+            return None  # `run` migrates once the old set has stopped (runtime.rollout)
+        return self._database.prepare(plan)
 
     def run(self, plan: RuntimePlan) -> Applied:
         """Make the environment's processes match `plan`: start them, roll them over to a new
@@ -314,25 +279,7 @@ class AirflowRuntime(ProcessSets):
 
     def change_schema(self, current: RuntimePlan, wanted: RuntimePlan) -> str | None:
         """Move the database from `current`'s Airflow version to `wanted`'s; None when done."""
-        component = Component("migrate", "scheduler", ("db", "migrate"))
-
-        def env_for(plan: RuntimePlan) -> dict[str, str]:
-            return self._environment(plan, component)
-
-        result = change_version(current, wanted, env_for, self._launch)
-        if not result.ok:
-            return result.error
-        self._record_schema(wanted)
-        problem = self._ensure_service_user(wanted, env_for(wanted))
-        if problem is None:
-            return None
-        # The schema moved, but the new version cannot be used: put the schema back, so that
-        # the previous version runs again on its own.
-        back = change_version(wanted, current, env_for, self._launch)
-        if not back.ok:
-            return f"{problem}; restoring the database failed too: {back.error}"
-        self._record_schema(current)
-        return problem
+        return self._database.change_schema(current, wanted)
 
     @property
     def stopping(self) -> bool:
