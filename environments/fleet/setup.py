@@ -206,6 +206,7 @@ class WorkerSetup:
         for module, source in (
             (configuration.CELERY_CONFIG_MODULE, configuration.CELERY_CONFIG_SOURCE),
             (configuration.DAG_WAIT_MODULE, configuration.DAG_WAIT_SOURCE),
+            (configuration.FORK_SHARING_MODULE, configuration.FORK_SHARING_SOURCE),
         ):
             atomic_write(support / f"{module}.py", source.read_bytes(), mode=0o644)
         return Joined(

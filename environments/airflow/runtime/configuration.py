@@ -25,6 +25,9 @@ CELERY_CONFIG_SOURCE = Path(__file__).with_name("celery_config_child.py")
 # Copied beside it on a worker host: tasks wait there for their DAG file (see the module).
 DAG_WAIT_MODULE = "airdock_dag_wait"
 DAG_WAIT_SOURCE = Path(__file__).with_name("dag_wait_child.py")
+# Imported by Python itself at every start of the environment's interpreter (see the module).
+FORK_SHARING_MODULE = "sitecustomize"
+FORK_SHARING_SOURCE = Path(__file__).with_name("fork_sharing_child.py")
 # How long a task's message stays invisible once a worker took it: MWAA's 12 hours would leave
 # the message of a task whose worker died (and was not yet started) out of sight for half a
 # day; 30 minutes brings it back soon while covering the tasks people run locally. A task
@@ -57,6 +60,11 @@ def opinionated(plan: RuntimePlan) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
+    if plan.major >= 3:
+        # Its cleanup removes old checkouts of versioned DAG bundles; an environment's DAGs
+        # are one folder, with no versions, and the cleanup's process costs each worker
+        # about 100 MB.
+        values["AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL"] = "0"
     return values
 
 

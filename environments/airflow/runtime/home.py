@@ -23,19 +23,19 @@ def prepare_home(workspace: Workspace) -> None:
     """AIRFLOW_HOME and what the runtime puts in it, handed to the environment's account
     (its folders become the account's; Airdock's own files stay read-only to it)."""
     sandbox.prepare(workspace)
-    install_celery_config(workspace)
+    install_support_files(workspace)
     aws_folder(workspace).mkdir(parents=True, exist_ok=True)
     (workspace.home / "logs").mkdir(parents=True, exist_ok=True)
     sandbox.hand_over(workspace, workspace.home)
 
 
-def install_celery_config(workspace: Workspace) -> None:
-    """The files the environment's Airflow runs of ours: Celery's settings and the FAB
-    user script."""
+def install_support_files(workspace: Workspace) -> None:
+    """The files the environment's Airflow runs of ours: Celery's settings, the fork hook
+    and the FAB user script."""
     support = workspace.home / ".airdock"
-    celery = support / f"{configuration.CELERY_CONFIG_MODULE}.py"
     for target, origin in (
-        (celery, configuration.CELERY_CONFIG_SOURCE),
+        (support / f"{configuration.CELERY_CONFIG_MODULE}.py", configuration.CELERY_CONFIG_SOURCE),
+        (support / f"{configuration.FORK_SHARING_MODULE}.py", configuration.FORK_SHARING_SOURCE),
         (support / identity.CHILD_SOURCE.name, identity.CHILD_SOURCE),
     ):
         source = origin.read_bytes()

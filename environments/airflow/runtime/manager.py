@@ -32,7 +32,7 @@ from environments.airflow.runtime.home import (
     PORT_FILE,
     SECRETS_FILE,
     aws_folder,
-    install_celery_config,
+    install_support_files,
     last_port,
     prepare_home,
     runtime_secrets,
@@ -405,7 +405,7 @@ class AirflowRuntime(ProcessSets):
         if plan.environment_class == "mw1.micro" and key != "webserver":
             key = "hybrid"
         folder = aws_folder(workspace)
-        install_celery_config(workspace)
+        install_support_files(workspace)
         env = configuration.component_environment(
             plan,
             component.mwaa_component,

@@ -328,6 +328,9 @@ class EnvironmentSupervisor:
     def _watch(self, managed: Managed, now: float) -> None:
         process = managed.process
         if process is not None and process.poll() is not None:
+            # What it started is in its group and would outlive it (a worker's pool and
+            # helpers, a task's processes): none of it may run beside the component's next start.
+            procs.signal_group(process.pid, signal.SIGKILL)
             pidfiles.forget(self.run_dir, self._pid_name(managed.component))
             tail = _last_line(self.log_path(managed.component.name))
             managed.last_error = f"exited with code {process.returncode}" + (

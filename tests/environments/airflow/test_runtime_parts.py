@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import sys
 from pathlib import Path
 
-from environments.airflow.runtime import pidfiles
+from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.components import fixed_components, worker
 from environments.airflow.runtime.configuration import component_environment, option_variable
 from environments.airflow.runtime.logship import line_level
@@ -126,3 +127,33 @@ def test_log_levels_are_read_from_airflow_lines() -> None:
     assert line_level("2026-01-01 00:00:00 [warning  ] slow parse") == 30
     assert line_level("[2026-01-01] {x.py:2} ERROR - boom") == 40
     assert line_level("plain text") is None
+
+
+FORKS = """
+import gc, os, sys
+parent_frozen = gc.get_freeze_count()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if gc.get_freeze_count() > 0 else 1)
+_, status = os.waitpid(pid, 0)
+print(parent_frozen, os.waitstatus_to_exitcode(status), gc.get_freeze_count() > 0)
+"""
+
+
+def test_forked_children_inherit_frozen_objects(tmp_path: Path) -> None:
+    """The fork hook every Airflow process of an environment imports (as `sitecustomize`)."""
+    support = tmp_path / ".airdock"
+    support.mkdir()
+    target = support / f"{configuration.FORK_SHARING_MODULE}.py"
+    target.write_bytes(configuration.FORK_SHARING_SOURCE.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", FORKS],
+        env={"PYTHONPATH": str(support), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    # Nothing is frozen before the first fork; the child, and the parent after it, hold their
+    # inherited objects frozen, so neither collector writes to the pages they share.
+    assert done.stdout.split() == ["0", "0", "True"], done.stderr

@@ -6,6 +6,7 @@ for the task)."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -137,3 +138,35 @@ def test_only_idle_workers_retire_and_a_busy_one_finishes_its_task(
     assert (
         not os.path.exists(f"/proc/{task}/stat") or b"Z" in Path(f"/proc/{task}/stat").read_bytes()
     )
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie left for init to reap."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_killed_worker_leaves_nothing_of_its_group_running(
+    supervisor: EnvironmentSupervisor,
+) -> None:
+    wait_until(lambda: all_ready(supervisor, 1), timeout=30, message="worker-1 ready")
+    main = worker_pids(supervisor)["worker-1"]
+    pool = wait_until(
+        lambda: (lambda kids: kids if len(kids) == 3 else None)(
+            processes.children_by_parent().get(main, [])
+        ),
+        timeout=10,
+        message="worker-1's pool",
+    )
+    os.kill(main, signal.SIGKILL)
+    wait_until(
+        lambda: worker_pids(supervisor).get("worker-1") not in (None, main),
+        timeout=30,
+        message="worker-1 started again",
+    )
+    # The dead worker's pool would otherwise run on, orphaned, beside the new one.
+    wait_until(lambda: not [pid for pid in pool if alive(pid)], timeout=5,
+               message="the killed worker's pool to be gone")  # fmt: skip
