@@ -9,20 +9,25 @@ collection writes to the header of every object it walks: left alone, the collec
 and child soon copy nearly every page, and an idle pool process of a worker held over 100 MB
 of its own.
 
-So just before each fork the parent collects its garbage and freezes what is left (Python's
-`gc.freeze`): neither side's collector walks those objects again. They are still freed when
-their last reference goes; only a reference cycle among them is never reclaimed, a small
-price against a copy of the heap per child. After the first fork only the objects made since
-are collected, so a fork costs little more. This file imports nothing of Airdock's.
+So before its first fork a process collects its garbage and freezes what is left (Python's
+`gc.freeze`): by then that is mostly what importing Airflow made, and neither side's collector
+walks those objects again. They are still freed when their last reference goes; only a
+reference cycle among them is never reclaimed. Later forks freeze nothing more, so a process
+that forks all the time (the DAG processor) never pins what it held at each of them. This file
+imports nothing of Airdock's.
 """
 
 import gc
 import os
 
-
-def _freeze() -> None:
-    gc.collect()
-    gc.freeze()
+_frozen = []
 
 
-os.register_at_fork(before=_freeze)
+def _freeze_once() -> None:
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)
+
+
+os.register_at_fork(before=_freeze_once)
