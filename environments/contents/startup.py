@@ -91,7 +91,8 @@ def run_startup_script(
     workspace: Workspace | None = None,
 ) -> StartupRun:
     """Run `script` as the environment that owns `workspace` (environments.airflow.sandbox);
-    without a workspace it runs unconfined in `cwd`, which only tests do."""
+    without a workspace it runs unconfined in `cwd`: on a worker host, where the workers too
+    run as the operator who started them (environments.fleet), and in tests."""
     base = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(cwd),

@@ -4,8 +4,9 @@ describes it, the execution role's credentials, the DAGs and the virtualenv.
 Everything comes from the environment's AWS and the MWAA API, with the operator's
 credentials, plus the join file from the control plane's host (the metadata database's
 login, the shared Airflow secrets and the execution API's address). The DAGs are mirrored from
-the same S3 prefix with the same code as on the control plane's host, and the virtualenv is
-built from the same lock and requirements.txt.
+the same S3 prefix with the same code as on the control plane's host, the virtualenv is
+built from the same lock and requirements.txt, and the startup script runs before the workers
+start, its exports in their environment.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from environments.airflow.venv_store import current_venv
 from environments.airflow.venvs import build_venv
 from environments.contents.archives import extract_zip
 from environments.contents.dagsync import DagSyncer
+from environments.contents.startup import mwaa_variables, run_startup_script
 from environments.plumbing.files import atomic_write
 from environments.workspace import Workspace
 
@@ -68,6 +70,7 @@ class Joined:
     workspace: Workspace
     concurrency: int
     execution_api_url: str
+    startup_exports: dict[str, str] = field(default_factory=dict)  # the startup script's
 
 
 class WorkerSetup:
@@ -171,6 +174,41 @@ class WorkerSetup:
             raise WorkerSetupError(f"the virtualenv cannot be built: {result.error_message}")
         return venv
 
+    def startup_exports(self, env: dict[str, Any], credentials: RoleCredentials) -> dict[str, str]:
+        """Run the environment's startup script, as MWAA does in each worker's container
+        before the worker starts, and give back what it exported. It runs as this host's
+        workers do: as the operator who started `airdock worker`."""
+        body = self._artifact(env, credentials, "StartupScript")
+        if body is None:
+            return {}
+        script = self.workspace.state / "startup.sh"
+        atomic_write(script, body)
+        variables = mwaa_variables(
+            component="worker",
+            env_name=self.options.name,
+            env_id=self.options.join["env_id"],
+            airflow_home=self.workspace.home,
+            airflow_version=env["AirflowVersion"],
+            region=self.region,
+            account_id=env["ExecutionRoleArn"].split(":")[4],
+        )
+        run = run_startup_script(script, variables, cwd=self.workspace.home)
+        log_path = self.workspace.state / "logs" / "startup-script.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        lines = run.output.splitlines()
+        if run.ignored:
+            lines.append(f"Ignored protected variables: {', '.join(sorted(run.ignored))}")
+        log_path.write_text("\n".join(lines) + "\n")
+        if not run.ok:
+            why = "timed out" if run.timed_out else f"exited with code {run.exit_code}"
+            raise WorkerSetupError(
+                f"the startup script {env['StartupScriptS3Path']} {why}; its output is in "
+                f"{log_path}"
+            )
+        if run.exported:
+            log.info("startup script exported %s", ", ".join(sorted(run.exported)))
+        return run.exported
+
     def join(self) -> Joined:
         self.workspace.create()
         (self.workspace.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -178,6 +216,7 @@ class WorkerSetup:
         credentials = self.credentials(env)
         self.sync_dags(env, credentials)
         venv = self.venv(env, credentials)
+        exports = self.startup_exports(env, credentials)
         join = self.options.join
         queue_url = self._queue_url(env, credentials) or join["queue_url"]
         role = env["ExecutionRoleArn"]
@@ -216,6 +255,7 @@ class WorkerSetup:
             workspace=self.workspace,
             concurrency=self.options.concurrency or plan.worker_concurrency,
             execution_api_url=self.options.execution_api_url or join["execution_api_url"],
+            startup_exports=exports,
         )
 
     def _queue_url(self, env: dict[str, Any], credentials: RoleCredentials) -> str | None:

@@ -85,7 +85,7 @@ class WorkerHost:
         env = configuration.component_environment(
             plan,
             "worker",
-            startup_exports={},
+            startup_exports=joined.startup_exports,
             api_port=0,  # the execution API is the control plane host's, set below
             secrets=self.options.join,
             aws_config=folder / "config",

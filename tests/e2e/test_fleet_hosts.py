@@ -62,7 +62,8 @@ def probe():
     @task
     def write():
         import os
-        body = "|".join([__file__, os.environ["AIRFLOW_HOME"]])
+        marks = [os.environ.get("FLEET_STARTUP_MARK", ""), os.environ["AIRFLOW_HOME"]]
+        body = "|".join([__file__, *marks])
         boto3.client("s3").put_object(
             Bucket="{bucket}", Key="results/{dag_id}.txt", Body=body.encode()
         )
@@ -72,6 +73,9 @@ def probe():
 
 probe()
 """
+
+# Run by MWAA before each component starts, on a worker host too; tasks see what it exports.
+STARTUP = b'export FLEET_STARTUP_MARK="startup ran for $MWAA_AIRFLOW_COMPONENT"\n'
 
 
 class Fleet:
@@ -134,9 +138,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         tag = uuid.uuid4().hex[:8]
         params = prerequisites_for_airflow(live, tag)
         name = f"fleet-{tag}"
+        bucket = params["SourceBucketArn"].split(":::")[1]
+        startup = live.aws("s3").put_object(Bucket=bucket, Key="startup.sh", Body=STARTUP)
         mwaa = live.mwaa()
         mwaa.create_environment(
             Name=name,
+            StartupScriptS3Path="startup.sh",
+            StartupScriptS3ObjectVersion=startup["VersionId"],
             AirflowConfigurationOptions={"core.dags_are_paused_at_creation": "False"},
             Schedulers=2,
             MinWorkers=1,
@@ -145,7 +153,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         )
         env = wait_for_status(mwaa, name, {"AVAILABLE", "CREATE_FAILED"}, timeout=AVAILABLE_WITHIN)
         assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
-        fleet = Fleet(live, name, params["SourceBucketArn"].split(":::")[1])
+        fleet = Fleet(live, name, bucket)
         start_second_host(fleet, root / "second-host")  # builds its venv while the tests run
         yield fleet
     finally:
@@ -278,8 +286,11 @@ def test_a_worker_joins_from_a_second_host(fleet: Fleet) -> None:
     finally:
         for pid in local:
             os.killpg(pid, signal.SIGCONT)
-    dag_file, home = body.split("|")
+    dag_file, mark, home = body.split("|")
     assert dag_file.startswith(str(fleet.second_dir)), body
+    # The host ran the environment's startup script for its workers, as MWAA does in each
+    # container (a worker host builds its workers' variables from nothing else).
+    assert mark == "startup ran for worker", body
     assert home.startswith(str(fleet.second_dir)), body
     assert Path(dag_file).is_file()  # mirrored from S3 into the second host's folder
     # ... by the pass its task asked for: the periodic one is an hour away.
