@@ -111,12 +111,16 @@ class WorkerSetup:
 
     # --- steps --------------------------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
+    def get_environment(self) -> dict[str, Any]:
+        """GetEnvironment's answer, as the operator; any client error says why it failed."""
         mwaa = self.operator_client("mwaa")
         try:
-            env = mwaa.get_environment(Name=self.options.name)["Environment"]
-        except Exception as err:  # any client error ends the join with its message
+            return mwaa.get_environment(Name=self.options.name)["Environment"]
+        except Exception as err:
             raise WorkerSetupError(f"GetEnvironment {self.options.name} failed: {err}") from None
+
+    def describe(self) -> dict[str, Any]:
+        env = self.get_environment()
         if env.get("Status") not in ("AVAILABLE", "UPDATING", "UNAVAILABLE"):
             raise WorkerSetupError(f"environment {self.options.name} is {env.get('Status')}")
         if env.get("AirflowVersion") != self.options.join["airflow_version"]:

@@ -9,7 +9,9 @@ to the environment's metadata database. The DAGs are mirrored from the same S3 p
 the control plane's host.
 
 A worker that exits is started again after a short backoff. SIGTERM or SIGINT stop them
-with Celery's warm shutdown: running tasks get `stop_grace` seconds to finish.
+with Celery's warm shutdown: running tasks get `stop_grace` seconds to finish. An update of
+the environment is followed (environments.fleet.updates): the workers are rebuilt and
+replaced, warmly too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ import psycopg
 
 from environments.airflow.runtime import configuration, remote_registry
 from environments.airflow.runtime import dag_wait_child as dag_wait
-from environments.fleet.setup import Joined, WorkerOptions, WorkerSetup
+from environments.fleet.setup import Joined, WorkerOptions, WorkerSetup, WorkerSetupError
+from environments.fleet.updates import (
+    FOLLOW_SECONDS,
+    AirflowVersionChanged,
+    UpdateWatch,
+    built_from,
+)
 from environments.plumbing import processes as procs
 from environments.plumbing.files import atomic_write
 
@@ -115,10 +123,20 @@ class WorkerHost:
             len(self._workers), joined.plan.name, joined.plan.queue_name, joined.concurrency,
         )  # fmt: skip
         passes = PassSchedule(self.options.sync_seconds)
-        next_beat = 0.0
+        watch = UpdateWatch(joined.environment)
+        next_beat, next_follow = 0.0, time.monotonic() + FOLLOW_SECONDS
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                if now >= next_follow:
+                    next_follow = now + FOLLOW_SECONDS
+                    try:
+                        rebuilt = self._follow(watch)
+                    except AirflowVersionChanged as err:
+                        log.error("%s", err)
+                        return 1
+                    if rebuilt is not None:
+                        joined, env = rebuilt, self.environment_variables(rebuilt)
                 for worker in self._workers:
                     self._watch(worker, env, now)
                 if joined.credentials.due():
@@ -134,6 +152,34 @@ class WorkerHost:
             with contextlib.suppress(psycopg.Error):
                 remote_registry.leave(joined.plan.database_url, self.host_id)
         return 0
+
+    def _follow(self, watch: UpdateWatch) -> Joined | None:
+        """After an update the workers are built from, build this host's anew (the venv, the
+        plugins, the startup script) while the old workers still run, then replace them.
+        A rebuild that fails leaves the old workers running."""
+        try:
+            current = self.setup.get_environment()
+        except WorkerSetupError as err:
+            log.warning("%s; asking again in %.0f s", err, FOLLOW_SECONDS)
+            return None
+        changed = watch.changes(current)
+        if not changed:
+            return None
+        log.info("the environment was updated (%s): rebuilding this host's workers",
+                 ", ".join(changed))  # fmt: skip
+        try:
+            fresh = self.setup.join()
+        except WorkerSetupError as err:
+            watch.refused = built_from(current)
+            log.error("rebuilding for the update failed, the workers that run stay: %s", err)
+            return None
+        self._stop_all()  # warm: running tasks get stop_grace to finish
+        self.joined = fresh
+        watch.applied, watch.refused = fresh.environment, None
+        for worker in self._workers:
+            worker.next_start, worker.ready = 0.0, False
+        log.info("workers rebuilt for the update; starting them")
+        return fresh
 
     def _sync_dags(self, joined: Joined) -> bool:
         asked = dag_wait.take_request(self.sync_folder)

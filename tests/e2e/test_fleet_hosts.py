@@ -6,7 +6,9 @@ in the external PostgreSQL, so a second "host" can reach it):
 - a worker host joins with `airdock worker` from a data dir of its own, shows up in
   `airdock env status`, and runs a new DAG's task while the control plane's own worker is
   stopped: the task reaches it before its mirror has the DAG (its polling pass is an hour
-  apart here), waits for the sync it asks for, and runs;
+  apart here), waits for the sync it asks for, and runs, with what the environment's startup
+  script exported;
+- after an update (a new startup script), the worker host rebuilds and replaces its workers;
 - MWAA's metrics are in CloudWatch (namespace AmazonMWAA, Environment first) for boto3 and
   the AWS CLI.
 
@@ -270,22 +272,7 @@ def test_a_worker_joins_from_a_second_host(fleet: Fleet) -> None:
     assert host["host"].startswith("second-host:") and host["concurrency"] == 2
     assert status["workers"] == 2  # the control plane's own one and the second host's
 
-    # Freeze the control plane's worker: the task can only run on the second host. Its last
-    # long poll of the queue ends first, so it holds no message.
-    local = [c["pid"] for c in status["components"].values() if c["kind"] == "worker"]
-    for pid in local:
-        os.killpg(pid, signal.SIGSTOP)
-    try:
-        time.sleep(12)
-        dag_id = f"remote_{uuid.uuid4().hex[:8]}"
-        fleet.put_dag(dag_id)
-        body = wait_until(
-            lambda: fleet.result(dag_id), timeout=TASK_WITHIN, interval=1.0,
-            message=lambda: f"{dag_id}'s task on the second host; {fleet.state()}",
-        )  # fmt: skip
-    finally:
-        for pid in local:
-            os.killpg(pid, signal.SIGCONT)
+    dag_id, body = run_on_second_host(fleet, "remote")
     dag_file, mark, home = body.split("|")
     assert dag_file.startswith(str(fleet.second_dir)), body
     # The host ran the environment's startup script for its workers, as MWAA does in each
@@ -298,6 +285,50 @@ def test_a_worker_joins_from_a_second_host(fleet: Fleet) -> None:
     assert "DAGs synced for a task whose DAG file was not here yet" in log
     [(tries,)] = fleet.query("SELECT try_number FROM task_instance WHERE dag_id = %s", dag_id)
     assert tries == 1  # it waited rather than failed and was retried
+
+
+def run_on_second_host(fleet: Fleet, prefix: str) -> tuple[str, str]:
+    """A new DAG's task, run with the control plane's workers frozen: only the second host's
+    can take it. Its last long poll of the queue ends first, so it holds no message."""
+    status = fleet.status()
+    local = [c["pid"] for c in status["components"].values() if c["kind"] == "worker"]
+    for pid in local:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        time.sleep(12)
+        dag_id = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        fleet.put_dag(dag_id)
+        body = wait_until(
+            lambda: fleet.result(dag_id), timeout=TASK_WITHIN, interval=1.0,
+            message=lambda: f"{dag_id}'s task on the second host; {fleet.state()}",
+        )  # fmt: skip
+        return dag_id, body
+    finally:
+        for pid in local:
+            os.killpg(pid, signal.SIGCONT)
+
+
+def test_the_second_host_follows_an_update(fleet: Fleet) -> None:
+    assert fleet.second_host is not None and fleet.second_dir is not None
+    mwaa = fleet.live.mwaa()
+    script = STARTUP.replace(b"startup ran", b"startup v2 ran")
+    version = fleet.live.aws("s3").put_object(Bucket=fleet.bucket, Key="startup.sh", Body=script)
+    mwaa.update_environment(
+        Name=fleet.name, StartupScriptS3Path="startup.sh",
+        StartupScriptS3ObjectVersion=version["VersionId"],
+    )  # fmt: skip
+    wait_for_status(mwaa, fleet.name, {"AVAILABLE"}, timeout=AVAILABLE_WITHIN)
+    log = fleet.second_dir.parent / "worker.log"
+    wait_until(
+        lambda: "workers rebuilt for the update" in log.read_text(),
+        timeout=180, interval=2.0, message="the second host to rebuild its workers",
+    )  # fmt: skip
+    assert "StartupScriptS3ObjectVersion" in log.read_text()  # the change it saw
+    _, body = run_on_second_host(fleet, "updated")
+    dag_file, mark, _ = body.split("|")
+    assert dag_file.startswith(str(fleet.second_dir)), body
+    assert mark == "startup v2 ran for worker", body
+    assert fleet.second_host.poll() is None
 
 
 def test_mwaa_metrics_are_in_cloudwatch(fleet: Fleet) -> None:

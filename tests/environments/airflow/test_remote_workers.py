@@ -14,6 +14,7 @@ from controlplane.cli import main
 from environments.airflow.runtime import remote_registry
 from environments.airflow.runtime.join import FIELDS, JoinError, read_join, write_join
 from environments.airflow.runtime.remote_registry import RemoteWorkers
+from environments.fleet.updates import AirflowVersionChanged, UpdateWatch, built_from
 
 
 def bundle(**overrides: str) -> dict:
@@ -78,3 +79,40 @@ def test_airdock_worker_refuses_bad_input(tmp_path: Path, capsys) -> None:
         assert done.returncode == 2 and "--sync-seconds must be more than 0" in done.stderr
     done = airdock("worker-join", "demo", "--data-dir", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "is the environment's Airflow running here?" in done.stderr
+
+
+def environment(**changes: object) -> dict:
+    base = {
+        "Status": "AVAILABLE",
+        "AirflowVersion": "3.0.6",
+        "EnvironmentClass": "mw1.small",
+        "RequirementsS3Path": "requirements.txt",
+        "RequirementsS3ObjectVersion": "v1",
+        "MinWorkers": 1,
+        "MaxWorkers": 2,
+        "AirflowConfigurationOptions": {"core.parallelism": "8"},
+    }
+    return {**base, **changes}
+
+
+def test_a_worker_host_follows_finished_updates_of_what_its_workers_are_built_from() -> None:
+    watch = UpdateWatch(environment())
+    assert watch.changes(environment()) == []
+    assert watch.changes(environment(MaxWorkers=5, MinWorkers=2)) == []  # its own worker count
+    new_requirements = environment(RequirementsS3ObjectVersion="v2")
+    # Not while the update is under way: the host waits for the environment to take it.
+    assert watch.changes({**new_requirements, "Status": "UPDATING"}) == []
+    assert watch.changes(new_requirements) == ["RequirementsS3ObjectVersion"]
+    options = environment(AirflowConfigurationOptions={"core.parallelism": "9"})
+    assert watch.changes(options) == ["AirflowConfigurationOptions"]
+    # A rebuild that failed is not tried again until the environment changes once more.
+    watch.refused = built_from(new_requirements)
+    assert watch.changes(new_requirements) == []
+    assert watch.changes(environment(RequirementsS3ObjectVersion="v3")) != []
+
+
+def test_a_new_airflow_version_stops_a_worker_host() -> None:
+    watch = UpdateWatch(environment())
+    with pytest.raises(AirflowVersionChanged, match=r"now runs Airflow 2\.10\.3"):
+        watch.changes(environment(AirflowVersion="2.10.3"))
+    assert watch.changes(environment(AirflowVersion="2.10.3", Status="UPDATING")) == []
