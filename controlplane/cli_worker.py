@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 
 from controlplane.cli_common import add_data_dir
-from environments.airflow.runtime.join import JOIN_FILE, JoinError, read_join
+from controlplane.doors.certificates import CA_CERT, CA_FOLDER
+from environments.airflow.runtime.join import CA_FIELD, JOIN_FILE, JoinError, read_join
 from environments.fleet.setup import WorkerOptions, WorkerSetupError
 from environments.fleet.worker_host import STOP_GRACE, WorkerHost
 from environments.plumbing.files import atomic_write
@@ -106,6 +107,11 @@ def _worker_join(args: argparse.Namespace) -> int:
         print(f"airdock worker-join: {err} (is the environment's Airflow running here?)",
               file=sys.stderr)  # fmt: skip
         return 2
+    # The door the execution API is reached through presents a certificate of the data
+    # dir's own CA; the worker host trusts it for that (it is public, like endpoints.json's).
+    authority = args.data_dir.resolve() / CA_FOLDER / CA_CERT
+    if bundle["execution_api_url"].startswith("https://") and authority.is_file():
+        bundle[CA_FIELD] = authority.read_text()
     text = json.dumps(bundle, indent=2) + "\n"
     if args.output:
         atomic_write(args.output, text, mode=0o600)

@@ -29,6 +29,7 @@ import psycopg
 
 from environments.airflow.runtime import configuration, remote_registry
 from environments.airflow.runtime import dag_wait_child as dag_wait
+from environments.airflow.runtime.join import CA_FIELD
 from environments.fleet.setup import Joined, WorkerOptions, WorkerSetup, WorkerSetupError
 from environments.fleet.updates import (
     FOLLOW_SECONDS,
@@ -100,6 +101,13 @@ class WorkerHost:
             aws_credentials=folder / "credentials",
         )
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = joined.execution_api_url
+        authority = self.options.join.get(CA_FIELD)
+        if authority:
+            # Airflow 3's task client trusts certifi's CAs plus `[api] ssl_cert` (no API
+            # server runs here, the only other reader of that option).
+            path = joined.workspace.home / ".airdock" / "execution-api-ca.pem"
+            atomic_write(path, authority, mode=0o644)
+            env["AIRFLOW__API__SSL_CERT"] = str(path)
         env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] = f"{joined.concurrency},{joined.concurrency}"
         env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(joined.concurrency)
         env[dag_wait.SYNC_DIR_VARIABLE] = str(self.sync_folder)

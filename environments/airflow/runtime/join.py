@@ -4,7 +4,10 @@ The control plane writes it (`worker-join.json`, 0600, in the environment's stat
 which only Airdock reads) whenever it starts the environment's processes; `airdock env
 worker-config NAME` prints it for the operator to copy to the worker host. It holds what
 exists only on this host: the metadata database's address and login, the secrets Airflow's
-processes share (Fernet key, JWT secret) and the address of the execution API. Everything
+processes share (Fernet key, JWT secret) and the address of the execution API: the
+environment's HTTPS address, whose door forwards to whichever set of processes serves (a
+rolling update moves the API server to a new port; a set's own port would go stale), or that
+port where no door is given. `airdock worker-join` adds the door's CA certificate. Everything
 else (bucket, DAG folder, requirements, execution role, queue) the worker asks the MWAA API
 for, with the operator's own credentials, so the operator's IAM rights still decide.
 """
@@ -19,6 +22,7 @@ from environments.airflow.runtime.plan import RuntimePlan
 from environments.plumbing.files import atomic_write
 
 JOIN_FILE = "worker-join.json"
+CA_FIELD = "ca_certificate"  # PEM; optional: the execution API's door is plain HTTP without it
 FIELDS = ("environment", "env_id", "airflow_version", "database_url", "execution_api_url",
           "queue_url", "fernet_key", "secret_key", "jwt_secret")  # fmt: skip
 
@@ -33,7 +37,7 @@ def join_bundle(plan: RuntimePlan, secrets: dict[str, str], api_port: int) -> di
         "env_id": plan.env_id,
         "airflow_version": plan.airflow_version,
         "database_url": plan.database_url,
-        "execution_api_url": f"http://127.0.0.1:{api_port}/execution/",
+        "execution_api_url": f"{plan.web_url or f'http://127.0.0.1:{api_port}'}/execution/",
         "queue_url": plan.queue_url,
         "fernet_key": secrets["fernet_key"],
         "secret_key": secrets["secret_key"],
