@@ -13,12 +13,17 @@ So before its first fork a process collects its garbage and freezes what is left
 `gc.freeze`): by then that is mostly what importing Airflow made, and neither side's collector
 walks those objects again. They are still freed when their last reference goes; only a
 reference cycle among them is never reclaimed. Later forks freeze nothing more, so a process
-that forks all the time (the DAG processor) never pins what it held at each of them. This file
-imports nothing of Airdock's.
+that forks all the time (the DAG processor) never pins what it held at each of them.
+
+Python imports one `sitecustomize` only, so a `sitecustomize` further down the path (one that
+requirements.txt installed) is run from here. This file imports nothing of Airdock's.
 """
 
 import gc
+import importlib.machinery
+import importlib.util
 import os
+import sys
 
 _frozen = []
 
@@ -31,3 +36,16 @@ def _freeze_once() -> None:
 
 
 os.register_at_fork(before=_freeze_once)
+
+
+def _run_the_next_sitecustomize() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+_run_the_next_sitecustomize()

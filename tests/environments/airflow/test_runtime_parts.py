@@ -155,14 +155,21 @@ def test_forked_children_inherit_frozen_objects(tmp_path: Path) -> None:
     support.mkdir()
     target = support / f"{configuration.FORK_SHARING_MODULE}.py"
     target.write_bytes(configuration.FORK_SHARING_SOURCE.read_bytes())
+    # One that requirements.txt brought, further down the path, still runs.
+    theirs = tmp_path / "site-packages"
+    theirs.mkdir()
+    (theirs / "sitecustomize.py").write_text(
+        "import sys\nsys.stderr.write('a later sitecustomize ran')\n"
+    )
     done = subprocess.run(
         [sys.executable, "-c", FORKS],
-        env={"PYTHONPATH": str(support), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": f"{support}:{theirs}", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
+    assert "a later sitecustomize ran" in done.stderr
     # Nothing is frozen before the first fork; from it on, the child and the parent hold the
     # objects they share frozen, so neither collector writes to those pages. A later fork
     # freezes nothing more: what the parent made since stays collectable.
