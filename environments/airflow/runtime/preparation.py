@@ -18,10 +18,10 @@ from typing import Any
 
 import psycopg
 
-from environments.airflow import sandbox
 from environments.airflow.runtime import identity
 from environments.airflow.runtime.migration import change_version
 from environments.airflow.runtime.plan import RuntimePlan
+from environments.airflow.runtime.supervisor import Launcher
 from environments.host import MetadataDatabases
 from environments.workspace import Workspace
 
@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "metadata-db.json"  # the schema's Airflow version, for this environment id
 ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
-
-Launch = Callable[[RuntimePlan, list, dict[str, str]], sandbox.Launch]
-
 
 class DatabasePreparation:
     """`environment_for(plan)` gives the variables an Airflow command of the plan runs with,
@@ -43,7 +40,7 @@ class DatabasePreparation:
         databases: MetadataDatabases,
         workspace_for: Callable[[str], Workspace],
         environment_for: Callable[[RuntimePlan], dict[str, str]],
-        launch: Launch,
+        launch: Launcher,
         secrets_of: Callable[[Workspace], dict[str, str]],
         prepare_home: Callable[[RuntimePlan], None],
     ) -> None:
