@@ -56,6 +56,19 @@ class StartupRun:
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
 
+    def log_lines(self) -> list[str]:
+        """What goes to the startup script's log: its output, then the exports refused."""
+        lines = self.output.splitlines()
+        if self.ignored:
+            lines.append(f"Ignored protected variables: {', '.join(sorted(self.ignored))}")
+        return lines
+
+    def failure(self, timeout: float) -> str:
+        """Why a run that is not `ok` failed, as a phrase: "exited with code 3"."""
+        if self.timed_out:
+            return f"timed out after {timeout:.0f} s"
+        return f"exited with code {self.exit_code}"
+
 
 def mwaa_variables(
     *,

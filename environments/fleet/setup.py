@@ -30,7 +30,11 @@ from environments.airflow.venv_store import current_venv
 from environments.airflow.venvs import build_venv
 from environments.contents.archives import extract_zip
 from environments.contents.dagsync import DagSyncer
-from environments.contents.startup import mwaa_variables, run_startup_script
+from environments.contents.startup import (
+    DEFAULT_TIMEOUT_SECONDS,
+    mwaa_variables,
+    run_startup_script,
+)
 from environments.plumbing.files import atomic_write
 from environments.workspace import Workspace
 
@@ -199,15 +203,11 @@ class WorkerSetup:
         run = run_startup_script(script, variables, cwd=self.workspace.home)
         log_path = self.workspace.state / "logs" / "startup-script.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        lines = run.output.splitlines()
-        if run.ignored:
-            lines.append(f"Ignored protected variables: {', '.join(sorted(run.ignored))}")
-        log_path.write_text("\n".join(lines) + "\n")
+        log_path.write_text("\n".join(run.log_lines()) + "\n")
         if not run.ok:
-            why = "timed out" if run.timed_out else f"exited with code {run.exit_code}"
             raise WorkerSetupError(
-                f"the startup script {env['StartupScriptS3Path']} {why}; its output is in "
-                f"{log_path}"
+                f"the startup script {env['StartupScriptS3Path']} "
+                f"{run.failure(DEFAULT_TIMEOUT_SECONDS)}; its output is in {log_path}"
             )
         if run.exported:
             log.info("startup script exported %s", ", ".join(sorted(run.exported)))

@@ -52,20 +52,13 @@ class StartupScript:
                 script, variables, cwd=workspace.home, timeout=self.timeout, workspace=workspace
             )
             stream = f"startup_script_execution_{component}"
-            lines = run.output.splitlines()
-            if run.ignored:
-                lines.append(f"Ignored protected variables: {', '.join(sorted(run.ignored))}")
-            self._log(ctx, stream, lines)
+            self._log(ctx, stream, run.log_lines())
             if not run.ok:
-                why = (
-                    f"timed out after {self.timeout:.0f} s"
-                    if run.timed_out
-                    else f"exited with code {run.exit_code}"
-                )
                 return Failed(
                     "STARTUP_SCRIPT_FAILED",
-                    f"The startup script {ctx.spec['StartupScriptS3Path']} {why} on the "
-                    f"{component}; see log stream {stream} in the environment's log groups.",
+                    f"The startup script {ctx.spec['StartupScriptS3Path']} "
+                    f"{run.failure(self.timeout)} on the {component}; see log stream {stream} "
+                    "in the environment's log groups.",
                 )
             exported[component] = run.exported
         workspace.write_json("startup-env.json", exported)

@@ -122,6 +122,10 @@ def test_startup_script_exports_and_protection(tmp_path):
     assert run.exported == {"MY_SETTING": "42"}
     assert sorted(run.ignored) == ["AIRFLOW_HOME", "MWAA__CORE__X", "PYTHONPATH"]
     assert is_protected("ECS_CONTAINER_METADATA_URI") and not is_protected("MY_SETTING")
+    assert run.log_lines() == [
+        "hello from worker",
+        "Ignored protected variables: AIRFLOW_HOME, MWAA__CORE__X, PYTHONPATH",
+    ]
 
 
 def test_startup_script_failure_timeout_and_clean_environment(tmp_path, monkeypatch):
@@ -131,6 +135,8 @@ def test_startup_script_failure_timeout_and_clean_environment(tmp_path, monkeypa
     run = run_startup_script(script, {}, cwd=tmp_path)
     assert run.exit_code == 3 and not run.ok
     assert "secret=[]" in run.output
+    assert run.failure(300) == "exited with code 3"
     script.write_text("sleep 30\n")
     slow = run_startup_script(script, {}, cwd=tmp_path, timeout=0.5)
     assert slow.timed_out and not slow.ok
+    assert slow.failure(300) == "timed out after 300 s"
