@@ -177,9 +177,13 @@ class WorkerHost:
                  ", ".join(changed))  # fmt: skip
         try:
             fresh = self.setup.join()
-        except WorkerSetupError as err:
+        except WorkerSetupError as err:  # the update itself cannot be built here
             watch.refused = built_from(current)
             log.error("rebuilding for the update failed, the workers that run stay: %s", err)
+            return None
+        except Exception as err:  # S3, STS, the database: tried again at the next look
+            log.warning("rebuilding for the update was interrupted (%s); trying again in %.0f s",
+                        err, FOLLOW_SECONDS)  # fmt: skip
             return None
         self._stop_all()  # warm: running tasks get stop_grace to finish
         self.joined = fresh
