@@ -108,8 +108,7 @@ class WorkerHost:
             path = joined.workspace.home / ".airdock" / "execution-api-ca.pem"
             atomic_write(path, authority, mode=0o644)
             env["AIRFLOW__API__SSL_CERT"] = str(path)
-        autoscale = configuration.worker_autoscale(joined.concurrency)
-        env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] = autoscale
+        env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] = f"{joined.concurrency},{joined.concurrency}"
         env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(joined.concurrency)
         env[dag_wait.SYNC_DIR_VARIABLE] = str(self.sync_folder)
         return env

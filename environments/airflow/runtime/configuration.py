@@ -42,15 +42,6 @@ def option_variable(key: str) -> str:
     return f"AIRFLOW__{section.upper()}__{name.upper().replace('.', '_')}"
 
 
-def worker_autoscale(concurrency: int) -> str:
-    """Celery's `max,min` pool processes per worker. MWAA keeps all of them (`5,5` on a
-    mw1.small); here an idle worker keeps one, because each idle pool process holds tens of
-    MB and a laptop runs several environments. Celery forks the others as tasks arrive (within
-    a second) and lets them go after 30 s without work; `celery.worker_autoscale` restores
-    MWAA's value."""
-    return f"{concurrency},1"
-
-
 def opinionated(plan: RuntimePlan) -> dict[str, str]:
     concurrency = plan.worker_concurrency
     values = {
@@ -59,7 +50,7 @@ def opinionated(plan: RuntimePlan) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER": "True",
         "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "proxy,proxies",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
-        "AIRFLOW__CELERY__WORKER_AUTOSCALE": worker_autoscale(concurrency),
+        "AIRFLOW__CELERY__WORKER_AUTOSCALE": f"{concurrency},{concurrency}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
         # Sending a task makes the scheduler's first SQS client (models, credentials): more
         # than Airflow's 1 s on a busy machine.

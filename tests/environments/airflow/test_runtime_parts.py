@@ -62,7 +62,7 @@ def test_layers_user_options_override_defaults_but_not_essentials(tmp_path: Path
     assert env["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"] == "60"  # MWAA default overridden
     assert env["MY_VAR"] == "x"  # a startup export
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"  # essentials win
-    assert env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] == "10,1"  # mw1.medium, one idle
+    assert env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] == "10,10"  # mw1.medium
     assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "airflow-celery-abc123"
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + p.database_url
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
@@ -81,7 +81,7 @@ def test_airflow_2_gets_a_webserver_and_no_execution_api(tmp_path: Path) -> None
     env = environment(p)
     assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" not in env
     assert env["AIRFLOW__WEBSERVER__WEB_SERVER_PORT"] == "8123"
-    assert env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] == "3,1"
+    assert env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] == "3,3"
     kinds = [c.kind for c in fixed_components(p)]
     assert kinds == ["scheduler", "scheduler", "dag-processor", "triggerer", "webserver"]
 
