@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "metadata-db.json"  # the schema's Airflow version, for this environment id
 ACCESS_FILE = "airflow-users.json"  # the service user made for this database and secret
 
+
 class DatabasePreparation:
     """`environment_for(plan)` gives the variables an Airflow command of the plan runs with,
     `launch` confines it, `secrets_of(workspace)` reads the environment's secrets and

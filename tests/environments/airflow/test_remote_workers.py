@@ -14,6 +14,7 @@ from controlplane.cli import main
 from environments.airflow.runtime import remote_registry
 from environments.airflow.runtime.join import FIELDS, JoinError, read_join, write_join
 from environments.airflow.runtime.remote_registry import RemoteWorkers
+from environments.fleet.setup import WorkerOptions, WorkerSetup, WorkerSetupError
 from environments.fleet.updates import AirflowVersionChanged, UpdateWatch, built_from
 
 
@@ -116,3 +117,59 @@ def test_a_new_airflow_version_stops_a_worker_host() -> None:
     with pytest.raises(AirflowVersionChanged, match=r"now runs Airflow 2\.10\.3"):
         watch.changes(environment(AirflowVersion="2.10.3"))
     assert watch.changes(environment(AirflowVersion="2.10.3", Status="UPDATING")) == []
+
+
+STARTUP_SCRIPTS = {
+    "fails": b"echo preparing the worker\necho no such tool >&2\nexit 3\n",
+    "exports": b"export WORKER_MARK=joined\nexport PATH=/opt/tool/bin:$PATH\n",
+}
+
+
+def test_a_worker_host_runs_the_startup_script_and_a_failing_one_stops_the_join(
+    server, prerequisites: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`airdock worker` runs the environment's startup script, at its object version, before
+    its workers start: what it exports reaches them, and a script that fails stops the join
+    with its output kept on the host."""
+    access, secret = server.admin_key()
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    bucket = prerequisites["SourceBucketArn"].split(":::", 1)[1]
+    s3 = server.aws("s3")
+    versions = {
+        kind: s3.put_object(Bucket=bucket, Key="startup.sh", Body=body)["VersionId"]
+        for kind, body in STARTUP_SCRIPTS.items()
+    }
+    setup = WorkerSetup(
+        WorkerOptions(
+            name="startup-demo",
+            join=bundle(env_id="e-startup"),
+            work_dir=tmp_path,
+            uv_cache=tmp_path / "uv",
+            region="us-east-1",
+            aws_endpoint=server.aws_url,
+        )
+    )
+    env = {
+        "SourceBucketArn": prerequisites["SourceBucketArn"],
+        "ExecutionRoleArn": prerequisites["ExecutionRoleArn"],
+        "AirflowVersion": "3.0.6",
+        "StartupScriptS3Path": "startup.sh",
+    }
+    credentials = setup.credentials(env)
+
+    env["StartupScriptS3ObjectVersion"] = versions["exports"]
+    exported = setup.startup_exports(env, credentials)
+    assert exported["WORKER_MARK"] == "joined"
+    assert exported["PATH"].startswith("/opt/tool/bin:")
+
+    # The older version fails, although the newest object succeeds: the version is what runs.
+    env["StartupScriptS3ObjectVersion"] = versions["fails"]
+    with pytest.raises(WorkerSetupError, match=r"startup\.sh") as failure:
+        setup.startup_exports(env, credentials)
+    log = setup.workspace.state / "logs" / "startup-script.log"
+    assert str(log) in str(failure.value)
+    kept = log.read_text()
+    assert "preparing the worker" in kept and "no such tool" in kept
