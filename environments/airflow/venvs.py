@@ -267,7 +267,14 @@ class _Build:
                 self._install_requirements(venv, lock, prepared)
             else:
                 self.say("no requirements.txt packages to install")
-            mark_complete(venv, spec_hash=spec_hash, airflow_version=airflow_version, python=python)
+            mark_complete(
+                venv,
+                spec_hash=spec_hash,
+                airflow_version=airflow_version,
+                python=python,
+                # Nothing but Airdock's lock (runtime.templates trusts such a venv).
+                requirements="installed" if prepared.requirements.strip() else "none",
+            )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise

@@ -118,6 +118,122 @@ class MetadataDatabases:
             conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(database, role))
         return address
 
+    # --- templates (environments.airflow.runtime.templates) ------------------------------
+
+    def template_name(self, key: str) -> str:
+        """The template database for `key` (a virtualenv's name); also its role's name."""
+        return self._bounded(f"{self.prefix}-template-{key}")
+
+    def build_template(self, name: str, fill: Callable[[DatabaseAddress], bool]) -> bool:
+        """Make the template database `name` unless it exists; True when it exists after.
+
+        It belongs to the admin; what `fill` creates in it (given the address of the database
+        under construction, as a role named like the template that may log in only meanwhile)
+        belongs to that role. Afterwards nobody may connect to it again: it can only be
+        copied. One builder at a time, across replicas (an advisory lock)."""
+        with self._admin() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+            try:
+                if self._is_template(conn, name):
+                    return True
+                address = self._start_template(conn, name)
+                try:
+                    filled = fill(address)
+                finally:
+                    role = sql.Identifier(name)
+                    conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(role))
+                    self._end_sessions(conn, address.database)
+                if not filled:
+                    self._drop_database(conn, address.database)
+                    return False
+                built = sql.Identifier(address.database)
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(built, role))
+                closed = "ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+                conn.execute(sql.SQL(closed).format(role))
+                return True
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+    def _start_template(self, conn: psycopg.Connection, name: str) -> DatabaseAddress:
+        """An empty database to build template `name` in, and its builder's one-off login."""
+        building = self._bounded(f"{name}-new")
+        self._drop_database(conn, building)  # left by a builder that died
+        role, target = sql.Identifier(name), sql.Identifier(building)
+        password = secrets.token_hex(24)
+        found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        conn.execute(
+            sql.SQL(("ALTER" if found else "CREATE") + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB "
+                    "NOCREATEROLE PASSWORD {}").format(role, sql.Literal(password))
+        )  # fmt: skip
+        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(target))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(target))
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(target, role))
+        with self._admin(building) as inside:
+            inside.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(role))
+        parts = urlsplit(self.admin_url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+        return DatabaseAddress(host, port, building, name, password)
+
+    def drop_template(self, name: str) -> None:
+        """Remove a template database and its role; gone is no error."""
+        with self._admin() as conn:
+            if self._is_template(conn, name):
+                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(
+                    sql.Identifier(name)))  # fmt: skip
+            self._drop_database(conn, name)
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def is_empty(self, environment: str) -> bool:
+        """Whether the environment's database holds no table (a fresh one)."""
+        with self._admin(self.name_for(environment)) as inside:
+            tables = inside.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchone()[0]
+        return tables == 0
+
+    def clone(self, environment: str, template: str) -> DatabaseAddress:
+        """Replace the environment's database (the caller knows it is empty: see `is_empty`)
+        by a copy of `template`, whose objects become the environment's role's."""
+        address = self.ensure(environment)
+        name, role = sql.Identifier(address.database), sql.Identifier(address.user)
+        with self._admin() as conn:
+            self._drop_database(conn, address.database)
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {} ENCODING 'UTF8'").format(
+                name, sql.Identifier(template), role))  # fmt: skip
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+            conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(name, role))
+        with self._admin(address.database) as inside:
+            builder = sql.Identifier(template)
+            inside.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(builder, role))
+            inside.execute(sql.SQL("DROP OWNED BY {}").format(builder))  # its grants here
+        return address
+
+    @staticmethod
+    def _is_template(conn: psycopg.Connection, name: str) -> bool:
+        return bool(conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s AND datistemplate", (name,)
+        ).fetchone())  # fmt: skip
+
+    @staticmethod
+    def _end_sessions(conn: psycopg.Connection, name: str) -> None:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+    def _drop_database(self, conn: psycopg.Connection, name: str) -> None:
+        self._end_sessions(conn, name)
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
+
+    def _bounded(self, name: str) -> str:
+        if len(name.encode()) <= MAX_IDENTIFIER:
+            return name
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        return f"{name[: MAX_IDENTIFIER - 13]}-{digest}"
+
     def exists(self, environment: str) -> bool:
         with self._admin() as conn:
             return bool(conn.execute(
@@ -146,5 +262,6 @@ class MetadataDatabases:
             )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
-    def _admin(self) -> psycopg.Connection:
-        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)
+    def _admin(self, database: str | None = None) -> psycopg.Connection:
+        extra = {"dbname": database} if database else {}
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10, **extra)

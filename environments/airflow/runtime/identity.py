@@ -88,6 +88,35 @@ def service_login(access_key: str) -> Login:
     return Login(SERVICE_USER, password_for(access_key, SERVICE_USER))
 
 
+HASH_MARK = "airdock-password-hash:"
+# FAB checks passwords with werkzeug; the environment's own werkzeug makes the hash, so the
+# method is one that the environment's version knows.
+_HASH_CHILD = (
+    "import os\n"
+    "from werkzeug.security import generate_password_hash\n"
+    f"print({HASH_MARK!r} + generate_password_hash(os.environ['AIRDOCK_FAB_PASSWORD']))\n"
+)
+HASH_TIMEOUT = 60.0
+
+
+def password_hash(
+    plan: RuntimePlan, env: dict[str, str], launcher: Launcher, login: Login
+) -> str | None:
+    """FAB's stored form of `login`'s password, made in the environment (confined by
+    `launcher`, the password in the child's environment only); None when it could not be."""
+    child_env = {**env, "AIRDOCK_FAB_PASSWORD": login.password}
+    launch = launcher(plan, [plan.python, "-c", _HASH_CHILD], child_env)
+    result = procs.run(
+        launch.argv, timeout=HASH_TIMEOUT, env=launch.env, cwd=launch.cwd,
+        identity=launch.identity(),
+    )  # fmt: skip
+    if result.ok:
+        for line in reversed(result.output.splitlines()):
+            if line.startswith(HASH_MARK):
+                return line.removeprefix(HASH_MARK).strip()
+    return None
+
+
 def ensure_service_user(
     plan: RuntimePlan,
     env: dict[str, str],

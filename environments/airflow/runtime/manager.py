@@ -22,6 +22,7 @@ from typing import Any
 
 from environments import store
 from environments.airflow import sandbox
+from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metrics.catalog import WORKER_COUNT
 from environments.airflow.metrics.hub import MetricsHub
 from environments.airflow.runtime import cli, configuration, pidfiles
@@ -45,10 +46,10 @@ from environments.airflow.runtime.process_sets import ProcessSets
 from environments.airflow.runtime.remote_registry import RemoteWorkers
 from environments.airflow.runtime.rollout import STOPPING, Applied, roll
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor, Health
+from environments.airflow.runtime.templates import SchemaTemplates
 from environments.airflow.runtime.verdicts import HealthListener, HealthVerdicts
 from environments.airflow.venv_store import current_venv
 from environments.aws.clients import AwsClients
-from environments.host import MetadataDatabases
 from environments.store import Store
 from environments.workspace import Workspace
 
@@ -98,6 +99,7 @@ class AirflowRuntime(ProcessSets):
             self._launch,
             self._secrets,
             self._prepare_home,
+            SchemaTemplates(databases, data_dir / "templates"),
         )
 
     @property

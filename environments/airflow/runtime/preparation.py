@@ -18,11 +18,12 @@ from typing import Any
 
 import psycopg
 
+from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.runtime import identity
 from environments.airflow.runtime.migration import change_version
 from environments.airflow.runtime.plan import RuntimePlan
 from environments.airflow.runtime.supervisor import Launcher
-from environments.host import MetadataDatabases
+from environments.airflow.runtime.templates import SchemaTemplates
 from environments.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class DatabasePreparation:
         launch: Launcher,
         secrets_of: Callable[[Workspace], dict[str, str]],
         prepare_home: Callable[[RuntimePlan], None],
+        templates: SchemaTemplates | None = None,
     ) -> None:
+        self._templates = templates
         self.databases = databases
         self._workspace = workspace_for
         self._environment = environment_for
@@ -68,6 +71,12 @@ class DatabasePreparation:
         self._prepare_home(plan)
         began = time.monotonic()
         key = self._access_key(plan)
+        if self._copy_template(plan, key):
+            self.record_schema(plan)
+            self._record_access(plan, key)
+            log.info("%s: database copied from its %s template in %.1f s", plan.name,
+                     plan.venv.name, time.monotonic() - began)  # fmt: skip
+            return None
         problem = identity.ensure_service_user(
             plan, self._environment(plan), self._launch, key, migrate_first=True
         )
@@ -78,6 +87,41 @@ class DatabasePreparation:
         log.info("%s: database migrated to %s and Airdock's Airflow user made in %.1f s",
                  plan.name, plan.airflow_version, time.monotonic() - began)  # fmt: skip
         return None
+
+    def _copy_template(self, plan: RuntimePlan, key: str) -> bool:
+        """Make the fresh database a copy of the plan's schema template (runtime.templates),
+        with the service user's password set for this environment; False when it cannot
+        be, and the database is as it was (empty)."""
+        if self._templates is None:
+            return False
+        template = self._templates.template_for(plan)
+        if template is None:
+            return False
+        login = identity.service_login(key)
+        hashed = identity.password_hash(plan, self._environment(plan), self._launch, login)
+        if hashed is None:
+            return False
+        try:
+            if not self.databases.is_empty(plan.name):
+                return False  # not fresh after all: migrated in place, never replaced
+        except psycopg.Error:
+            return False
+        try:
+            address = self.databases.clone(plan.name, template)
+            with psycopg.connect(address.libpq_url(), connect_timeout=10) as conn:
+                changed = conn.execute(
+                    "UPDATE ab_user SET password = %s WHERE username = %s",
+                    (hashed, login.username),
+                ).rowcount
+        except psycopg.Error as err:
+            log.warning("%s: not copied from template %s: %s", plan.name, template, err)
+            changed = 0
+        if changed == 1:
+            return True
+        # Whatever the copy left goes; the environment starts again from an empty database.
+        self.databases.drop(plan.name)
+        self.databases.ensure(plan.name)
+        return False
 
     def ensure_service_user(self, plan: RuntimePlan) -> str | None:
         """The service user, made once per database, Airflow version and secret."""

@@ -134,3 +134,58 @@ def test_a_new_instance_starts_over_a_stale_pid_file_and_adopts_a_live_server(tm
         assert not third.alive()
     finally:
         first.stop()
+
+
+def test_a_template_is_built_once_closed_for_good_and_copied_as_the_environments_own(
+    databases: MetadataDatabases,
+):
+    name = databases.template_name(f"3.0.6-{uuid.uuid4().hex[:16]}")
+    seen: list = []
+
+    def fill(address) -> bool:
+        seen.append(address)
+        with connect(address.libpq_url()) as conn:
+            conn.execute("CREATE TABLE ab_user (username text PRIMARY KEY, password text)")
+            conn.execute("INSERT INTO ab_user VALUES ('airdock-service', 'nobody knows')")
+        return True
+
+    assert databases.build_template(name, fill)
+    assert databases.build_template(name, fill) and len(seen) == 1  # built once
+    # The builder's login ended with the build, and nobody connects to the template again.
+    with pytest.raises(psycopg.OperationalError):
+        connect(seen[0].libpq_url())
+    with connect(databases.admin_url) as admin:
+        row = admin.execute(
+            "SELECT datistemplate, datallowconn FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        assert row == (True, False)
+
+    fresh = databases.ensure("copied")
+    assert databases.is_empty("copied")
+    address = databases.clone("copied", name)
+    assert address == fresh and not databases.is_empty("copied")
+    with connect(address.libpq_url()) as conn:  # the environment's role owns what it got
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'ab_user'")
+        assert owner.fetchone() == (address.user,)
+        conn.execute("UPDATE ab_user SET password = 'its own'")
+        conn.execute("ALTER TABLE ab_user ADD COLUMN later text")  # as a migration would
+    # Another environment's role cannot reach the template, nor the copy.
+    other = databases.ensure("other")
+    for database in (name, address.database):
+        with pytest.raises(psycopg.OperationalError):
+            connect(other.libpq_url().rsplit("/", 1)[0] + "/" + database)
+    databases.drop("copied")
+    databases.drop("other")
+    databases.drop_template(name)
+    with connect(databases.admin_url) as admin:
+        assert not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+
+
+def test_a_template_whose_build_fails_is_not_kept(databases: MetadataDatabases):
+    name = databases.template_name(f"2.10.3-{uuid.uuid4().hex[:16]}")
+    assert not databases.build_template(name, lambda address: False)
+    with connect(databases.admin_url) as admin:
+        left = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)
+        ).fetchall()
+    assert left == []

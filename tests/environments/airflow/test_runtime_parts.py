@@ -14,6 +14,8 @@ from environments.airflow.runtime.components import fixed_components, worker
 from environments.airflow.runtime.configuration import component_environment, option_variable
 from environments.airflow.runtime.logship import line_level
 from environments.airflow.runtime.plan import RuntimePlan
+from environments.airflow.runtime.templates import lock_only
+from environments.airflow.venv_store import mark_complete
 from environments.plumbing import processes
 
 SECRETS = {"fernet_key": "f", "secret_key": "s", "jwt_secret": "j"}
@@ -174,3 +176,15 @@ def test_forked_children_inherit_frozen_objects(tmp_path: Path) -> None:
     # objects they share frozen, so neither collector writes to those pages. A later fork
     # freezes nothing more: what the parent made since stays collectable.
     assert done.stdout.split() == ["0", "0", "True", "0", "True"], done.stderr
+
+
+def test_only_a_venv_of_the_lock_alone_gets_a_schema_template(tmp_path: Path) -> None:
+    """A template is copied into every environment of its venv, so it is built only by a
+    venv whose every package came from Airdock's lock (runtime.templates)."""
+    venv = tmp_path / "3.0.6-abc"
+    assert not lock_only(venv)  # no marker: not a finished venv
+    for recorded, trusted in (("none", True), ("installed", False)):
+        mark_complete(venv, spec_hash="abc", airflow_version="3.0.6", requirements=recorded)
+        assert lock_only(venv) is trusted
+    mark_complete(venv, spec_hash="abc", airflow_version="3.0.6")  # built before the field
+    assert not lock_only(venv)
