@@ -36,6 +36,9 @@ from environments.workspace import Workspace
 log = logging.getLogger(__name__)
 
 TEMPLATE_ENVIRONMENT = "schema-template"
+# Options a migration writes into the database (Airflow's log_template table): an environment
+# that sets one migrates its own, so that its value is the one recorded.
+MIGRATION_READS = {"logging.log_filename_template", "elasticsearch.log_id_template"}
 
 
 class SchemaTemplates:
@@ -48,7 +51,7 @@ class SchemaTemplates:
     def template_for(self, plan: RuntimePlan) -> str | None:
         """The template database for the plan's virtualenv, built now if needed; None when
         the virtualenv may not have one or building it failed."""
-        if not lock_only(plan.venv):
+        if not lock_only(plan.venv) or MIGRATION_READS & {k.lower() for k in plan.options}:
             return None
         name = self.databases.template_name(plan.venv.name)
         try:
