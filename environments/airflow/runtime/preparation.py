@@ -10,6 +10,7 @@ and a create is waiting for it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -118,9 +119,11 @@ class DatabasePreparation:
             changed = 0
         if changed == 1:
             return True
-        # Whatever the copy left goes; the environment starts again from an empty database.
-        self.databases.drop(plan.name)
-        self.databases.ensure(plan.name)
+        # Whatever the copy left goes; the environment starts again from an empty database
+        # (if even that fails, the migration that follows says what is wrong).
+        with contextlib.suppress(psycopg.Error):
+            self.databases.drop(plan.name)
+            self.databases.ensure(plan.name)
         return False
 
     def ensure_service_user(self, plan: RuntimePlan) -> str | None:
