@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import secrets
+import stat
 from pathlib import Path
 
 import psycopg
@@ -62,6 +64,8 @@ class SchemaTemplates:
         return name if built else None
 
     def _fill(self, plan: RuntimePlan, address: DatabaseAddress) -> bool:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # Airdock's alone, as the build runs as Airdock
         workspace = Workspace(self.root / plan.venv.name)
         workspace.create()
         install_support_files(workspace)
@@ -91,10 +95,21 @@ class SchemaTemplates:
             secrets.token_urlsafe(32),  # a password nobody knows: each copy gets its own
             migrate_first=True,
         )
+        _close(self.root)
         if problem is not None:
             log.warning("building the schema template of %s failed: %s", plan.venv.name, problem)
             return False
         return True
+
+
+def _close(root: Path) -> None:
+    """Nothing of the build is for other accounts (the support files are written readable,
+    for environments' accounts elsewhere)."""
+    for folder, _dirs, files in os.walk(root):
+        for path in (folder, *(os.path.join(folder, name) for name in files)):
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o007:
+                os.chmod(path, stat.S_IMODE(mode) & ~0o007)
 
 
 def lock_only(venv: Path) -> bool:
