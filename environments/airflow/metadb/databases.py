@@ -50,6 +50,14 @@ class DatabaseAddress:
         return self.sqlalchemy_url().replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
+def _fit(name: str, *, digest_of: str) -> str:
+    """`name` if PostgreSQL takes it whole, else cut short and made unique by a digest."""
+    if len(name.encode()) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha256(digest_of.encode()).hexdigest()[:12]
+    return f"{name[: MAX_IDENTIFIER - 13]}-{digest}"
+
+
 def libpq_url(url: str) -> str:
     """`postgresql+driver://...` as libpq (psycopg) reads it: `postgresql://...`."""
     parts = urlsplit(url)
@@ -80,11 +88,7 @@ class MetadataDatabases:
         return libpq_url(url)
 
     def name_for(self, environment: str) -> str:
-        name = f"{self.prefix}-{environment}"
-        if len(name.encode()) <= MAX_IDENTIFIER:
-            return name
-        digest = hashlib.sha256(environment.encode()).hexdigest()[:12]
-        return f"{name[: MAX_IDENTIFIER - 13]}-{digest}"
+        return _fit(f"{self.prefix}-{environment}", digest_of=environment)
 
     def address(self, environment: str) -> DatabaseAddress:
         parts = urlsplit(self.admin_url)
@@ -122,7 +126,8 @@ class MetadataDatabases:
 
     def template_name(self, key: str) -> str:
         """The template database for `key` (a virtualenv's name); also its role's name."""
-        return self._bounded(f"{self.prefix}-template-{key}")
+        name = f"{self.prefix}-template-{key}"
+        return _fit(name, digest_of=name)
 
     def build_template(self, name: str, fill: Callable[[DatabaseAddress], bool]) -> bool:
         """Make the template database `name` unless it exists; True when it exists after.
@@ -156,7 +161,7 @@ class MetadataDatabases:
 
     def _start_template(self, conn: psycopg.Connection, name: str) -> DatabaseAddress:
         """An empty database to build template `name` in, and its builder's one-off login."""
-        building = self._bounded(f"{name}-new")
+        building = _fit(f"{name}-new", digest_of=f"{name}-new")
         self._drop_database(conn, building)  # left by a builder that died
         role, target = sql.Identifier(name), sql.Identifier(building)
         password = secrets.token_hex(24)
@@ -227,12 +232,6 @@ class MetadataDatabases:
         self._end_sessions(conn, name)
         drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         conn.execute(drop.format(sql.Identifier(name)))
-
-    def _bounded(self, name: str) -> str:
-        if len(name.encode()) <= MAX_IDENTIFIER:
-            return name
-        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-        return f"{name[: MAX_IDENTIFIER - 13]}-{digest}"
 
     def exists(self, environment: str) -> bool:
         with self._admin() as conn:

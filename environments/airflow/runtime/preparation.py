@@ -98,14 +98,14 @@ class DatabasePreparation:
         template = self._templates.template_for(plan)
         if template is None:
             return False
-        login = identity.service_login(key)
-        hashed = identity.password_hash(plan, self._environment(plan), self._launch, login)
-        if hashed is None:
-            return False
         try:
             if not self.databases.is_empty(plan.name):
                 return False  # not fresh after all: migrated in place, never replaced
         except psycopg.Error:
+            return False
+        login = identity.service_login(key)
+        hashed = identity.password_hash(plan, self._environment(plan), self._launch, login)
+        if hashed is None:
             return False
         try:
             address = self.databases.clone(plan.name, template)
