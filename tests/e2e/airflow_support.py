@@ -24,3 +24,11 @@ def prerequisites_for_airflow(live: LiveServer, tag: str) -> dict:
         PolicyDocument=results_policy(bucket),
     )
     return params
+
+
+def embedded_admin_url(data_dir) -> str:
+    """The superuser's URL of the embedded PostgreSQL that a live server started."""
+    root = data_dir / "postgres"
+    password = (root / "superuser").read_text().strip()
+    port = (root / "port").read_text().strip()
+    return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"

@@ -24,6 +24,7 @@ from tests.conftest import (
     wait_for_status,
     wait_gone,
 )
+from tests.e2e.airflow_support import embedded_admin_url
 from tests.waiting import wait_until
 
 # Each test creates a real Airflow environment.
@@ -46,13 +47,6 @@ def pid_alive(pid: int) -> bool:
 def database_names(admin_url: str) -> set[str]:
     with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-
-
-def embedded_admin_url(data_dir) -> str:
-    root = data_dir / "postgres"
-    password = (root / "superuser").read_text().strip()
-    port = (root / "port").read_text().strip()
-    return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
 
 
 def create_and_delete(live, name: str, admin_url: str, database: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metadb.embedded import EmbeddedPostgres
-from tests.conftest import PG_ADMIN_URL, postgres_available
+from tests.conftest import PG_ADMIN_URL, ROOT, postgres_available
 from tests.waiting import wait_until
 
 
@@ -189,3 +191,76 @@ def test_a_template_whose_build_fails_is_not_kept(databases: MetadataDatabases):
             "SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)
         ).fetchall()
     assert left == []
+
+
+BUILDER_THAT_HANGS = """
+import sys, time
+import psycopg
+from environments.airflow.metadb.databases import MetadataDatabases
+
+admin_url, key_dir, prefix, name = sys.argv[1:]
+
+def fill(address):
+    with psycopg.connect(address.libpq_url(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE half_built (n int)")
+    print(address.libpq_url(), flush=True)
+    time.sleep(600)  # killed here, mid-build
+
+MetadataDatabases(admin_url, key_dir, prefix=prefix).build_template(name, fill)
+"""
+
+
+def checks_passwords(url: str) -> bool:
+    """Whether the server refuses `url`'s role with a wrong password."""
+    user, rest = url.split("://", 1)[1].split(":", 1)
+    try:
+        connect(f"postgresql://{user}:wrong-{rest}").close()
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def test_a_builder_killed_mid_build_leaves_no_template_and_the_next_build_starts_clean(
+    databases: MetadataDatabases, tmp_path: Path
+):
+    """SIGKILL a real builder process while its database is half built: nothing it made is
+    taken for a template, its login stops working when the next builder starts, and the next
+    build starts from an empty database."""
+    name = databases.template_name(f"3.0.6-{uuid.uuid4().hex[:16]}")
+    builder = subprocess.Popen(
+        [sys.executable, "-c", BUILDER_THAT_HANGS, databases.admin_url, str(tmp_path),
+         databases.prefix, name],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        killed_login = builder.stdout.readline().strip()
+        assert killed_login.startswith("postgresql://"), "the builder did not reach its fill"
+    finally:
+        builder.send_signal(signal.SIGKILL)
+        builder.wait(timeout=30)
+        builder.stdout.close()
+    with connect(databases.admin_url) as admin:
+        row = admin.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,))
+        assert row.fetchone() is None  # the half-built database is not the template
+
+    tables: list = []
+
+    def fill(address) -> bool:
+        if checks_passwords(killed_login):  # 127.0.0.1:5432 here trusts every login
+            with pytest.raises(psycopg.OperationalError):
+                connect(killed_login)  # the dead builder's password was replaced
+        with connect(address.libpq_url()) as conn:
+            tables.extend(conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = "
+                                       "'public'").fetchall())  # fmt: skip
+            conn.execute("CREATE TABLE complete (n int)")
+        return True
+
+    assert databases.build_template(name, fill)
+    assert tables == []  # begun again from nothing, not on top of the half-built one
+    with connect(databases.admin_url) as admin:
+        left = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)
+        ).fetchall()
+        login = admin.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (name,))
+        assert left == [(name,)] and login.fetchone() == (False,)
+    databases.drop_template(name)

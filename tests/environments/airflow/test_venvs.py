@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from environments.airflow.venvs import (
     InstallResult,
     build_venv,
 )
+from tests.wheels import write_wheel
 
 AIRFLOW = "3.0.6"
 CONSTRAINTS_URL = (
@@ -279,25 +279,6 @@ def test_other_airflow_versions_build(workspace, uv_cache, version):
     assert result.ok, result.error_message
     assert versions(workspace / "venv", "apache-airflow") == [version]
     assert run_python(workspace / "venv", "import airflow.providers.amazon, tomli_w; print(1)")
-
-
-def write_wheel(folder: Path, name: str, version: str, code: str) -> Path:
-    """A minimal pure-Python wheel, as a user would ship in plugins.zip."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": code,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, text in files.items():
-            archive.writestr(member, text)
-        record = "".join(f"{member},,\n" for member in [*files, f"{info}/RECORD"])
-        archive.writestr(f"{info}/RECORD", record)
-    return path
 
 
 def venv_dirs(workspace: Path) -> list[str]:
