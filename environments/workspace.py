@@ -3,7 +3,7 @@
 dags/      mirror of the DagS3Path prefix
 plugins/   plugins.zip, extracted
 venv/      the environment's own virtualenv
-home/      AIRFLOW_HOME for the runtime and for DAG checks
+home/      AIRFLOW_HOME for the runtime and for DAG checks; home/.pycache their bytecode
 state/     sync manifest, DAG report, startup environment, content hashes
 """
 
@@ -43,6 +43,12 @@ class Workspace:
     venv = _folder("venv")
     home = _folder("home")
     state = _folder("state")
+
+    @property
+    def bytecode(self) -> Path:
+        """Where the environment's Pythons keep bytecode (PYTHONPYCACHEPREFIX): the venv is
+        not theirs to write, and the synced dags folder is not the place."""
+        return self.home / ".pycache"
 
     def create(self) -> None:
         for path in (self.dags, self.plugins, self.home, self.state):

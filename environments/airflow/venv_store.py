@@ -49,6 +49,15 @@ def current_venv(target: Path) -> Path | None:
     return real if is_complete(real) else None
 
 
+def read_marker(venv: Path) -> dict:
+    """What the build recorded about `venv` (empty if it has no readable marker)."""
+    try:
+        found = json.loads((venv / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def is_complete(venv: Path) -> bool:
     """Built to the end, and still where it was built (a moved venv has stale absolute paths)."""
     try:

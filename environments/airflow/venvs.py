@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from environments.airflow import sandbox
+from environments.airflow import bytecode, sandbox
 from environments.airflow.locks import (
     LOCKS_DIR,
     AirflowLock,
@@ -225,7 +225,8 @@ class _Build:
         if is_complete(venv):
             self.say(f"{venv.name} was built before; switching back to it")
         else:
-            self._install(venv, lock, prepared, python, airflow_version, spec_hash)
+            seed = bytecode.seed_key(airflow_version, lock.read_bytes(), interpreter)
+            self._install(venv, lock, prepared, python, airflow_version, spec_hash, seed)
         previous = current_venv(self.target)
         switch(self.target, venv, self.say)
         prune(self.target, {venv.resolve(), previous}, self.say)
@@ -240,6 +241,7 @@ class _Build:
         python: str,
         airflow_version: str,
         spec_hash: str,
+        seed: str,
     ) -> None:
         if venv.exists():  # a build that crashed or failed half-way
             shutil.rmtree(venv)
@@ -263,6 +265,8 @@ class _Build:
                 self._uv(*sync, what=f"Installing Airflow {airflow_version}")
             if self.workspace is not None:
                 sandbox.close_tree(self.workspace, venv)
+            # Now, while the venv holds nothing but the lock (see environments.airflow.bytecode).
+            self.say(bytecode.make_seed(venv, bytecode.seeds_root(self.cache), seed))
             if prepared.requirements.strip():
                 self._install_requirements(venv, lock, prepared)
             else:
@@ -274,6 +278,7 @@ class _Build:
                 python=python,
                 # Nothing but Airdock's lock (runtime.templates trusts such a venv).
                 requirements="installed" if prepared.requirements.strip() else "none",
+                bytecode=seed,
             )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)

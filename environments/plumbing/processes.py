@@ -44,14 +44,17 @@ def run(
     cwd: Path | None = None,
     log: IO[str] | None = None,
     identity: Mapping[str, Any] | None = None,
+    stdin: Any = subprocess.DEVNULL,
 ) -> ProcessResult:
     """Run `command`; output is also copied line by line to `log` as it arrives. `identity`
-    holds `spawn`'s user, group, extra_groups and umask arguments, when they are needed."""
+    holds `spawn`'s user, group, extra_groups and umask arguments, when they are needed;
+    `stdin` is as for `spawn` (a file to read, say)."""
     start = time.monotonic()
     process = spawn(
         command,
         env=env,
         cwd=cwd,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         **(identity or {}),

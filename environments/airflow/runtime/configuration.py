@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from environments.airflow.runtime.plan import RuntimePlan
+from environments.workspace import Workspace
 
 # The module (copied into <home>/.airdock) that turns the queue into Celery's broker options.
 CELERY_CONFIG_MODULE = "airdock_celery_config"
@@ -132,8 +133,9 @@ def essentials(
         # The venv is not the environment's to write, so without this every Airflow process
         # compiles the thousands of modules it imports again (seconds of CPU each). The DAG
         # check already keeps its bytecode here (environments.contents.dag_check): the first
-        # process that imports a module leaves it for every later one of this environment.
-        "PYTHONPYCACHEPREFIX": str(home / ".pycache"),
+        # process that imports a module leaves it for every later one of this environment,
+        # and a new environment starts with its lock's seed (environments.airflow.bytecode).
+        "PYTHONPYCACHEPREFIX": str(Workspace(plan.workspace).bytecode),
         # The execution role, as MWAA's containers have it, and the environment's AWS.
         "AWS_CONFIG_FILE": str(aws_config),
         "AWS_SHARED_CREDENTIALS_FILE": str(aws_credentials),

@@ -7,13 +7,17 @@ rolls back to a working environment.
 
 from __future__ import annotations
 
+import logging
 import socket
 
+from environments.airflow.bytecode import plant_for
 from environments.airflow.venv_store import remove_venvs
 from environments.airflow.venvs import build_venv
 from environments.aws.cwlogs import put_lines
 from environments.provisioning.step import DONE, Failed, Outcome, RetryLater, StepContext
 from environments.provisioning.steps.files import enabled_log_groups, fetch_artifact
+
+log = logging.getLogger(__name__)
 
 
 def install_stream() -> str:
@@ -62,6 +66,9 @@ class Requirements:
                 f"{result.error_message} ({where})",
             )
         ctx.resources["venv"] = {"spec_hash": result.spec_hash}
+        if result.venv_path is not None:
+            planted = plant_for(workspace, result.venv_path, ctx.services.uv_cache)
+            log.info("%s: %s", ctx.name, planted)
         return DONE
 
     def teardown(self, ctx: StepContext) -> Outcome:

@@ -5,11 +5,8 @@ workspace, nor write outside its own."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-
-import pytest
 
 from environments.airflow import sandbox
 from environments.plumbing import processes
@@ -36,25 +33,6 @@ result["uid"] = os.getuid()
 result["secret_variable"] = "AIRDOCK_SECRET" in os.environ
 print(json.dumps(result))
 """
-
-
-def available_modes() -> list:
-    modes = []
-    if os.geteuid() == 0:
-        modes.append(sandbox.ACCOUNTS)
-    bubblewrap = pytest.param(
-        sandbox.BUBBLEWRAP,
-        marks=pytest.mark.skipif(
-            not sandbox._bubblewrap_works(), reason="bubblewrap (bwrap) is not usable here"
-        ),
-    )
-    return [*modes, bubblewrap]
-
-
-@pytest.fixture(params=available_modes())
-def confined_mode(request, monkeypatch) -> str:
-    monkeypatch.setattr(sandbox, "mode", lambda: request.param)
-    return request.param
 
 
 def test_confined_process_reaches_its_workspace_only(confined_mode, tmp_path, monkeypatch):

@@ -1,0 +1,121 @@
+"""Bytecode seeds (environments.airflow.bytecode), on a small real venv: an environment imports
+its lock's modules from the seed without compiling them, never runs a seeded pyc whose source
+changed, and neither making nor planting a seed can be steered by what is in the venv or in the
+environment's own bytecode folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from environments.airflow import bytecode, sandbox
+from environments.airflow.venvs import find_uv
+from environments.plumbing import processes
+from environments.workspace import Workspace
+
+MODULE = "seeded_module"
+# Two bodies of the same size, so that only the content tells them apart.
+LOCKED, CHANGED = "VALUE = 'from the lock'\n", "VALUE = 'from the user'\n"
+CHECKED_HASH = 0b11  # PEP 552: hash-based, checked against the source
+
+
+@pytest.fixture
+def seeded(confined_mode, tmp_path):
+    """(workspace, venv, seed root): a workspace whose venv holds one module of 'the lock',
+    and the seed made from it."""
+    workspace = Workspace.for_environment(tmp_path / "data", "seeded")
+    sandbox.prepare(workspace)
+    venv = workspace.root / "venv-built"
+    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    (bytecode.site_packages(venv) / f"{MODULE}.py").write_text(LOCKED)
+    sandbox.close_tree(workspace, venv)
+    root = tmp_path / "cache" / "bytecode"
+    assert bytecode.make_seed(venv, root, "k") == "bytecode seed k made"
+    return workspace, venv, root
+
+
+def planted_pyc(workspace: Workspace, venv: Path) -> Path:
+    site = bytecode.site_packages(venv)
+    tag = sys.implementation.cache_tag
+    return workspace.bytecode / site.relative_to("/") / f"{MODULE}.{tag}.pyc"
+
+
+def import_as_environment(workspace: Workspace, venv: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPYCACHEPREFIX": str(workspace.bytecode)}
+    code = f"import {MODULE}; print({MODULE}.VALUE)"
+    launch = sandbox.confine(workspace, [str(venv / "bin" / "python"), "-c", code], env,
+                             workspace.home)  # fmt: skip
+    result = processes.run(
+        launch.argv, env=launch.env, cwd=launch.cwd, identity=launch.identity(), timeout=60
+    )
+    assert result.ok, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+def flags(pyc: Path) -> int:
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
+def test_an_environment_imports_the_lock_from_its_seed_without_compiling(seeded):
+    workspace, venv, root = seeded
+    assert bytecode.plant(workspace, venv, root, "k") == "bytecode planted: site-packages, stdlib"
+    pyc = planted_pyc(workspace, venv)
+    assert flags(pyc) == CHECKED_HASH
+    before = pyc.stat().st_mtime_ns
+    assert import_as_environment(workspace, venv) == "from the lock"
+    # Python rewrites a pyc it finds invalid (and a rewritten one is timestamp-based).
+    assert (pyc.stat().st_mtime_ns, flags(pyc)) == (before, CHECKED_HASH)
+    stdlib_pyc = next(workspace.bytecode.rglob(f"json/__init__.{sys.implementation.cache_tag}.pyc"))
+    assert flags(stdlib_pyc) == CHECKED_HASH
+    if sandbox.mode() == sandbox.ACCOUNTS:  # the planted copy is the environment's own
+        assert pyc.stat().st_uid == sandbox.prepare(workspace).uid
+    assert bytecode.plant(workspace, venv, root, "k") == "bytecode planted: all there already"
+
+
+def test_a_module_changed_after_seeding_runs_as_changed_not_from_the_seed(seeded):
+    workspace, venv, root = seeded
+    source = bytecode.site_packages(venv) / f"{MODULE}.py"
+    stat = source.stat()
+    source.write_text(CHANGED)  # same size; and the same mtime, as a reproducible wheel has
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    bytecode.plant(workspace, venv, root, "k")
+    assert import_as_environment(workspace, venv) == "from the user"
+
+
+def test_making_a_seed_runs_nothing_of_the_venv(confined_mode, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    ran = tmp_path / "ran"
+    hook = f"import pathlib; pathlib.Path({str(ran)!r}).write_text('ran')\n"
+    (bytecode.site_packages(venv) / "hostile.pth").write_text(hook)
+    (bytecode.site_packages(venv) / "sitecustomize.py").write_text(hook.split(";")[1])
+    assert bytecode.make_seed(venv, tmp_path / "seeds", "k") == "bytecode seed k made"
+    assert not ran.exists()
+    assert bytecode.make_seed(venv, tmp_path / "seeds", "k") == "bytecode seed k is ready"
+
+
+def test_planting_follows_no_link_the_environment_left_in_its_bytecode_folder(seeded, tmp_path):
+    """The environment shapes its own bytecode folder. A link it left where the seed goes must
+    not carry Airdock's writes out of the workspace."""
+    workspace, venv, root = seeded
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+    first = bytecode.site_packages(venv).relative_to("/").parts[0]
+    workspace.bytecode.mkdir(parents=True, exist_ok=True)
+    (workspace.bytecode / first).symlink_to(outside, target_is_directory=True)
+    said = bytecode.plant(workspace, venv, root, "k")
+    assert said.startswith("bytecode not planted"), said
+    assert list(outside.iterdir()) == []
+
+
+def test_a_missing_or_broken_seed_only_costs_speed(seeded):
+    workspace, venv, root = seeded
+    assert bytecode.plant(workspace, venv, root, "other") == "no bytecode seed other to plant"
+    assert bytecode.plant_for(workspace, venv, root.parent / "uv") == (
+        "no bytecode seed recorded for this venv"
+    )
+    assert import_as_environment(workspace, venv) == "from the lock"
