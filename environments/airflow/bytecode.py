@@ -105,11 +105,13 @@ def make_seed(venv: Path, root: Path, key: str) -> str:
 
 
 def plant_for(workspace: Workspace, venv: Path, cache_dir: Path) -> str:
-    """Plant the seed that `venv`'s build recorded (see `plant`)."""
+    """Plant the seed that `venv`'s build recorded (see `plant`), and drop the bytecode of the
+    venvs that its store no longer holds."""
+    forgotten = forget_removed_venvs(workspace, Path(venv).resolve().parent)
     key = read_marker(venv).get("bytecode")
     if not isinstance(key, str) or not key:
-        return "no bytecode seed recorded for this venv"
-    return plant(workspace, venv, seeds_root(cache_dir), key)
+        return f"no bytecode seed recorded for this venv{forgotten}"
+    return plant(workspace, venv, seeds_root(cache_dir), key) + forgotten
 
 
 def plant(workspace: Workspace, venv: Path, root: Path, key: str) -> str:
@@ -135,6 +137,27 @@ def plant(workspace: Workspace, venv: Path, root: Path, key: str) -> str:
             return f"bytecode not planted: {error}"
         planted.append(name)
     return f"bytecode planted: {', '.join(planted) or 'all there already'}"
+
+
+def forget_removed_venvs(workspace: Workspace, store: Path) -> str:
+    """Remove, as the environment, the bytecode kept for venvs of `store` (a venv store folder)
+    that are gone: each venv's is about 100 MB. Returns a clause for the log line."""
+    folder = workspace.bytecode / store.relative_to("/")
+    try:
+        kept = {entry.name for entry in store.iterdir()}
+        stale = [entry for entry in folder.iterdir() if entry.name not in kept]
+    except OSError:
+        return ""
+    if not stale:
+        return ""
+    argv = ["/bin/rm", "-rf", "--", *map(str, stale)]
+    launch = sandbox.confine(workspace, argv, {"PATH": "/usr/bin:/bin"}, workspace.home)
+    result = procs.run(
+        launch.argv, timeout=UNPACK_TIMEOUT, env=launch.env, cwd=launch.cwd,
+        identity=launch.identity(),
+    )  # fmt: skip
+    names = ", ".join(sorted(entry.name for entry in stale))
+    return f"; bytecode of {names} removed" if result.ok else f"; removing {names} failed"
 
 
 # --- internals ---------------------------------------------------------------------------

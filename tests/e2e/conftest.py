@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import LiveServer, start_server, wait_for_status
-from tests.e2e.airflow_support import prerequisites_for_airflow
+from tests.e2e.airflow_support import VIEWER_CONFIG, prerequisites_for_airflow
+from tests.e2e.iam_support import write_config
 from tests.xdist_units import uses_airflow_live
 
 # The embedded PostgreSQL's first start (initdb) and the server, on a busy machine.
@@ -46,9 +47,12 @@ _airflow_servers: list[LiveServer] = []
 
 @pytest.fixture(scope="session")
 def airflow_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One `airdock serve` with the Airflow runtime, its metadata in the embedded PostgreSQL."""
+    """One `airdock serve` with the Airflow runtime, its metadata in the embedded PostgreSQL,
+    and an IAM config holding the Viewer-only user (`viewer_mwaa`)."""
+    base = tmp_path_factory.mktemp("airflow-shared")
+    config = write_config(base / "iam", VIEWER_CONFIG)
     live = start_server(
-        tmp_path_factory.mktemp("airflow-shared") / "data", airflow=True, timeout=SERVER_WITHIN
+        base / "data", "--iam-config", str(config), airflow=True, timeout=SERVER_WITHIN
     )
     _airflow_servers.append(live)
     yield live

@@ -3,10 +3,10 @@ session's real Airflow environments.
 
 `airdock env open` mints a web-login URL as the admin; Chromium opening it ends signed in to the
 Airflow UI as Admin (a screenshot is saved). A Viewer's token signs in as Viewer, who can list
-DAGs but is refused a trigger. (The Viewer's token is written into the store as
-CreateWebLoginToken writes it for a Viewer-only policy: the session's shared server has no IAM
-config to hold such a user; the policy-to-role mapping is the API's, tested with the IAM
-tests.) A used, expired or forged token gets the 403 page and no session.
+DAGs but is refused a trigger: that token comes from CreateWebLoginToken called with boto3 as
+the shared server's Viewer-only IAM user (tests/e2e/conftest.py), so the whole path from an IAM
+policy to an Airflow role is the one a user takes. A used, expired or forged token gets the 403
+page and no session.
 Chromium trusts the local CA by its public key (--ignore-certificate-errors-spki-list), so the
 test still fails on a certificate that does not chain to it.
 
@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import ROOT, LiveServer
+from tests.e2e.airflow_support import viewer_mwaa
 from tests.e2e.test_doors_cli import env_open, plant_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -145,10 +146,13 @@ def test_a_browser_signs_in_with_a_web_login_token(browser, shared_environment, 
     assert not signed_in(again, host, version)
     again.close()
 
-    # A Viewer's token (as CreateWebLoginToken mints it for a Viewer-only policy).
+    # A user whose IAM policy allows the Airflow UI as Viewer only.
+    minted = viewer_mwaa(env.live).create_web_login_token(Name=env.name)
+    assert minted["IamIdentity"].endswith(":user/viewer"), minted
+    assert minted["WebServerHostname"] == host
     viewer = browser.new_context()
     page = viewer.new_page()
-    page.goto(login_url(host, plant_token(env, "web", expires_in=60, airflow_role="Viewer")))
+    page.goto(login_url(host, minted["WebToken"]))
     page.wait_for_url(lambda now: "aws-console-sso" not in now, timeout=60_000)
     page.get_by_text("DAGs").first.wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / f"airflow-{version}-viewer.png"), full_page=True)

@@ -6,6 +6,7 @@ environment's own bytecode folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from environments.airflow import bytecode, sandbox
+from environments.airflow.venv_store import store_dir
 from environments.airflow.venvs import find_uv
 from environments.plumbing import processes
 from environments.workspace import Workspace
@@ -29,7 +31,7 @@ def seeded(confined_mode, tmp_path):
     and the seed made from it."""
     workspace = Workspace.for_environment(tmp_path / "data", "seeded")
     sandbox.prepare(workspace)
-    venv = workspace.root / "venv-built"
+    venv = store_dir(workspace.venv) / "3.0.6-built"  # where venv_store builds one
     subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     (bytecode.site_packages(venv) / f"{MODULE}.py").write_text(LOCKED)
     sandbox.close_tree(workspace, venv)
@@ -119,3 +121,22 @@ def test_a_missing_or_broken_seed_only_costs_speed(seeded):
         "no bytecode seed recorded for this venv"
     )
     assert import_as_environment(workspace, venv) == "from the lock"
+
+
+def test_bytecode_of_a_venv_gone_from_the_store_is_removed(seeded):
+    """An update builds a new venv beside the old one and prunes the old: its planted bytecode
+    (about 100 MB) goes with it."""
+    workspace, venv, root = seeded
+    store = venv.parent
+    old = store / "3.0.6-replaced"
+    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(old)], check=True)
+    sandbox.close_tree(workspace, old)
+    bytecode.plant(workspace, old, root, "k")
+    old_bytecode = workspace.bytecode / old.relative_to("/")
+    assert old_bytecode.is_dir()
+    shutil.rmtree(old)  # the prune
+    bytecode.plant(workspace, venv, root, "k")
+    assert bytecode.forget_removed_venvs(workspace, store) == "; bytecode of 3.0.6-replaced removed"
+    assert not old_bytecode.exists()
+    assert (workspace.bytecode / bytecode.site_packages(venv).relative_to("/")).is_dir()
+    assert bytecode.forget_removed_venvs(workspace, store) == ""
