@@ -43,7 +43,7 @@ from environments.workspace import Workspace
 # Bump when the way a seed is made changes, so that seeds are made again.
 RECIPE = "airdock-bytecode-1"
 COMPILE_TIMEOUT = 300.0
-UNPACK_TIMEOUT = 120.0
+CONFINED_TIMEOUT = 120.0
 # Parts of the standard library that no Airflow process imports.
 _STDLIB_SKIPPED = ("site-packages", "test", "idlelib", "turtledemo", "tkinter", "lib2to3")
 _PARTS = ("site-packages", "stdlib")
@@ -153,7 +153,7 @@ def forget_removed_venvs(workspace: Workspace, store: Path) -> str:
     argv = ["/bin/rm", "-rf", "--", *map(str, stale)]
     launch = sandbox.confine(workspace, argv, {"PATH": "/usr/bin:/bin"}, workspace.home)
     result = procs.run(
-        launch.argv, timeout=UNPACK_TIMEOUT, env=launch.env, cwd=launch.cwd,
+        launch.argv, timeout=CONFINED_TIMEOUT, env=launch.env, cwd=launch.cwd,
         identity=launch.identity(),
     )  # fmt: skip
     names = ", ".join(sorted(entry.name for entry in stale))
@@ -187,7 +187,7 @@ def _unpack_as_environment(workspace: Workspace, archive: Path, target: Path) ->
     launch = sandbox.confine(workspace, argv, env, workspace.home)
     with open(archive, "rb") as stream:
         result = procs.run(
-            launch.argv, timeout=UNPACK_TIMEOUT, env=launch.env, cwd=launch.cwd,
+            launch.argv, timeout=CONFINED_TIMEOUT, env=launch.env, cwd=launch.cwd,
             identity=launch.identity(), stdin=stream,
         )  # fmt: skip
     if not result.ok:
