@@ -25,19 +25,31 @@ LOCKED, CHANGED = "VALUE = 'from the lock'\n", "VALUE = 'from the user'\n"
 CHECKED_HASH = 0b11  # PEP 552: hash-based, checked against the source
 
 
+def new_venv(path: Path) -> Path:
+    """A venv whose site-packages holds one module of 'the lock'."""
+    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(path)], check=True)
+    (bytecode.site_packages(path) / f"{MODULE}.py").write_text(LOCKED)
+    return path
+
+
+@pytest.fixture(scope="module")
+def seed_root(tmp_path_factory) -> Path:
+    """A seed made once for the module: compiling the standard library takes seconds, and a
+    seed fits any venv of the same lock wherever it lies (pycs name no path)."""
+    root = tmp_path_factory.mktemp("cache") / "bytecode"
+    venv = new_venv(tmp_path_factory.mktemp("seed-source") / "venv")
+    assert bytecode.make_seed(venv, root, "k") == "bytecode seed k made"
+    return root
+
+
 @pytest.fixture
-def seeded(confined_mode, tmp_path):
-    """(workspace, venv, seed root): a workspace whose venv holds one module of 'the lock',
-    and the seed made from it."""
+def seeded(confined_mode, tmp_path, seed_root):
+    """(workspace, venv, seed root): a workspace whose venv was built from the seed's lock."""
     workspace = Workspace.for_environment(tmp_path / "data", "seeded")
     sandbox.prepare(workspace)
-    venv = store_dir(workspace.venv) / "3.0.6-built"  # where venv_store builds one
-    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-    (bytecode.site_packages(venv) / f"{MODULE}.py").write_text(LOCKED)
+    venv = new_venv(store_dir(workspace.venv) / "3.0.6-built")  # where venv_store builds one
     sandbox.close_tree(workspace, venv)
-    root = tmp_path / "cache" / "bytecode"
-    assert bytecode.make_seed(venv, root, "k") == "bytecode seed k made"
-    return workspace, venv, root
+    return workspace, venv, seed_root
 
 
 def planted_pyc(workspace: Workspace, venv: Path) -> Path:
@@ -128,8 +140,7 @@ def test_bytecode_of_a_venv_gone_from_the_store_is_removed(seeded):
     (about 100 MB) goes with it."""
     workspace, venv, root = seeded
     store = venv.parent
-    old = store / "3.0.6-replaced"
-    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(old)], check=True)
+    old = new_venv(store / "3.0.6-replaced")
     sandbox.close_tree(workspace, old)
     bytecode.plant(workspace, old, root, "k")
     old_bytecode = workspace.bytecode / old.relative_to("/")
