@@ -6,7 +6,8 @@ Runs `airdock serve` with Airflow on (PostgreSQL on 127.0.0.1:5432 for the metad
 shared uv cache, so virtualenvs are warm after the first environment. It measures:
 
 - create -> AVAILABLE: the first environment (virtualenv hardlinked from the cache, database
-  migrated), then `--rounds` more one at a time, then `--fleet` created at once;
+  migrated), then `--rounds` pairs one at a time, each pair a create as usual and one with the
+  bytecode seeds withheld (the baseline), then `--fleet` created at once;
 - S3 PutObject of a new DAG -> its first task has written its result to S3 (p50/p95), on one
   mw1.small environment with one worker and DAGs unpaused at creation;
 - idle PSS of that environment's processes (all of its process groups), after `--idle` seconds,
@@ -15,7 +16,7 @@ shared uv cache, so virtualenvs are warm after the first environment. It measure
 
 The reference column gives MWAA's figures and the targets of this machine.
 
-    .venv/bin/python scripts/bench_runtime.py [--rounds 2] [--dags 5] [--fleet 5] [--idle 20]
+    .venv/bin/python scripts/bench_runtime.py [--rounds 3] [--dags 5] [--fleet 5] [--idle 20]
 """
 
 from __future__ import annotations
@@ -136,6 +137,22 @@ def _ancestors(pid: int) -> set[int]:
     return seen
 
 
+@contextlib.contextmanager
+def seeds_withheld(seeds: Path, withheld: bool) -> Iterator[None]:
+    """With `withheld`, each seed's archives are renamed away for the duration (and put back):
+    nothing is planted, and since each seed is still there, no build makes a new one."""
+    moved = []
+    if withheld:
+        for archive in seeds.glob("*/*.tar"):
+            archive.rename(archive.with_suffix(".withheld"))
+            moved.append(archive)
+    try:
+        yield
+    finally:
+        for archive in moved:
+            archive.with_suffix(".withheld").rename(archive)
+
+
 def create_available(mwaa, params: dict, name: str) -> float:
     start = time.perf_counter()
     mwaa.create_environment(Name=name, **params)
@@ -153,7 +170,7 @@ def delete(mwaa, names: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=2, help="warm creates, one at a time")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of warm creates")
     parser.add_argument("--dags", type=int, default=5, help="new DAGs to time")
     parser.add_argument("--fleet", type=int, default=5, help="environments created at once")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds idle before PSS")
@@ -174,14 +191,26 @@ def main() -> int:
         first = create_available(mwaa, params, "bench-first")
         rows.append(["create -> AVAILABLE, first environment", f"{first:.1f} s", "MWAA 20-30 min"])
 
-        warm = []
+        # Warm creates, in pairs: one as every create runs, one with the bytecode seeds moved
+        # aside (environments.airflow.bytecode), so that each of its processes compiles what
+        # it imports, as every create did before seeds. Order alternates within the pairs.
+        seeds = Path(os.environ["AIRDOCK_UV_CACHE_DIR"]).absolute().parent / "bytecode"
+        warm: dict[str, list[float]] = {"seeded": [], "unseeded": []}
         for i in range(args.rounds):
-            warm.append(create_available(mwaa, params, f"bench-warm-{i}"))
-            delete(mwaa, [f"bench-warm-{i}"])
-        if warm:
+            for kind in ("seeded", "unseeded") if i % 2 == 0 else ("unseeded", "seeded"):
+                name = f"bench-{kind}-{i}"
+                with seeds_withheld(seeds, kind == "unseeded"):
+                    warm[kind].append(create_available(mwaa, params, name))
+                delete(mwaa, [name])
+        if args.rounds:
+            seeded, unseeded = (statistics.median(warm[k]) for k in ("seeded", "unseeded"))
             rows.append(
-                [f"create -> AVAILABLE, warm (median of {len(warm)})",
-                 f"{statistics.median(warm):.1f} s", "target < 30 s"]
+                [f"create -> AVAILABLE, warm (median of {args.rounds})",
+                 f"{seeded:.1f} s", "target < 30 s"]
+            )  # fmt: skip
+            rows.append(
+                [f"  same, bytecode seeds withheld (median of {args.rounds})",
+                 f"{unseeded:.1f} s", f"seeded/withheld {seeded / unseeded:.2f}x"]
             )  # fmt: skip
 
         s3 = aws("s3")
