@@ -181,7 +181,13 @@ def _pack(folder: Path, archive: Path) -> None:
 
 
 def _unpack_as_environment(workspace: Workspace, archive: Path, target: Path) -> None:
-    script = 'mkdir -p -- "$1" && exec tar -x -f - -C "$1" --no-same-owner --no-same-permissions'
+    # Into a fresh folder beside the target, renamed into place once complete: an unpacking
+    # that dies half-way leaves no partial target that a later `plant` would take as done.
+    script = (
+        'mkdir -p -- "$(dirname -- "$1")" && part=$(mktemp -d -- "$1.part.XXXXXX") && '
+        '{ tar -x -f - -C "$part" --no-same-owner --no-same-permissions && mv -T -- "$part" "$1"'
+        ' || { rm -rf -- "$part"; exit 1; }; }'
+    )
     argv = ["/bin/sh", "-c", script, "plant-bytecode", str(target)]
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     launch = sandbox.confine(workspace, argv, env, workspace.home)

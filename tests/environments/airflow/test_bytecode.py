@@ -151,3 +151,20 @@ def test_bytecode_of_a_venv_gone_from_the_store_is_removed(seeded):
     assert not old_bytecode.exists()
     assert (workspace.bytecode / bytecode.site_packages(venv).relative_to("/")).is_dir()
     assert bytecode.forget_removed_venvs(workspace, store) == ""
+
+
+def test_an_unpacking_cut_short_leaves_nothing_a_later_plant_takes_as_done(seeded, tmp_path):
+    """A truncated archive stands for an unpacking that died half-way: the target is not
+    there afterwards, so the next plant unpacks it whole."""
+    workspace, venv, root = seeded
+    broken = tmp_path / "broken" / "k"
+    shutil.copytree(root / "k", broken)
+    archive = broken / "site-packages.tar"
+    archive.write_bytes(archive.read_bytes()[:700])  # a header and part of its first file
+    said = bytecode.plant(workspace, venv, broken.parent, "k")
+    assert said.startswith("bytecode not planted"), said
+    target = planted_pyc(workspace, venv).parent
+    assert not target.exists()
+    assert not list(target.parent.glob(f"{target.name}.part.*"))
+    assert bytecode.plant(workspace, venv, root, "k") == "bytecode planted: site-packages, stdlib"
+    assert planted_pyc(workspace, venv).is_file()
