@@ -183,11 +183,15 @@ TEST_UV_CACHE = Path(
 def start_server(
     data_dir: Path,
     *extra: str,
-    timeout: float = 60.0,
+    timeout: float = 180.0,
     env: dict[str, str] | None = None,
     airflow: bool = False,
 ) -> LiveServer:
-    """Start `airdock serve` on a free port and wait until /_airdock/health answers 200."""
+    """Start `airdock serve` on a free port and wait until /_airdock/health answers 200.
+
+    About 6 s on an idle machine, most of it importing. `timeout` is a guard against a server
+    that never comes up, not a speed check: with the suite's Airflow environments building
+    their virtualenvs and bytecode on both cores, one start took over a minute."""
     (data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
     log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
