@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -77,7 +78,9 @@ def make_seed(venv: Path, root: Path, key: str) -> str:
         return "no bytecode seed: the venv's site-packages folder was not found"
     python = str(Path(venv) / "bin" / "python")
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    _sweep_abandoned(root)
+    # The work folder names its maker, so a later build can tell a killed one's from a live one's.
+    work = Path(tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", dir=root))
     try:
         stdlib = Path(_stdlib_of(python))
         compiled = work / "compiled"
@@ -88,7 +91,10 @@ def make_seed(venv: Path, root: Path, key: str) -> str:
                    str(site), str(stdlib)]  # fmt: skip
         # compileall exits 1 when some file does not compile (a py2-only test module, say):
         # what did compile is still good.
-        procs.run(command, timeout=COMPILE_TIMEOUT, env={"PATH": "/usr/bin:/bin"}, cwd=work)
+        procs.run(
+            command, timeout=COMPILE_TIMEOUT, env={"PATH": "/usr/bin:/bin"}, cwd=work,
+            dies_with_caller=True,
+        )  # fmt: skip
         staged = work / "seed"
         staged.mkdir(mode=0o700)
         for name, folder in (("site-packages", site), ("stdlib", stdlib)):
@@ -163,6 +169,16 @@ def forget_removed_venvs(workspace: Workspace, store: Path) -> str:
 # --- internals ---------------------------------------------------------------------------
 
 
+def _sweep_abandoned(root: Path) -> None:
+    """Remove the work folders (`.<key>.<pid>.*`, a few hundred MB of pycs each) of seed builds
+    whose process is gone: killed mid-compile, they were never cleaned up. A folder whose maker
+    still runs, or whose name names none, is left alone."""
+    for entry in root.glob(".*.*.*"):
+        maker = entry.name.split(".")[-2]
+        if maker.isdigit() and not procs.is_running(int(maker)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _stdlib_of(python: str) -> str:
     probe = "import sysconfig; print(sysconfig.get_path('stdlib'))"
     done = subprocess.run(
@@ -183,7 +199,10 @@ def _pack(folder: Path, archive: Path) -> None:
 def _unpack_as_environment(workspace: Workspace, archive: Path, target: Path) -> None:
     # Into a fresh folder beside the target, renamed into place once complete: an unpacking
     # that dies half-way leaves no partial target that a later `plant` would take as done.
+    # One killed outright leaves its folder, which the next plant of the target removes (an
+    # environment's plants run one at a time, in its reconcile).
     script = (
+        'rm -rf -- "$1".part.* && '
         'mkdir -p -- "$(dirname -- "$1")" && part=$(mktemp -d -- "$1.part.XXXXXX") && '
         '{ tar -x -f - -C "$part" --no-same-owner --no-same-permissions && mv -T -- "$part" "$1"'
         ' || { rm -rf -- "$part"; exit 1; }; }'

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -45,10 +46,12 @@ def run(
     log: IO[str] | None = None,
     identity: Mapping[str, Any] | None = None,
     stdin: Any = subprocess.DEVNULL,
+    dies_with_caller: bool = False,
 ) -> ProcessResult:
     """Run `command`; output is also copied line by line to `log` as it arrives. `identity`
     holds `spawn`'s user, group, extra_groups and umask arguments, when they are needed;
-    `stdin` is as for `spawn` (a file to read, say)."""
+    `stdin` is as for `spawn` (a file to read, say). With `dies_with_caller`, the command is
+    SIGKILLed if the calling thread's process dies first (its output would be nobody's)."""
     start = time.monotonic()
     process = spawn(
         command,
@@ -57,6 +60,7 @@ def run(
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=functools.partial(die_with_parent, signal.SIGKILL) if dies_with_caller else None,
         **(identity or {}),
     )
     chunks: list[str] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from environments.airflow.venv_store import store_dir
 from environments.airflow.venvs import find_uv
 from environments.plumbing import processes
 from environments.workspace import Workspace
+from tests.waiting import wait_until
 
 MODULE = "seeded_module"
 # Two bodies of the same size, so that only the content tells them apart.
@@ -168,3 +170,65 @@ def test_an_unpacking_cut_short_leaves_nothing_a_later_plant_takes_as_done(seede
     assert not list(target.parent.glob(f"{target.name}.part.*"))
     assert bytecode.plant(workspace, venv, root, "k") == "bytecode planted: site-packages, stdlib"
     assert planted_pyc(workspace, venv).is_file()
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its zombie (whoever adopted it has not reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_seed_build_killed_mid_compile_leaves_no_work_behind(tmp_path):
+    """SIGKILL the process making a seed while its compile runs: the compile dies with it, and
+    the next build removes the killed one's work folder (hundreds of MB for a real lock) and
+    makes the seed whole."""
+    venv = new_venv(tmp_path / "venv")
+    root = tmp_path / "seeds"
+    maker = processes.spawn(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from environments.airflow import bytecode; "
+         "bytecode.make_seed(Path(sys.argv[1]), Path(sys.argv[2]), 'k')", str(venv), str(root)],
+        cwd=Path(__file__).resolve().parents[3],
+    )  # fmt: skip
+    compiler: list[int] = []
+    try:
+        work = wait_until(
+            lambda: next((p for p in root.glob(".k.*") if any(p.rglob("*.pyc"))), None),
+            timeout=120,
+            interval=0.05,
+            message="the seed's compile to write its first pycs",
+        )
+        compiler = processes.children_by_parent().get(maker.pid, [])
+        assert compiler, "the compile runs in a child of the maker"
+        # Stopped, the compile cannot finish on its own: only its maker's death can end it.
+        for pid in compiler:
+            os.kill(pid, signal.SIGSTOP)
+        os.kill(maker.pid, signal.SIGKILL)
+        maker.wait()
+        wait_until(
+            lambda: all(gone(pid) for pid in compiler),
+            timeout=30,
+            message="the compile to die with its maker",
+        )
+    finally:
+        processes.kill_group(maker)
+        for pid in compiler:
+            processes.signal_pid(pid, signal.SIGKILL)
+    assert work.is_dir() and not (root / "k").exists()
+
+    assert bytecode.make_seed(venv, root, "k") == "bytecode seed k made"
+    assert not work.exists()
+    assert [p.name for p in root.iterdir()] == ["k"]
+
+
+def test_a_live_builds_work_folder_is_left_alone(tmp_path):
+    root = tmp_path / "seeds"
+    live = root / f".other.{os.getpid()}.abc123"
+    live.mkdir(parents=True)
+    unnamed = root / ".other.abc123"  # names no maker: nothing tells it is abandoned
+    unnamed.mkdir()
+    venv = new_venv(tmp_path / "venv")
+    assert bytecode.make_seed(venv, root, "k") == "bytecode seed k made"
+    assert live.is_dir() and unnamed.is_dir()
