@@ -232,3 +232,22 @@ def test_a_live_builds_work_folder_is_left_alone(tmp_path):
     venv = new_venv(tmp_path / "venv")
     assert bytecode.make_seed(venv, root, "k") == "bytecode seed k made"
     assert live.is_dir() and unnamed.is_dir()
+
+
+def test_a_plant_removes_what_an_unpacking_killed_outright_left(seeded):
+    """An unpacking SIGKILLed with its environment's reconcile leaves its `.part` folder (about
+    100 MB); the next plant of that target removes it before it unpacks."""
+    workspace, venv, root = seeded
+    target = planted_pyc(workspace, venv).parent
+    left = target.parent / f"{target.name}.part.Ab12Cd"
+    launch = sandbox.confine(
+        workspace, ["/bin/mkdir", "-p", str(left / "pkg")], {"PATH": "/usr/bin:/bin"},
+        workspace.home,
+    )  # fmt: skip
+    made = processes.run(
+        launch.argv, env=launch.env, cwd=launch.cwd, identity=launch.identity(), timeout=60
+    )
+    assert made.ok and left.is_dir(), made.output
+    assert bytecode.plant(workspace, venv, root, "k") == "bytecode planted: site-packages, stdlib"
+    assert not list(target.parent.glob(f"{target.name}.part.*"))
+    assert planted_pyc(workspace, venv).is_file()
