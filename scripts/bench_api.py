@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import statistics
 import sys
@@ -215,7 +216,7 @@ def main() -> int:
         # Table 3: Airdock (auth on) vs the peer, interleaved rounds.
         peer = stack.enter_context(bench_peer.ministack()) if args.peer else "left out (--no-peer)"
         peer_rows = (
-            peer_table(peer, on_endpoints, on_key, probe, args)
+            peer_table(peer, on_process.pid, on_endpoints, on_key, probe, args)
             if isinstance(peer, bench_peer.Peer)
             else []
         )
@@ -259,15 +260,27 @@ def main() -> int:
                 "ratio (paired)",
                 "Airdock p99 ms",
                 "MiniStack p99 ms",
+                "Airdock server CPU ms/call",
+                "MiniStack server CPU ms/call",
+                "client CPU ms/call (A / M)",
+                "ratio ceiling",
             ],
             peer_rows,
+        )
+        print(
+            "\nServer CPU per call is the whole process tree's (background work included) over "
+            "a round, divided by its calls.\nThe ratio ceiling is what a server costing no "
+            "CPU would reach with these clients: min(clients, cores) / (client CPU per call), "
+            "against MiniStack's rate in the same rounds."
         )
     else:
         print(f"\nPeer comparison skipped: {peer}")
     return 0
 
 
-def peer_table(peer, endpoints: Endpoints, key: tuple[str, str], probe: str, args) -> list:
+def peer_table(
+    peer, our_pid: int, endpoints: Endpoints, key: tuple[str, str], probe: str, args
+) -> list:
     def peer_get():
         return (lambda c: lambda: c.get_environment(Name=probe))(
             bench_peer.mwaa_client(peer.endpoint)
@@ -288,8 +301,12 @@ def peer_table(peer, endpoints: Endpoints, key: tuple[str, str], probe: str, arg
         for clients in (1, args.clients):
             ours_rounds, peer_rounds = [], []
             for _ in range(args.rounds):
-                ours_rounds.append(measure(ours_factory, clients, args))
-                peer_rounds.append(measure(peer_factory, clients, args))
+                ours_rounds.append(
+                    benchlib.run_clients(ours_factory, clients, args.seconds, our_pid)
+                )
+                peer_rounds.append(
+                    benchlib.run_clients(peer_factory, clients, args.seconds, peer.pid)
+                )
             ours, theirs = benchlib.median_of(ours_rounds), benchlib.median_of(peer_rounds)
             paired = [a["rate"] / b["rate"] for a, b in zip(ours_rounds, peer_rounds, strict=True)]
             rows.append(
@@ -302,9 +319,22 @@ def peer_table(peer, endpoints: Endpoints, key: tuple[str, str], probe: str, arg
                     f"{statistics.median(paired):.2f}",
                     f"{ours['p99_ms']:.2f}",
                     f"{theirs['p99_ms']:.2f}",
+                    f"{ours['server_cpu_ms']:.2f}",
+                    f"{theirs['server_cpu_ms']:.2f}",
+                    f"{ours['client_cpu_ms']:.2f} / {theirs['client_cpu_ms']:.2f}",
+                    f"{ceiling(clients, ours, theirs):.2f}",
                 ]
             )
     return rows
+
+
+def ceiling(clients: int, ours: dict, theirs: dict) -> float:
+    """The highest Airdock/MiniStack ratio these clients allow. Each client process spends
+    `client_cpu_ms` of CPU on every call, and they run on at most `clients` of the cores, so
+    even a server that cost no CPU at all would answer at most that many cores' worth of
+    calls a second. Measured against MiniStack's rate in the same rounds."""
+    busy_cores = min(clients, os.cpu_count() or 1)
+    return busy_cores / (ours["client_cpu_ms"] / 1000) / theirs["rate"]
 
 
 if __name__ == "__main__":

@@ -123,10 +123,23 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by `root` and every live process below it."""
+    ticks = 0
+    for pid in descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _client_worker(make_call: Callable[[], Callable[[], None]], seconds: float, queue) -> None:
     call = make_call()
     call()  # warm the connection
     latencies: list[float] = []
+    cpu_before = time.process_time()
     end = time.perf_counter() + seconds
     while True:
         start = time.perf_counter()
@@ -134,29 +147,46 @@ def _client_worker(make_call: Callable[[], Callable[[], None]], seconds: float, 
             break
         call()
         latencies.append(time.perf_counter() - start)
-    queue.put(latencies)
+    queue.put((latencies, time.process_time() - cpu_before))
 
 
-def run_clients(make_call: Callable[[], Callable[[], None]], clients: int, seconds: float) -> dict:
-    """`clients` processes call as fast as they can for `seconds`; returns rate and latency."""
+def run_clients(
+    make_call: Callable[[], Callable[[], None]],
+    clients: int,
+    seconds: float,
+    server_pid: int | None = None,
+) -> dict:
+    """`clients` processes call as fast as they can for `seconds`; returns rate and latency,
+    and the CPU the clients spent per call. Given the server's pid, also the CPU its whole
+    process tree spent per call over the same window (background work included)."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     workers = [
         ctx.Process(target=_client_worker, args=(make_call, seconds, queue)) for _ in range(clients)
     ]
+    server_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
     for worker in workers:
         worker.start()
     latencies: list[float] = []
+    client_cpu = 0.0
     for _ in workers:
-        latencies.extend(queue.get())
+        theirs, cpu = queue.get()
+        latencies.extend(theirs)
+        client_cpu += cpu
     for worker in workers:
         worker.join()
-    return {
+    calls = max(len(latencies), 1)
+    result = {
         "rate": len(latencies) / seconds,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p95_ms": percentile(latencies, 0.95) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
+        "client_cpu_ms": client_cpu / calls * 1000,
     }
+    if server_pid:
+        # The window includes the clients' start-up and their warming call: a little high.
+        result["server_cpu_ms"] = (tree_cpu_seconds(server_pid) - server_before) / calls * 1000
+    return result
 
 
 def median_of(rounds: list[dict]) -> dict:

@@ -35,3 +35,7 @@ def test_bench_api_script_runs() -> None:
     assert "auth on (default) vs `serve --auth off`" in result.stdout
     assert "get_environment, team user (ABAC)" in result.stdout
     assert "vs MiniStack" in result.stdout or "Peer comparison skipped: " in result.stdout
+    if "vs MiniStack" in result.stdout:
+        # What each side's server spent per call, and the most these clients allow.
+        assert "Airdock server CPU ms/call" in result.stdout
+        assert "ratio ceiling" in result.stdout
