@@ -113,11 +113,17 @@ def create_environment(name: str, call: Annotated[Call, writes(_create)]) -> Res
     return json_response({"Arn": call.service.create(name, call.params)})
 
 
-@router.get("/environments/{name}")
-async def get_environment(
-    name: str, call: Annotated[Call, reads(_existing("airflow:GetEnvironment"))]
-) -> Response:
+GET_ENVIRONMENT = _existing("airflow:GetEnvironment")
+
+
+def environment_answer(call: Call, name: str) -> Response:
+    """GetEnvironment's answer, for this route and for controlplane.hot_reads alike."""
     return json_response({"Environment": call.service.get(name, call.target_row)})
+
+
+@router.get("/environments/{name}")
+async def get_environment(name: str, call: Annotated[Call, reads(GET_ENVIRONMENT)]) -> Response:
+    return environment_answer(call, name)
 
 
 @router.patch("/environments/{name}")

@@ -81,15 +81,20 @@ class AirflowCall(Call):
 IntentOf = Callable[[Call], Intent]
 
 
+def read_call(request: Request, intent: IntentOf) -> Call:
+    """A read's Call: no body, authenticated and authorized inline (on the event loop)."""
+    gate: Gatekeeper = request.app.state.gatekeeper
+    requester = gate.authenticate(request, b"")
+    call = Call(request, request.app.state.service, requester, b"")
+    gate.authorize(request, requester, intent(call))
+    return call
+
+
 def reads(intent: IntentOf) -> Any:
-    """Depends() for a read: no body, authorized inline on the event loop."""
+    """Depends() for a read (`read_call`)."""
 
     async def provide(request: Request) -> Call:
-        gate: Gatekeeper = request.app.state.gatekeeper
-        requester = gate.authenticate(request, b"")
-        call = Call(request, request.app.state.service, requester, b"")
-        gate.authorize(request, requester, intent(call))
-        return call
+        return read_call(request, intent)
 
     return Depends(provide)
 

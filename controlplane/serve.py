@@ -23,6 +23,7 @@ from controlplane.aws_gateway.launch import FRONT, gateway_environment
 from controlplane.clientconfig import PROFILE, Endpoints, write_client_files
 from controlplane.credentials import load_or_create_admin
 from controlplane.doors.certificates import LocalAuthority
+from controlplane.hot_reads import HotReads
 from controlplane.iam_config import open_directory
 from controlplane.runtime import build_api, prepare_store, secure_data_dir
 from controlplane.server import datadir, memory
@@ -124,7 +125,8 @@ def _serve(settings: Settings) -> None:
         health.current,
         embedded_aws=aws_endpoint if embedded is not None else None,
     )
-    app = create_app(api)
+    # GetEnvironment, which clients poll, skips FastAPI's routing (controlplane.hot_reads).
+    app = HotReads(create_app(api))
     parts = [Supervised(EMBEDDED_AWS, embedded)] if embedded is not None else []
     if settings.airflow_venvs:
         for name in sandbox.remove_orphans():

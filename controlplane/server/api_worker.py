@@ -11,11 +11,11 @@ workers share them; WebSockets, which no route uses, are not loaded at all.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import uvicorn
 import uvicorn.lifespan.on
 import uvicorn.loops.asyncio
-from fastapi import FastAPI
 
 from controlplane.http_limits import uvicorn_options
 
@@ -23,7 +23,7 @@ WORKER_HEADER = "x-airdock-api-worker"
 GRACEFUL_SECONDS = 5
 
 
-def serve_api(app: FastAPI, sock: socket.socket, worker: str, request_timeout: float) -> int:
+def serve_api(app: Any, sock: socket.socket, worker: str, request_timeout: float) -> int:
     config = uvicorn.Config(
         app,
         log_level="warning",

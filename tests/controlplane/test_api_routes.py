@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from controlplane.app import create_app
 from controlplane.errors import MissingAuthenticationTokenException
+from controlplane.hot_reads import HotReads
 from controlplane.security import Intent
 from environments.errors import AccessDeniedException
 from environments.naming import Placement
@@ -91,16 +92,22 @@ class RecordingGatekeeper:
         return "Op"
 
 
-@pytest.fixture
-def world(tmp_path):
+def make_world(tmp_path, served=lambda app: app) -> SimpleNamespace:
     db = Store(f"sqlite:///{tmp_path / 'store.db'}")
     db.create_schema()
     service = EnvironmentService(db, PLACE)
     service.create("e1", create_params(Tags={"team": "a"}))
     gate = RecordingGatekeeper()
     app = create_app(SimpleNamespace(service=service, gatekeeper=gate))  # type: ignore[arg-type]
-    yield SimpleNamespace(client=Client(app), gate=gate, service=service, db=db)
-    db.dispose()
+    return SimpleNamespace(client=Client(served(app)), gate=gate, service=service, db=db)
+
+
+# Every test runs on the FastAPI app alone and as the API workers serve it (HotReads in front).
+@pytest.fixture(params=["routes", "hot-reads"])
+def world(request, tmp_path):
+    made = make_world(tmp_path, HotReads if request.param == "hot-reads" else lambda app: app)
+    yield made
+    made.db.dispose()
 
 
 class Client:
@@ -195,3 +202,61 @@ def test_a_read_under_a_tag_policy_reads_the_row_once(world, path):
     body = response.json()
     tags = body["Environment"]["Tags"] if "Environment" in body else body["Tags"]
     assert tags == {"team": "a"}
+
+
+# GET requests, whether HotReads takes them (else FastAPI does), and the gate's mood.
+HOT_CASES = [
+    ("/environments/e1", True, {}),
+    ("/environments/e1?extra=ignored", True, {}),
+    ("/environments/missing", True, {}),
+    ("/environments/" + "x" * 80, True, {}),  # longer than a name may be
+    ("/environments/bad%20name", True, {}),
+    ("/environments/e1", True, {"signed": False}),
+    ("/environments/e1", True, {"allowed": False}),
+    ("/environments/e1/", False, {}),  # a trailing slash: no operation
+    ("/environments/a%2Fb", False, {}),  # an encoded slash is still two segments
+    ("/environments/", False, {}),
+]
+
+
+class CountingApp:
+    """The FastAPI app, counting the requests that reach it."""
+
+    def __init__(self, app) -> None:
+        self.app, self.requests = app, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.requests += 1
+        await self.app(scope, receive, send)
+
+
+def both_answers(tmp_path, method: str, path: str, **gate: bool) -> tuple[list[tuple], bool]:
+    """(status, headers but the request id, body) from the FastAPI app alone and from HotReads
+    in front of that same app, in that order; and whether HotReads answered by itself."""
+    world = make_world(tmp_path)
+    for key, value in gate.items():
+        setattr(world.gate, key, value)
+    app = CountingApp(world.client._app)
+    answers = []
+    for client in (Client(app.app), Client(HotReads(app))):
+        response = client.request(method, path)
+        assert response.headers["x-amzn-requestid"]
+        headers = {k: v for k, v in response.headers.items() if k != "x-amzn-requestid"}
+        answers.append((response.status_code, headers, response.content))
+    world.db.dispose()
+    return answers, app.requests == 0
+
+
+@pytest.mark.parametrize(("path", "taken", "gate"), HOT_CASES)
+def test_hot_reads_answer_exactly_as_the_route_does(tmp_path, path, taken, gate):
+    (routed, hot), answered_alone = both_answers(tmp_path, "GET", path, **gate)
+    assert answered_alone is taken
+    assert hot == routed
+
+
+def test_head_is_left_to_fastapi(tmp_path):
+    (routed, hot), answered_alone = both_answers(tmp_path, "HEAD", "/environments/e1")
+    assert not answered_alone and hot == routed
