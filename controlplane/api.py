@@ -93,6 +93,9 @@ def _list(call: Call) -> Intent:
     return Intent("airflow:ListEnvironments", "*")
 
 
+LIST_ENVIRONMENTS: IntentOf = _list
+
+
 def _tag_keys(call: Call) -> list[str]:
     return call.request.query_params.getlist("tagKeys")
 
@@ -142,8 +145,8 @@ def delete_environment(
     return json_response({})
 
 
-@router.get("/environments")
-async def list_environments(call: Annotated[Call, reads(_list)]) -> Response:
+def list_answer(call: Call) -> Response:
+    """ListEnvironments' answer, for this route and for controlplane.hot_reads alike."""
     request = call.request
     names, token = call.service.list(
         query_int(request, "MaxResults"), request.query_params.get("NextToken")
@@ -152,6 +155,11 @@ async def list_environments(call: Annotated[Call, reads(_list)]) -> Response:
     if token:
         payload["NextToken"] = token
     return json_response(payload)
+
+
+@router.get("/environments")
+async def list_environments(call: Annotated[Call, reads(LIST_ENVIRONMENTS)]) -> Response:
+    return list_answer(call)
 
 
 # --- tags ---------------------------------------------------------------------------------

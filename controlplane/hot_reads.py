@@ -1,11 +1,13 @@
-"""GetEnvironment, the call that clients and waiters poll, served around FastAPI.
+"""GetEnvironment and ListEnvironments, the calls that clients and waiters poll, served around
+FastAPI.
 
 FastAPI's routing, its middleware stack and its dependency solving cost an API worker more CPU
 per GetEnvironment than the operation's own work (signature, policy, store read and JSON).
-`HotReads` wraps the application an API worker serves: a `GET /environments/{name}` goes
-straight to the steps the route takes (`deps.read_call`, `api.environment_answer`) and to the
-same error mapping; everything else, HEAD and a path that is not exactly one name included,
-goes to FastAPI as before. tests/controlplane/test_api_routes.py holds both to the same bytes.
+`HotReads` wraps the application an API worker serves: a `GET /environments/{name}` or
+`GET /environments` goes straight to the steps its route takes (`deps.read_call`, then
+`api.environment_answer` or `api.list_answer`) and to the same error mapping; everything else,
+HEAD and a path that is not exactly one name included, goes to FastAPI as before.
+tests/controlplane/test_api_routes.py holds both to the same bytes.
 """
 
 from __future__ import annotations
@@ -24,14 +26,19 @@ from environments.errors import AirdockError, InternalServerException
 log = logging.getLogger(__name__)
 
 PREFIX = "/environments/"
+LIST_PATH = "/environments"
+LIST = ""  # what `target` gives for ListEnvironments
 
 
-def environment_name(scope: dict[str, Any]) -> str | None:
-    """The name a GetEnvironment request names, or None for any other request. Matches as the
-    route's `{name}` does: one non-empty path segment, after percent-decoding."""
+def target(scope: dict[str, Any]) -> str | None:
+    """For a GetEnvironment request, the name it asks for (matched as the route's `{name}` is:
+    one non-empty path segment, after percent-decoding); LIST for ListEnvironments; None for
+    any other request."""
     if scope["type"] != "http" or scope["method"] != "GET":
         return None
     path: str = scope["path"]
+    if path == LIST_PATH:
+        return LIST
     if not path.startswith(PREFIX):
         return None
     name = path[len(PREFIX) :]
@@ -43,15 +50,19 @@ class HotReads:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        name = environment_name(scope)
+        name = target(scope)
         if name is None:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app  # what Request.app, and so the gatekeeper's lookup, reads
-        scope["path_params"] = {"name": name}
+        scope["path_params"] = {"name": name} if name else {}
         request = Request(scope, receive)
         try:
-            response = api.environment_answer(read_call(request, api.GET_ENVIRONMENT), name)
+            if name:
+                call = read_call(request, api.GET_ENVIRONMENT)
+                response = api.environment_answer(call, name)
+            else:
+                response = api.list_answer(read_call(request, api.LIST_ENVIRONMENTS))
         except AirdockError as err:
             response = error_response(err)
         except Exception:

@@ -216,6 +216,13 @@ HOT_CASES = [
     ("/environments/e1/", False, {}),  # a trailing slash: no operation
     ("/environments/a%2Fb", False, {}),  # an encoded slash is still two segments
     ("/environments/", False, {}),
+    ("/environments", True, {}),
+    ("/environments?MaxResults=1", True, {}),
+    ("/environments?MaxResults=abc", True, {}),
+    ("/environments?MaxResults=0", True, {}),
+    ("/environments?NextToken=garbage", True, {}),
+    ("/environments", True, {"signed": False}),
+    ("/environments", True, {"allowed": False}),
 ]
 
 
