@@ -228,7 +228,12 @@ def start_server(
 
     def healthy() -> dict | None:
         if process.poll() is not None:
-            raise RuntimeError(f"airdock serve exited: see {log.name}")
+            # The log's end, here: tmp dirs of a finished run are gone when someone looks.
+            tail = Path(log.name).read_text(errors="replace").splitlines()[-40:]
+            raise RuntimeError(
+                f"airdock serve exited ({process.returncode}); the end of {log.name}:\n"
+                + "\n".join(tail)
+            )
         try:
             endpoints = read_endpoints(data_dir)
             url = endpoints.mwaa_endpoint + "/_airdock/health"
