@@ -7,9 +7,14 @@ API worker) it reads /proc/<pid>/smaps_rollup:
 - RSS counts every page the process maps, shared or not. Summed over the tree it counts a
   page shared by five processes five times.
 - PSS divides each shared page among the processes sharing it; summed over the tree it is what
-  the tree really occupies. The API and background workers are forked from the supervisor after
-  it has imported everything they use, so most of their pages are shared.
+  the tree really occupies. The API and background workers, the web doors and the embedded AWS
+  are forked from the supervisor after it has imported everything they share, so most of
+  their pages are shared.
 - USS (private pages) is what stopping that one process would give back.
+
+The work before the second reading makes a VPC and a subnet in the embedded AWS, as a user's
+first hour does, then creates environments that fail their checks, which exercises all three
+kinds of process.
 
 Each configuration is measured twice: just after start, and idle again after some work
 (environments created, provisioned or failed, and API calls), when the workers have warmed up.
@@ -51,16 +56,25 @@ def work(endpoints: Endpoints, data: Path, environments: int, calls: int) -> Non
     from botocore.config import Config
 
     admin = read_admin(data)
+    keys = {
+        "region_name": endpoints.region,
+        "aws_access_key_id": admin.access_key_id,
+        "aws_secret_access_key": admin.secret_access_key,
+    }
     mwaa = boto3.client(
         "mwaa",
         endpoint_url=endpoints.mwaa_endpoint,
-        region_name=endpoints.region,
-        aws_access_key_id=admin.access_key_id,
-        aws_secret_access_key=admin.secret_access_key,
         config=Config(inject_host_prefix=False),
+        **keys,
     )
-    # Every create ends CREATE_FAILED after the reconciler's checks, which exercises all three
-    # kinds of process.
+    # What a user's first hour asks of the embedded AWS's EC2 (a VPC for the environments,
+    # and the network check of each create), which the failed creates below don't reach.
+    ec2 = boto3.client("ec2", endpoint_url=endpoints.aws_endpoint, **keys)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")
+    ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+    ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+    # Every create ends CREATE_FAILED after the reconciler's checks.
     params = benchlib.PHANTOM_PARAMS
     for i in range(environments):
         mwaa.create_environment(Name=f"memory-{i:03d}", **params)

@@ -26,6 +26,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from environments.emulator.moto_memory import defer_instance_type_offerings, share_service_models
 from environments.emulator.state import clock, journal_file, long_poll, randomness, s3_bodies
 from environments.emulator.state.changes import ChangeTracker
 from environments.emulator.state.errors import IncompatibleState
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         # The embedded AWS checks no credentials: it must never be reachable from outside.
         parser.error(f"--host must be a loopback address, not {args.host}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Before anything (a restored snapshot included) imports moto.ec2 or loads a model.
+    defer_instance_type_offerings()
+    share_service_models()
 
     s3_bodies.track_body_digests()
     journaled = args.state_dir is not None and args.durability == "journal"
