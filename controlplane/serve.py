@@ -103,6 +103,8 @@ def _serve(settings: Settings) -> None:
         embedded = EmbeddedAws(
             settings.data_dir,
             host="127.0.0.1",
+            # Forked like the other parts, so it shares the modules imported here.
+            fork=True,
             front=FRONT,
             front_env=gateway_environment(
                 data_dir=settings.data_dir,

@@ -12,13 +12,10 @@ for the few seconds a dependency takes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Protocol
 
 from controlplane.server.status import DOWN, STARTING, STOPPED, UP, PartState, write_status
 from environments.plumbing import processes
+from environments.plumbing.forking import ForkedCall, fork_call
 
 log = logging.getLogger("airdock.serve")
 
@@ -50,14 +48,8 @@ def backoff(failures: int) -> float:
     return min(BACKOFF_CAP_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, failures - 1))
 
 
-def describe_exit(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exited with status {os.waitstatus_to_exitcode(status)}"
-
-
 class ForkedProcess:
-    """A function of ours run in a child forked from the supervisor.
+    """A function of ours run in a child forked from the supervisor (environments.plumbing.forking).
 
     The child shares the supervisor's imported modules copy-on-write, starts a session of its
     own (a Ctrl-C at the terminal reaches the supervisor alone, which stops the children in
@@ -67,63 +59,32 @@ class ForkedProcess:
     def __init__(self, main: Callable[[], int | None], grace: float = STOP_GRACE_SECONDS) -> None:
         self._main = main
         self._grace = grace
-        self.pid: int | None = None
+        self._call: ForkedCall | None = None
         self.last_exit: str | None = None
 
-    def start(self) -> None:
-        if self.alive():
-            return
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(self._run_child(parent))
-        self.pid = pid
+    @property
+    def pid(self) -> int | None:
+        return self._call.pid if self._call is not None else None
 
-    def _run_child(self, parent: int) -> int:
-        try:
-            os.setsid()
-            processes.die_with_parent(signal.SIGTERM)
-            if os.getppid() != parent:
-                return 0  # the supervisor died before the line above took effect
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            return int(self._main() or 0)
-        except SystemExit as done:
-            return done.code if isinstance(done.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            return 1
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
+    def start(self) -> None:
+        if not self.alive():
+            self._call = fork_call(self._main, name=getattr(self._main, "__name__", "part"))
 
     def alive(self) -> bool:
-        if self.pid is None:
+        if self._call is None:
             return False
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = self.pid, 0
-        if pid == 0:
+        code = self._call.poll()
+        if code is None:
             return True
-        self.last_exit = describe_exit(status)
-        self.pid = None
+        self.last_exit = processes.describe_exit(code)
+        self._call = None
         return False
 
     def stop(self) -> None:
-        if not self.alive():
-            return
-        assert self.pid is not None
-        processes.signal_group(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self._grace
-        while self.alive():
-            if time.monotonic() >= deadline:
-                processes.signal_group(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-                self.pid = None
-                return
-            time.sleep(0.02)
+        if self.alive():
+            assert self._call is not None
+            processes.kill_group(self._call, grace=self._grace)
+            self._call = None
 
 
 @dataclass

@@ -8,12 +8,16 @@ restarts (see environments.emulator.state). It comes back on the same port, both
 server restarts and when `airdock serve` restarts it after it died (`alive()` tells), because
 clients hold the endpoint and some saved values embed it: SQS queue URLs are built from the
 host and port a request was sent to.
+
+By default the child is spawned (`python -m environments.emulator.server`). `airdock serve`
+forks it instead (`fork=True`), so that it shares the modules the supervisor has imported.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,8 +28,10 @@ from pathlib import Path
 
 from environments.plumbing import processes
 from environments.plumbing.files import atomic_write
+from environments.plumbing.forking import ForkedCall, fork_call
 
 _PORT_FILE = "aws.port"
+SERVER_MODULE = "environments.emulator.server"
 # Time to write the final snapshot after SIGTERM before it is killed outright.
 STOP_GRACE_SECONDS = 10.0
 
@@ -61,6 +67,7 @@ class EmbeddedAws:
         lock_wait: float = 20.0,
         front: str | None = None,
         front_env: dict[str, str] | None = None,
+        fork: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -70,7 +77,11 @@ class EmbeddedAws:
         # environment variables it reads its configuration from.
         self.front = front
         self.front_env = dict(front_env or {})
-        self._process: subprocess.Popen[bytes] | None = None
+        # Forked from the caller rather than spawned: it then shares the modules the caller
+        # has imported (botocore, SQLAlchemy...) instead of importing its own copies. For a
+        # caller that imported them already and stays up: `airdock serve`'s supervisor.
+        self.fork = fork
+        self._process: subprocess.Popen[bytes] | ForkedCall | None = None
 
     @property
     def endpoint(self) -> str:
@@ -84,11 +95,7 @@ class EmbeddedAws:
     def last_exit(self) -> str | None:
         """How the child ended, once alive() has seen it end."""
         code = self._process.returncode if self._process is not None else None
-        if code is None:
-            return None
-        if code < 0:
-            return f"killed by {signal.Signals(-code).name}"
-        return f"exited with status {code}"
+        return None if code is None else processes.describe_exit(code)
 
     def alive(self) -> bool:
         """Whether the child still runs (a dead one is reaped here, so it is no zombie)."""
@@ -103,10 +110,7 @@ class EmbeddedAws:
         log_path = self.data_dir / "aws.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
-        command = [
-            sys.executable,
-            "-m",
-            "environments.emulator.server",
+        arguments = [
             "--host",
             self.host,
             "--port",
@@ -117,20 +121,22 @@ class EmbeddedAws:
             str(self.lock_wait),
             *(["--front", self.front] if self.front else []),
         ]
-        self._process = processes.spawn(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=processes.die_with_parent,
-            env={
-                # Two malloc arenas keep the threaded server's heap from fragmenting: it
-                # stays about a third smaller after some use, at no measurable cost.
-                "MALLOC_ARENA_MAX": "2",
-                **os.environ,
-                "MOTO_ALLOW_NONEXISTENT_REGION": "true",
-                **self.front_env,
-            },
-        )
+        settings = {"MOTO_ALLOW_NONEXISTENT_REGION": "true", **self.front_env}
+        if self.fork:
+            self._process = fork_call(
+                functools.partial(_serve, arguments), output=log, env=settings, name="aws"
+            )
+        else:
+            self._process = processes.spawn(
+                [sys.executable, "-m", SERVER_MODULE, *arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=processes.die_with_parent,
+                # Two malloc arenas keep the threaded server's heap from fragmenting: it stays
+                # about a third smaller after some use, at no measurable cost. (A forked child
+                # has its parent's limit.)
+                env={"MALLOC_ARENA_MAX": "2", **os.environ, **settings},
+            )
         log.close()
         try:
             self._wait_ready(timeout)
@@ -162,3 +168,11 @@ class EmbeddedAws:
             return
         processes.kill_group(self._process, grace=STOP_GRACE_SECONDS)
         self._process = None
+
+
+def _serve(arguments: list[str]) -> None:
+    """The forked child's entry: what `python -m environments.emulator.server` runs."""
+    # Imported here, in the child, and by name, so that import-linter holds the caller to
+    # not loading moto: moto registers a botocore hook at import, which the caller's own
+    # boto3 clients must not carry.
+    importlib.import_module(SERVER_MODULE).main(arguments)

@@ -155,6 +155,13 @@ def signal_pid(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
+def describe_exit(returncode: int) -> str:
+    """A Popen-style return code in words: -N is death by signal N."""
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exited with status {returncode}"
+
+
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
     """Ask the kernel to send `sig` to the calling process when its parent dies
     (PR_SET_PDEATHSIG), so a killed supervisor leaves no child running. Linux only; elsewhere
