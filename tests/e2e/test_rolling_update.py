@@ -10,6 +10,10 @@ One environment on the session's Airflow server goes through, in order:
 
 A version change that MWAA refuses (2.10.3 to 3.0.6 in place) is refused the same way, on the
 session's shared 2.10.3 environment, and changes nothing.
+
+A version change that MWAA allows (2.11.0 to 3.0.6), whose new processes then cannot run, puts
+the schema back with the newer Airflow (`airflow db downgrade`, through some forty revisions)
+and runs the old version again.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from environments.airflow.metadb.databases import libpq_url
 from tests.conftest import LiveServer, wait_for_status
-from tests.e2e.airflow_support import prerequisites_for_airflow
+from tests.e2e.airflow_support import embedded_admin_url, prerequisites_for_airflow
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -114,6 +121,22 @@ def s3_text(live: LiveServer, bucket: str, key: str) -> str | None:
         return None
 
 
+def run_a_new_dag(live: LiveServer, bucket: str, tag: str, what: str | Callable[[], str]) -> None:
+    """Put QUICK_DAG in the DAG folder and wait for its task to write its result."""
+    quick = f"quick_{tag}"
+    live.aws("s3").put_object(
+        Bucket=bucket,
+        Key=f"dags/{quick}.py",
+        Body=QUICK_DAG.format(dag_id=quick, bucket=bucket).encode(),
+    )
+    wait_until(
+        lambda: s3_text(live, bucket, f"results/{quick}.txt"),
+        timeout=TASK_WITHIN,
+        interval=1.0,
+        message=what,
+    )
+
+
 def test_updates_roll_without_losing_a_task_and_a_failed_one_rolls_back(
     airflow_live: LiveServer,
 ) -> None:
@@ -184,18 +207,7 @@ def test_updates_roll_without_losing_a_task_and_a_failed_one_rolls_back(
     assert env["AirflowConfigurationOptions"] == changed  # the previous configuration is back
     assert pids(live, name) == serving  # never stopped, never restarted
     assert all(alive(pid) for pid in serving.values())
-    quick = f"quick_{tag}"
-    s3.put_object(
-        Bucket=bucket,
-        Key=f"dags/{quick}.py",
-        Body=QUICK_DAG.format(dag_id=quick, bucket=bucket).encode(),
-    )
-    wait_until(
-        lambda: s3_text(live, bucket, f"results/{quick}.txt"),
-        timeout=TASK_WITHIN,
-        interval=1.0,
-        message="a new DAG to run on the processes that kept serving",
-    )
+    run_a_new_dag(live, bucket, tag, "a new DAG to run on the processes that kept serving")
 
     mwaa.delete_environment(Name=name)
 
@@ -210,3 +222,61 @@ def test_a_major_upgrade_mwaa_refuses_is_refused_and_changes_nothing(shared_envi
     assert after["Status"] == "AVAILABLE" and after["AirflowVersion"] == "2.10.3"
     assert after["LastUpdate"] == before["LastUpdate"]
     assert pids(shared.live, shared.name)  # its processes run on, untouched
+
+
+def schema_revision(live: LiveServer, name: str) -> str:
+    """The Alembic revision of the environment's metadata database."""
+    url = libpq_url(embedded_admin_url(live.data_dir))
+    with psycopg.connect(url, autocommit=True) as conn:
+        (database,) = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s", (f"airflow-{name}",)
+        ).fetchone()
+    with psycopg.connect(url.rsplit("/", 1)[0] + f"/{database}", autocommit=True) as conn:
+        return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
+def test_a_failed_version_change_puts_the_schema_back_and_runs_the_old_version(
+    airflow_live: LiveServer,
+) -> None:
+    live, mwaa = airflow_live, airflow_live.mwaa()
+    tag = uuid.uuid4().hex[:8]
+    params = prerequisites_for_airflow(live, tag)
+    bucket = params["SourceBucketArn"].split(":::")[1]
+    name = f"back-{tag}"
+    options = {"core.dags_are_paused_at_creation": "False"}
+    mwaa.create_environment(
+        Name=name,
+        AirflowVersion="2.11.0",
+        AirflowConfigurationOptions=options,
+        EnvironmentClass="mw1.micro",
+        **params,
+    )
+    env = wait_for_status(mwaa, name, {"AVAILABLE", "CREATE_FAILED"}, timeout=AVAILABLE_WITHIN)
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    revision = schema_revision(live, name)
+
+    # Only the scheduler reads this option, so the migration up and Airdock's user on 3.0.6
+    # succeed, and the new scheduler then exits at every start.
+    broken = {**options, "scheduler.scheduler_heartbeat_sec": "often"}
+    mwaa.update_environment(Name=name, AirflowVersion="3.0.6", AirflowConfigurationOptions=broken)
+    env = wait_for_status(
+        mwaa, name, {"AVAILABLE", "UPDATE_FAILED", "UNAVAILABLE"}, AVAILABLE_WITHIN
+    )
+    migrations = live.data_dir / "environments" / name / "state" / "logs" / "db-migrate.log"
+    log = migrations.read_text()
+    assert env["Status"] == "UPDATE_FAILED", (env["LastUpdate"], log[-3000:])
+    message = env["LastUpdate"]["Error"]["ErrorMessage"]
+    assert "from 2.11.0 to 3.0.6 failed" in message and "runs again" in message, message
+    assert "restoring the database failed" not in message, message
+    assert env["AirflowVersion"] == "2.11.0"
+    assert env["AirflowConfigurationOptions"] == options
+    # The schema went up to 3.0's and came back down, by 3.0.6's Airflow, to where it was.
+    assert "Running upgrade" in log, log[-3000:]
+    downgrade = log.rpartition("Performing downgrade")[2]
+    assert f"-> {revision}," in downgrade and "Downgrade complete" in downgrade, log[-3000:]
+    assert schema_revision(live, name) == revision
+
+    run_a_new_dag(
+        live, bucket, tag, lambda: f"a DAG to run on 2.11.0 again; {runtime_state(live, name)}"
+    )
+    mwaa.delete_environment(Name=name)
