@@ -143,7 +143,7 @@ def test_the_cli_door_runs_allowed_commands_as_the_environment(shared_environmen
         assert "not a supported command" in decoded(answer)[1]
 
 
-@pytest.mark.parametrize("version", VERSIONS[:1])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_the_cli_door_refuses_forged_expired_and_foreign_tokens(shared_environment, version):
     env = shared_environment(version)
     host = env.live.mwaa().create_cli_token(Name=env.name)["WebServerHostname"]

@@ -162,8 +162,9 @@ def test_a_browser_signs_in_with_a_web_login_token(browser, shared_environment, 
     admin.close()
 
 
-def test_expired_and_forged_web_tokens_get_the_403_page(browser, shared_environment):
-    env = shared_environment("3.0.6")
+@pytest.mark.parametrize("version", VERSIONS)
+def test_expired_and_forged_web_tokens_get_the_403_page(browser, shared_environment, version):
+    env = shared_environment(version)
     host = env.live.mwaa().create_cli_token(Name=env.name)["WebServerHostname"]
     for token in (
         plant_token(env, "web", expires_in=-1, airflow_role="Admin"),
@@ -177,5 +178,5 @@ def test_expired_and_forged_web_tokens_get_the_403_page(browser, shared_environm
         assert answer is not None and answer.status == 200  # the page that reads the fragment
         page.wait_for_load_state("networkidle")
         page.get_by_text("403 Forbidden" if token else "carries no token").wait_for(timeout=30_000)
-        assert not signed_in(context, host, "3.0.6")
+        assert not signed_in(context, host, version)
         context.close()
