@@ -163,6 +163,47 @@ def test_a_killed_embedded_aws_shows_in_health_comes_back_and_environments_recov
         live.stop()
 
 
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie that only waits for whoever adopted it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_sigkilled_supervisor_takes_every_child_with_it(tmp_path):
+    """Only the supervisor is killed: its children (the embedded AWS among them, which it forks
+    as it forks the workers) end by themselves, the embedded AWS after its final snapshot, and a
+    server started at once on the same data dir waits for them, then has everything."""
+    data_dir = tmp_path / "data"
+    live = start_server(data_dir)
+    try:
+        mwaa = live.mwaa()
+        params = make_prerequisites(live)
+        mwaa.create_environment(Name="orphaned", **params)
+        bucket = params["SourceBucketArn"].rsplit(":", 1)[-1]
+        children = {name: part["pid"] for name, part in parts(live)["parts"].items()}
+        assert {"embedded_aws", "background", "web_doors", "api-1"} <= set(children)
+        assert all(children.values()), children
+        os.kill(live.process.pid, signal.SIGKILL)
+        live.process.wait()
+
+        live = start_server(data_dir)  # at once: the data dir is still held by the children
+        wait_until(
+            lambda: all(gone(pid) for pid in children.values()),
+            timeout=30,
+            message=lambda: f"the old children to end: {children}",
+        )
+        assert set(children.values()).isdisjoint(p["pid"] for p in parts(live)["parts"].values())
+        mwaa = live.mwaa()
+        env = wait_for_status(mwaa, "orphaned", {"AVAILABLE", "CREATE_FAILED"})
+        assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+        live.aws("s3").head_bucket(Bucket=bucket)  # the embedded AWS's state came through
+    finally:
+        live.stop()
+
+
 def test_sigkill_of_the_whole_tree_right_after_a_create_duplicates_nothing(tmp_path):
     data_dir = tmp_path / "data"
     live = start_server(data_dir)
