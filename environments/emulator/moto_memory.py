@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -42,35 +42,28 @@ _PREFIX = "ec2/resources/instance_type_offerings/"
 Loader = Callable[[str], Any]
 
 
-class RegionOfferings(dict):
-    """One location type's offerings by region; a region's file is read on first use."""
+class RegionOfferings(Mapping[str, list]):
+    """One location type's offerings by region; a region's file is read on first use.
+
+    A Mapping (moto only indexes it and calls `.get`), so every way of reading it goes through
+    `__getitem__`: there is no second, partly filled dict to read by mistake."""
 
     def __init__(self, location_type: str, files: dict[str, str], load: Loader) -> None:
-        super().__init__()
         self._location_type = location_type
         self._files = files
         self._load = load
+        self._read: dict[str, list] = {}
         self._lock = threading.Lock()
 
-    def __missing__(self, region: str) -> list[dict[str, Any]]:
-        if region not in self._files:
-            raise KeyError(region)
+    def __getitem__(self, region: str) -> list:
+        path = self._files[region]  # KeyError for a region moto has no file for
         with self._lock:
-            if not dict.__contains__(self, region):
-                rows = self._load(self._files[region])
+            if region not in self._read:
+                rows = self._load(path)
                 for row in rows:
                     row["LocationType"] = self._location_type
-                dict.__setitem__(self, region, rows)
-        return dict.__getitem__(self, region)
-
-    def loaded(self) -> list[str]:
-        return list(dict.keys(self))
-
-    def get(self, region: str, default: Any = None) -> Any:
-        return self[region] if region in self._files else default
-
-    def __contains__(self, region: object) -> bool:
-        return region in self._files
+                self._read[region] = rows
+            return self._read[region]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._files)
@@ -78,14 +71,8 @@ class RegionOfferings(dict):
     def __len__(self) -> int:
         return len(self._files)
 
-    def keys(self):  # type: ignore[override]
-        return self._files.keys()
-
-    def values(self):  # type: ignore[override]
-        return [self[region] for region in self._files]
-
-    def items(self):  # type: ignore[override]
-        return [(region, self[region]) for region in self._files]
+    def loaded(self) -> list[str]:
+        return list(self._read)
 
 
 def _location_and_region(resource: str) -> tuple[str, str]:
