@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from environments.airflow.metadb.databases import libpq_url
+from environments.airflow.metadb.databases import MetadataDatabases
 from tests.conftest import LiveServer, wait_for_status
 from tests.e2e.airflow_support import embedded_admin_url, prerequisites_for_airflow
 from tests.waiting import wait_until
@@ -225,13 +225,10 @@ def test_a_major_upgrade_mwaa_refuses_is_refused_and_changes_nothing(shared_envi
 
 
 def schema_revision(live: LiveServer, name: str) -> str:
-    """The Alembic revision of the environment's metadata database."""
-    url = libpq_url(embedded_admin_url(live.data_dir))
-    with psycopg.connect(url, autocommit=True) as conn:
-        (database,) = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname = %s", (f"airflow-{name}",)
-        ).fetchone()
-    with psycopg.connect(url.rsplit("/", 1)[0] + f"/{database}", autocommit=True) as conn:
+    """The Alembic revision of the environment's metadata database, read as the environment's
+    own database user."""
+    databases = MetadataDatabases(embedded_admin_url(live.data_dir), live.data_dir)
+    with psycopg.connect(databases.address(name).libpq_url(), autocommit=True) as conn:
         return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
 
 
