@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 from typing import Any, ClassVar
 
-import botocore.session
+from environments.plumbing import botocore_data
 
 
 @functools.cache
 def _modeled_statuses() -> dict[str, int]:
-    model = botocore.session.get_session().get_service_model("mwaa")
+    model = botocore_data.new_session().get_service_model("mwaa")
     return {shape.name: shape.metadata["error"]["httpStatusCode"] for shape in model.error_shapes}
 
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-import botocore.session
 import regex
 from botocore.model import ServiceModel, Shape
 
 from environments.errors import ValidationException
+from environments.plumbing import botocore_data
 
 SERVICE_NAME = "mwaa"
 _MAX_ERRORS_IN_MESSAGE = 10
@@ -26,7 +26,7 @@ _MAX_ERRORS_IN_MESSAGE = 10
 
 @cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+    return botocore_data.new_session().get_service_model(SERVICE_NAME)
 
 
 @cache

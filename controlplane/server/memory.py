@@ -3,12 +3,13 @@
 glibc gives each thread that allocates concurrently an arena of its own, up to 8 per core, and
 memory freed in one arena cannot serve another: a threaded server's heap fragments and grows.
 Two arenas cost the workers nothing measurable and keep their heaps compact. The limit is set
-in the supervisor before it starts any thread or child, so forked children inherit it; the
-embedded AWS, started by exec, gets MALLOC_ARENA_MAX from its environment.
+in the supervisor before it starts any thread or child, so forked children inherit it; an
+embedded AWS started by exec (as the tests start one) gets MALLOC_ARENA_MAX from its
+environment.
 
-What every API worker would otherwise load for itself on its first request (botocore's MWAA
-model, for validation) is loaded once in the supervisor, before the fork, so the workers
-share it.
+What every child would otherwise load for itself (botocore's MWAA model, for validation, and
+its endpoints file, for every AWS client and the embedded AWS) is loaded once in the
+supervisor, before the fork, so the children share it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import ctypes
 
 from environments import shapes
+from environments.plumbing import botocore_data
 
 MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # from glibc's malloc.h
@@ -28,7 +30,10 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
 
 
 def warm_up_shared() -> None:
-    """Resolve every shape of the MWAA model (botocore builds them lazily, and caches them)."""
+    """Read botocore's common data files (every child's AWS clients and the embedded AWS read
+    them), and resolve every shape of the MWAA model (botocore builds them lazily, and caches
+    them)."""
+    botocore_data.warm_up()
     seen: set[str] = set()
     todo = [shapes.input_shape(op) for op in shapes.service_model().operation_names]
     while todo:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import botocore.session
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
+
+from environments.plumbing import botocore_data
 
 # A role's clients are made again after this long, so a role deleted and created again under
 # the same name is assumed afresh (its old sessions stop working).
@@ -33,8 +34,9 @@ class AwsClients:
     """One boto3 client per service, shared by every thread.
 
     botocore clients are thread-safe once made; sessions are not, so clients are made under a
-    lock from one session. Sharing matters: each session loads its own copy of the service
-    models (EC2's alone is tens of MB), which per-thread clients multiplied by the workers.
+    lock from one session. Sharing matters: each session would load its own copy of the service
+    models (EC2's alone is tens of MB), which per-thread clients multiplied by the workers; the
+    sessions of every AwsClients in the process share one loader too.
     """
 
     def __init__(
@@ -74,13 +76,16 @@ class AwsClients:
             return self._clients[service]
 
     def _new_session(self) -> boto3.session.Session:
+        # Every session reads the service models through one loader (botocore_data): a
+        # session per role would otherwise parse each model again.
+        core = botocore_data.new_session()
         if self._credentials is None:
             return boto3.session.Session(
                 aws_access_key_id=self.target.access_key_id,
                 aws_secret_access_key=self.target.secret_access_key,
                 region_name=self.target.region,
+                botocore_session=core,
             )
-        core = botocore.session.Session()
         # botocore has no public setter for a session's credentials object; its own
         # assume-role provider hands the same kind of object to the session this way.
         core._credentials = self._credentials

@@ -11,12 +11,14 @@ made, environments created), measured with scripts/bench_memory.py.
   empty, then replaces each location type's regions with a mapping that reads a region's file
   the first time it is asked for. moto reads the dict only by location type and then by
   region (`[...]` and `.get`), so its answers are unchanged.
-- **A second copy of each service model.** moto parses requests with the service model that
+- **More copies of each service model.** moto parses requests with the service model that
   its own loader reads (botocore's model with moto's extras merged in), and separately lists a
-  service's regions through a boto3 Session, whose loader reads and caches the same model again
-  only to look up its endpoint prefix: two copies of, for EC2, about 14 MB each.
-  `share_service_models()` gives that Session moto's loader, caching, so one copy serves both,
-  and that loader builds plain dicts, a third smaller than botocore's OrderedDicts.
+  service's regions through boto3 Sessions, whose loaders read and cache the same model again
+  only to look up its endpoint prefix: for EC2, about 14 MB each time, and importing
+  `moto.ec2` makes three such Sessions. `share_service_models()` gives every Session in the
+  process moto's loader, caching, so one copy serves them all, with plain dicts
+  (environments.plumbing.botocore_data); the endpoints file is the copy the supervisor read
+  before it forked.
 
 tests/environments/emulator/test_moto_memory.py compares the answers with moto's own.
 """
@@ -26,15 +28,13 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from botocore.loaders import JSONFileLoader
+from environments.plumbing import botocore_data
 
 MODULE = "moto.ec2.models.instance_types"
 _PREFIX = "ec2/resources/instance_type_offerings/"
@@ -134,31 +134,23 @@ class _Hook(importlib.abc.MetaPathFinder):
         return spec
 
 
-class PlainJSONFileLoader(JSONFileLoader):
-    """botocore's model file reader, building plain dicts rather than OrderedDicts.
-
-    Dicts keep their order too, and take about a third less memory: EC2's model is 9 MB of
-    objects rather than 14. Nothing in botocore or moto tests a model's type.
-    """
-
-    def _load_file(self, full_path: str, open_method: Callable[..., Any]) -> Any:
-        if not os.path.isfile(full_path):
-            return None
-        with open_method(full_path, "rb") as stream:
-            return json.loads(stream.read().decode("utf-8"))
-
-
 def share_service_models() -> None:
-    """Make moto's service models and its region lookups read through one caching loader."""
+    """Make moto's service models and every botocore Session in this process read through one
+    caching loader: moto's (its extras merged), with plain dicts."""
+    import botocore.session
     from moto.core import loaders
     from moto.core import utils as core_utils
     from moto.core.base_backend import AccountSpecificBackend
 
-    loader = loaders.create_loader()  # botocore's Loader caches what it reads, per instance
-    loader.file_loader = PlainJSONFileLoader()
+    loader = botocore_data.plain_loader(loaders.create_loader())
     # The Session moto lists regions with (created once, and kept: get_session is cached).
     AccountSpecificBackend.get_session()._session.register_component("data_loader", loader)
     core_utils.create_loader = lambda: loader
+    # moto also makes throwaway Sessions (three when moto.ec2 is imported, to list EC2's
+    # regions), each of which would parse the endpoints and EC2's model again.
+    botocore.session.create_loader = lambda search_path=None: (
+        loader if search_path is None else loaders.create_loader()
+    )
 
 
 def defer_instance_type_offerings() -> None:

@@ -130,3 +130,35 @@ def test_moto_and_its_region_lookups_share_one_plain_copy_of_a_service_model() -
     assert seen["same"] is True
     assert seen["plain_dicts"] is True
     assert seen["extras"], "moto's extras are missing from the shared model"
+
+
+OPENS_PROBE = """
+import json, os, sys
+from environments.plumbing import botocore_data
+botocore_data.warm_up()  # as the supervisor does before it forks the embedded AWS
+from environments.emulator.moto_memory import defer_instance_type_offerings, share_service_models
+defer_instance_type_offerings()
+share_service_models()
+opened = []
+def note(event, args):
+    if event == "open" and isinstance(args[0], str) and "/botocore/data/" in args[0]:
+        opened.append(args[0].split("/botocore/data/")[1])
+sys.addaudithook(note)
+from moto.backends import get_backend
+backend = get_backend("ec2")["123456789012"]["us-east-1"]  # imports moto.ec2
+vpcs = backend.describe_vpcs()
+print(json.dumps({"opened": opened, "vpcs": len(vpcs)}))
+"""
+
+
+def test_moto_ec2_reads_the_ec2_model_once_and_the_endpoints_never() -> None:
+    # moto.ec2 lists EC2's regions through three throwaway boto3 Sessions as it is imported;
+    # each used to parse the endpoints file and EC2's model again.
+    result = subprocess.run(
+        [sys.executable, "-c", OPENS_PROBE], capture_output=True, text=True, check=True, timeout=120
+    )
+    seen = json.loads(result.stdout)
+    assert seen["vpcs"] >= 1  # the default VPC: moto works as before
+    ec2_models = [path for path in seen["opened"] if path.startswith("ec2/2016-11-15/service-2")]
+    assert len(ec2_models) == 1, seen["opened"]
+    assert not [path for path in seen["opened"] if path.startswith("endpoints")], seen["opened"]
