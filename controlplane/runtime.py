@@ -202,6 +202,7 @@ def build_background(
             databases,
             on_health=lambda name, healthy, reason: _follow_health(db, name, healthy, reason),
             mwaa_endpoint=mwaa_endpoint,
+            zygote=settings.airflow_zygote,
         )
         if databases is not None
         else None

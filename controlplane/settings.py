@@ -125,6 +125,14 @@ class Settings:
         switch=False,
         shown="build them",
     )
+    airflow_zygote: bool = option(
+        True,
+        "start each of an environment's Airflow processes in an interpreter of its own, "
+        "rather than forking them from one that imported Airflow once (more memory)",
+        flag="--no-airflow-zygote",
+        switch=False,
+        shown="fork them from one",
+    )
     airflow_database_url: str | None = option(
         None,
         "PostgreSQL server for the environments' Airflow metadata, e.g. "

@@ -10,13 +10,17 @@ shared uv cache, so virtualenvs are warm after the first environment. It measure
   bytecode seeds withheld (the baseline), then `--fleet` created at once;
 - S3 PutObject of a new DAG -> its first task has written its result to S3 (p50/p95), on one
   mw1.small environment with one worker and DAGs unpaused at creation;
-- idle PSS of that environment's processes (all of its process groups), after `--idle` seconds,
-  and the CPU they burn while idle (share of one core, over the same seconds);
-- the control plane's peak RSS (supervisor, background and API workers, summed).
+- idle PSS of that environment's processes (all of its process groups, the zygote's
+  included), after `--idle` seconds, and the CPU they burn while idle (share of one core, over
+  the same seconds);
+- the control plane's peak RSS (supervisor, background and API workers, summed);
+- the baseline (`--baseline`, on by default): the same idle environment, after a few DAGs, on a
+  second server that starts each Airflow process by itself (`--no-airflow-zygote`).
 
 The reference column gives MWAA's figures and the targets of this machine.
 
     .venv/bin/python scripts/bench_runtime.py [--rounds 3] [--dags 5] [--fleet 5] [--idle 20]
+                                              [--no-baseline]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import benchlib
 from bench_lifecycle import clients, prerequisites, status, wait_until
 
 from controlplane.credentials import read_admin
+from environments.airflow.runtime import pidfiles
 
 DAG = """
 from datetime import datetime
@@ -97,6 +102,25 @@ def pss_mb(pgids: set[int]) -> float:
                 if line.startswith("Pss:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def memory_by_component(groups: dict[str, int]) -> list[list[object]]:
+    """For each component (and the zygote they are forked from): its processes, and their
+    PSS and USS (private pages) in MB."""
+    rows: list[list[object]] = []
+    for name, pgid in sorted(groups.items()):
+        pss = uss = count = 0
+        for entry, _ in group_members({pgid}):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                for line in (entry / "smaps_rollup").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key == "Pss":
+                        pss += int(value.split()[0])
+                    elif key in ("Private_Clean", "Private_Dirty"):
+                        uss += int(value.split()[0])
+                count += 1
+        rows.append([name, count, f"{pss / 1024:.0f}", f"{uss / 1024:.0f}"])
+    return rows
 
 
 def cpu_seconds(pgids: set[int]) -> float:
@@ -162,6 +186,50 @@ def create_available(mwaa, params: dict, name: str) -> float:
     return time.perf_counter() - start
 
 
+def runtime_clients(endpoints, data_dir: Path) -> tuple:
+    """(mwaa, aws, CreateEnvironment parameters) for a server; the execution role may do what
+    MWAA's documented policy allows: the Celery queue, the environment's logs, and (for the
+    probe task) the DAG bucket."""
+    mwaa, aws = clients(endpoints, read_admin(data_dir))
+    params = prerequisites(aws)
+    aws("iam").put_role_policy(
+        RoleName="bench-exec", PolicyName="airflow-runtime", PolicyDocument=RUNTIME_POLICY
+    )
+    return mwaa, aws, params
+
+
+def new_dags(s3, count: int) -> list[float]:
+    """Put `count` new DAGs in the bucket one at a time; seconds from each PutObject until
+    its task has written its result."""
+    latencies = []
+    for _ in range(count):
+        dag_id = f"bench_{uuid.uuid4().hex[:8]}"
+        start = time.perf_counter()
+        s3.put_object(
+            Bucket="bench-dags", Key=f"dags/{dag_id}.py", Body=DAG.format(dag_id=dag_id).encode()
+        )
+
+        def done(dag_id: str = dag_id) -> bool:
+            found = s3.list_objects_v2(Bucket="bench-dags", Prefix=f"results/{dag_id}")
+            return found.get("KeyCount", 0) > 0
+
+        wait_until(done, timeout=300, interval=0.2)
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def idle_memory(data_dir: Path, name: str, seconds: float) -> tuple[float, float, list]:
+    """After `seconds` idle: the environment's PSS in MB, the share of a core it burnt
+    meanwhile, and its memory by component."""
+    # Every component's process group, and the zygote's, from their pid files.
+    groups = pidfiles.live_groups(data_dir / "environments" / name / "state" / "run")
+    pgids = set(groups.values())
+    burnt, began = cpu_seconds(pgids), time.perf_counter()
+    time.sleep(seconds)
+    share = (cpu_seconds(pgids) - burnt) / (time.perf_counter() - began)
+    return pss_mb(pgids), share, memory_by_component(groups)
+
+
 def delete(mwaa, names: list[str]) -> None:
     for name in names:
         mwaa.delete_environment(Name=name)
@@ -174,19 +242,19 @@ def main() -> int:
     parser.add_argument("--dags", type=int, default=5, help="new DAGs to time")
     parser.add_argument("--fleet", type=int, default=5, help="environments created at once")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds idle before PSS")
+    parser.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the idle environment on a server with --no-airflow-zygote",
+    )
     args = parser.parse_args()
     os.environ.setdefault(
         "AIRDOCK_UV_CACHE_DIR", str(Path.home() / ".cache" / "airdock-tests" / "uv")
     )
     rows: list[list[object]] = []
     with benchlib.live_server("--poll-interval", "0.1") as (process, endpoints, data_dir):
-        mwaa, aws = clients(endpoints, read_admin(data_dir))
-        params = prerequisites(aws)
-        # The execution role may do what MWAA's documented policy allows: the Celery queue,
-        # the environment's logs, and (for the probe task) the DAG bucket.
-        aws("iam").put_role_policy(
-            RoleName="bench-exec", PolicyName="airflow-runtime", PolicyDocument=RUNTIME_POLICY
-        )
+        mwaa, aws, params = runtime_clients(endpoints, data_dir)
         params["AirflowConfigurationOptions"] = {"core.dags_are_paused_at_creation": "False"}
         first = create_available(mwaa, params, "bench-first")
         rows.append(["create -> AVAILABLE, first environment", f"{first:.1f} s", "MWAA 20-30 min"])
@@ -214,22 +282,7 @@ def main() -> int:
             )  # fmt: skip
 
         s3 = aws("s3")
-        latencies = []
-        for _ in range(args.dags):
-            dag_id = f"bench_{uuid.uuid4().hex[:8]}"
-            start = time.perf_counter()
-            s3.put_object(
-                Bucket="bench-dags",
-                Key=f"dags/{dag_id}.py",
-                Body=DAG.format(dag_id=dag_id).encode(),
-            )
-
-            def done(dag_id: str = dag_id) -> bool:
-                found = s3.list_objects_v2(Bucket="bench-dags", Prefix=f"results/{dag_id}")
-                return found.get("KeyCount", 0) > 0
-
-            wait_until(done, timeout=300, interval=0.2)
-            latencies.append(time.perf_counter() - start)
+        latencies = new_dags(s3, args.dags)
         if latencies:
             rows.append(
                 ["new DAG -> first task success, p50",
@@ -240,14 +293,7 @@ def main() -> int:
                  f"{benchlib.percentile(latencies, 0.95):.1f} s", "MWAA >= 30 s sync + listing"]
             )  # fmt: skip
 
-        state = json.loads(
-            (data_dir / "environments" / "bench-first" / "state" / "runtime.json").read_text()
-        )
-        pgids = {c["pid"] for c in state["components"].values() if c["pid"]}
-        burnt, began = cpu_seconds(pgids), time.perf_counter()
-        time.sleep(args.idle)
-        share = (cpu_seconds(pgids) - burnt) / (time.perf_counter() - began)
-        idle = pss_mb(pgids)
+        idle, share, by_component = idle_memory(data_dir, "bench-first", args.idle)
         rows.append(
             ["idle PSS, mw1.small, 2 schedulers, 1 worker", f"{idle:.0f} MB", "target <= 1024 MB"]
         )
@@ -276,9 +322,38 @@ def main() -> int:
         peak = control_plane_peak_mb(process.pid)
         rows.append(["control plane peak RSS (its processes, summed)", f"{peak:.0f} MB", ""])
         delete(mwaa, ["bench-first"])
+
+    if args.baseline:
+        # The same environment on a server that starts each Airflow process by itself.
+        with benchlib.live_server("--poll-interval", "0.1", "--no-airflow-zygote") as (
+            _,
+            endpoints,
+            data_dir,
+        ):
+            mwaa, aws, params = runtime_clients(endpoints, data_dir)
+            params["AirflowConfigurationOptions"] = {"core.dags_are_paused_at_creation": "False"}
+            create_available(mwaa, params, "bench-first")
+            new_dags(aws("s3"), min(args.dags, 3))
+            base, _, base_components = idle_memory(data_dir, "bench-first", args.idle)
+            delete(mwaa, ["bench-first"])
+        rows.append(
+            ["  same, each process started by itself (--no-airflow-zygote)",
+             f"{base:.0f} MB", f"zygote/by itself {idle / base:.2f}x"]
+        )  # fmt: skip
     benchlib.print_table(
         f"Airflow runtime ({benchlib.machine_line()})", ["measure", "value", "reference"], rows
     )
+    benchlib.print_table(
+        "the idle mw1.small environment by component, MB",
+        ["component", "processes", "PSS", "USS"],
+        by_component,
+    )
+    if args.baseline:
+        benchlib.print_table(
+            "the same, each process started by itself (--no-airflow-zygote), MB",
+            ["component", "processes", "PSS", "USS"],
+            base_components,
+        )
     return 0
 
 

@@ -35,10 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import benchlib
-from bench_lifecycle import clients, prerequisites, status, wait_until
-from bench_runtime import RUNTIME_POLICY
+from bench_lifecycle import status, wait_until
+from bench_runtime import runtime_clients
 
-from controlplane.credentials import read_admin
 from tests.e2e.fleet_support import finished, marks, put_nap_dag, worker_of
 
 BUCKET = "bench-dags"
@@ -116,11 +115,7 @@ def main() -> int:
         endpoints,
         data_dir,
     ):
-        mwaa, aws = clients(endpoints, read_admin(data_dir))
-        params = prerequisites(aws)
-        aws("iam").put_role_policy(
-            RoleName="bench-exec", PolicyName="airflow-runtime", PolicyDocument=RUNTIME_POLICY
-        )
+        mwaa, aws, params = runtime_clients(endpoints, data_dir)
         params.pop("LoggingConfiguration")  # MWAA's default: task logs only
         params["AirflowConfigurationOptions"] = {
             "core.dags_are_paused_at_creation": "False",

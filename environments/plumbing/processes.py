@@ -109,11 +109,13 @@ def spawn(
     group: int | None = None,
     extra_groups: Sequence[int] | None = None,
     umask: int = -1,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start `command` as the leader of a new session and process group (its pid is the
     group's id), with no input unless `stdin` says otherwise. `user`, `group` and
     `extra_groups` (ids) switch identity in the child before it runs `command`; giving `user`
-    without `extra_groups` drops every supplementary group of the caller."""
+    without `extra_groups` drops every supplementary group of the caller. `pass_fds` stay open
+    in the child, under the same numbers."""
     if user is not None and extra_groups is None:
         extra_groups = ()
     return subprocess.Popen(
@@ -129,6 +131,7 @@ def spawn(
         group=group,
         extra_groups=list(extra_groups) if extra_groups is not None else None,
         umask=umask,
+        pass_fds=tuple(pass_fds),
     )
 
 

@@ -47,6 +47,8 @@ def test_a_variable_fills_in_and_a_flag_wins():
     assert settings.real_aws and not settings.airflow_venvs
     assert settings.uv_cache_dir == Path("/cache")
     assert _serve(["--no-airflow", "--auth", "off"]).airflow_venvs is False
+    assert Settings().airflow_zygote and _serve(["--no-airflow-zygote"]).airflow_zygote is False
+    assert _serve([], {"AIRDOCK_AIRFLOW_ZYGOTE": "false"}).airflow_zygote is False
     assert _serve(["--auth", "off"]).auth_enabled is False
 
 
@@ -131,7 +133,8 @@ def test_the_readme_table_matches_the_declarations():
     ]
     for opt in _visible():
         env = opt.env + ("" if opt.switch is None else "=true" if opt.switch else "=false")
-        matching = [row for row in rows if re.search(rf"{opt.flag}\b", row[0])]
+        # The whole flag: --no-airflow is not --no-airflow-zygote.
+        matching = [row for row in rows if re.search(rf"{re.escape(opt.flag)}(?![\w-])", row[0])]
         assert len(matching) == 1, f"README has no single row for {opt.flag}"
         assert matching[0][1:3] == [env, opt.shown], opt.flag
     assert len(rows) == len(_visible())

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from environments.airflow.metadb.databases import MetadataDatabases
+from environments.airflow.runtime import pidfiles
 from tests.conftest import (
     PG_ADMIN_URL,
     LiveServer,
@@ -188,9 +189,11 @@ def test_environment_runs_airflow_end_to_end(airflow_server: LiveServer, version
     if version == "3.0.6":  # once is enough: the supervision does not depend on the version
         a_crashing_component_makes_it_unavailable_until_it_recovers(live, name)
         more_workers_restart_nothing(live, name)
+        a_killed_zygote_brings_every_process_back(live, name, bucket, f"{tag}_after")
 
-    # Delete stops every process.
+    # Delete stops every process, the zygote included.
     pids = [c["pid"] for c in env_status(live, name)["components"].values() if c["pid"]]
+    pids += zygotes(live.data_dir / "environments" / name)
     mwaa.delete_environment(Name=name)
     wait_gone(mwaa, name, timeout=120)
     assert not [pid for pid in pids if process_alive(pid)]
@@ -224,6 +227,12 @@ def group_leaders(workspace: Path) -> dict[int, str]:
         if stat[0] != "Z" and int(stat[2]) == int(entry.name) and cwd.startswith(str(workspace)):
             found[int(entry.name)] = command
     return found
+
+
+def zygotes(workspace: Path) -> list[int]:
+    """The running zygotes of an environment's sets (runtime.zygote), by their pid files."""
+    live = pidfiles.live_groups(workspace / "state" / "run")
+    return [pid for name, pid in live.items() if name.split("~")[0] == "zygote"]
 
 
 def control_plane_pids(root: int) -> list[int]:
@@ -284,6 +293,42 @@ def a_crashing_component_makes_it_unavailable_until_it_recovers(
     assert env_status(live, name)["components"]["triggerer"]["restarts"] >= len(killed)
 
 
+def a_killed_zygote_brings_every_process_back(
+    live: LiveServer, name: str, bucket: str, tag: str
+) -> None:
+    """Every process is forked from the set's zygote and dies with it: all come back, forked
+    from a new one, and DAGs run again."""
+    workspace = live.data_dir / "environments" / name
+    [zygote] = zygotes(workspace)
+    before = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
+    assert all(parent_of(pid) == zygote for pid in before.values()), before
+    os.kill(zygote, signal.SIGKILL)
+
+    def all_back() -> bool:
+        now = env_status(live, name)
+        pids = {n: c["pid"] for n, c in now["components"].items()}
+        return (
+            now["status"] == "AVAILABLE"
+            and set(pids) == set(before)
+            and not set(pids.values()) & set(before.values())
+            and all(c["state"] == "healthy" for c in now["components"].values())
+        )
+
+    wait_until(all_back, timeout=240, interval=0.5, message="every process to come back")
+    [again] = zygotes(workspace)
+    assert again != zygote
+    now = env_status(live, name)["components"]
+    assert all(parent_of(c["pid"]) == again for c in now.values()), now
+    dag_id = f"probe_{tag}"
+    put_dag(live, bucket, dag_id)
+    wait_until(lambda: result(live, bucket, dag_id), timeout=TASK_WITHIN, interval=1.0,
+               message=f"the task of {dag_id} after the zygote came back")  # fmt: skip
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def more_workers_restart_nothing(live: LiveServer, name: str) -> None:
     mwaa = live.mwaa()
     before = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
@@ -311,7 +356,11 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
         create_available(live, name)
         workspace = data_dir / "environments" / name
         before = group_leaders(workspace)
-        assert len(before) == 6, before  # 2 schedulers, DAG processor, triggerer, API, worker
+        # 2 schedulers, DAG processor, triggerer, API, worker, and the zygote they forked from.
+        assert len(before) == 7, before
+        assert len(zygotes(workspace)) == 1 and zygotes(workspace)[0] in before, before
+        # A forked component shows its own command, not the zygote's.
+        assert sum("airflow scheduler --skip-serve-logs" in c for c in before.values()) == 2, before
 
         # SIGKILL every process of the control plane at once (supervisor, background and API
         # workers, embedded AWS): nothing of it gets to stop Airflow, which runs on.
@@ -328,12 +377,13 @@ def test_a_killed_control_plane_leaves_exactly_one_set_of_processes(
             pids = {c["pid"] for c in state.get("components", {}).values()}
             return (
                 state.get("healthy", False)
-                and set(leaders) == pids
+                and set(leaders) == pids | set(zygotes(workspace))
+                and len(zygotes(workspace)) == 1
                 and not (set(leaders) & set(before))
             )
 
         wait_until(one_fresh_set, timeout=180, interval=0.5, message="one fresh set of processes")
-        assert len(group_leaders(workspace)) == 6
+        assert len(group_leaders(workspace)) == 7
         mwaa = live.mwaa()
         assert mwaa.get_environment(Name=name)["Environment"]["Status"] == "AVAILABLE"
         mwaa.delete_environment(Name=name)

@@ -38,6 +38,12 @@ def _freeze_once() -> None:
 os.register_at_fork(before=_freeze_once)
 
 
+def forked_anew() -> None:
+    """Called in a process the zygote (zygote_child) forked: what it imports for its own
+    command is frozen again before its own first fork."""
+    _frozen.clear()
+
+
 def _run_the_next_sitecustomize() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     rest = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != here]

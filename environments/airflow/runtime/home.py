@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from environments.airflow import sandbox
-from environments.airflow.runtime import configuration, identity
+from environments.airflow.runtime import configuration, identity, zygote
 from environments.plumbing.files import atomic_write
 from environments.workspace import Workspace
 
@@ -30,13 +30,14 @@ def prepare_home(workspace: Workspace) -> None:
 
 
 def install_support_files(workspace: Workspace) -> None:
-    """The files the environment's Airflow runs of ours: Celery's settings, the fork hook
-    and the FAB user script."""
+    """The files the environment's Airflow runs of ours: Celery's settings, the fork hook,
+    the FAB user script and the zygote."""
     support = workspace.home / ".airdock"
     for target, origin in (
         (support / f"{configuration.CELERY_CONFIG_MODULE}.py", configuration.CELERY_CONFIG_SOURCE),
         (support / f"{configuration.FORK_SHARING_MODULE}.py", configuration.FORK_SHARING_SOURCE),
         (support / identity.CHILD_SOURCE.name, identity.CHILD_SOURCE),
+        (support / zygote.SCRIPT, zygote.SOURCE),
     ):
         source = origin.read_bytes()
         if not target.exists() or target.read_bytes() != source:

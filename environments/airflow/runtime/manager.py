@@ -25,7 +25,7 @@ from environments.airflow import sandbox
 from environments.airflow.metadb.databases import MetadataDatabases
 from environments.airflow.metrics.catalog import WORKER_COUNT
 from environments.airflow.metrics.hub import MetricsHub
-from environments.airflow.runtime import cli, configuration, pidfiles
+from environments.airflow.runtime import cli, configuration, pidfiles, zygote
 from environments.airflow.runtime.components import Component
 from environments.airflow.runtime.credentials import RoleCredentials
 from environments.airflow.runtime.fleet import FleetControl
@@ -75,9 +75,12 @@ class AirflowRuntime(ProcessSets):
         *,
         on_health: HealthListener | None = None,
         mwaa_endpoint: str | None = None,
+        zygote: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.mwaa_endpoint = mwaa_endpoint
+        # Fork each set's processes from one import of Airflow (runtime.zygote), or not.
+        self.zygote = zygote
         self.aws = aws
         self.databases = databases
         self._supervisors: dict[str, EnvironmentSupervisor] = {}
@@ -277,6 +280,9 @@ class AirflowRuntime(ProcessSets):
             environment_for=environment_for,
             launcher=self._launch,
             generation=generation,
+            zygote_script=(
+                self.workspace(plan.name).home / ".airdock" / zygote.SCRIPT if self.zygote else None
+            ),
         )
 
     def change_schema(self, current: RuntimePlan, wanted: RuntimePlan) -> str | None:

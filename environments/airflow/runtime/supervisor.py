@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from environments.airflow.runtime import pidfiles
 from environments.airflow.runtime.components import (
@@ -28,6 +28,8 @@ from environments.airflow.runtime.components import (
     worker,
 )
 from environments.airflow.runtime.plan import RuntimePlan
+from environments.airflow.runtime.zygote import ForkedComponent, Zygote
+from environments.airflow.runtime.zygote import usable as zygote_usable
 from environments.plumbing import processes as procs
 
 BACKOFF_FIRST = 1.0
@@ -64,6 +66,7 @@ class Launch(Protocol):
     argv: list[str]
     env: dict[str, str]
     cwd: Path
+    mode: str
 
     def identity(self) -> dict: ...
 
@@ -75,7 +78,7 @@ Launcher = Callable[[RuntimePlan, list, dict[str, str]], Launch]
 @dataclass
 class Managed:
     component: Component
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | ForkedComponent | None = None
     started_at: float = 0.0
     restarts: int = 0
     exits: int = 0  # every exit, however long the process ran
@@ -108,6 +111,7 @@ class EnvironmentSupervisor:
         environment_for: Callable[[RuntimePlan, Component], dict[str, str]],
         launcher: Launcher,
         generation: int = 0,
+        zygote_script: Path | None = None,
     ) -> None:
         self.plan = plan
         self.api_port = api_port
@@ -122,6 +126,10 @@ class EnvironmentSupervisor:
         self._stopping = False
         self.workers_wanted = plan.min_workers
         self.health = Health(False, "starting")
+        # Forks the set's processes from one import of Airflow (runtime.zygote): started with
+        # the first of them, and again after it exits. None: every process is spawned.
+        self._zygote_script = zygote_script
+        self._zygote: Zygote | None = None
         self._layout()
 
     # --- paths --------------------------------------------------------------------------
@@ -140,7 +148,10 @@ class EnvironmentSupervisor:
         return self.log_dir / f"{name}.log"
 
     def _pid_name(self, component: Component) -> str:
-        return component.name if not self.generation else f"{component.name}~{self.generation}"
+        return self._pid_name_for(component.name)
+
+    def _pid_name_for(self, name: str) -> str:
+        return name if not self.generation else f"{name}~{self.generation}"
 
     def _layout(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -228,6 +239,7 @@ class EnvironmentSupervisor:
         with self._lock:
             self._stopping = True
             self._stop_all([*self._managed.values(), *self._retiring.values()], grace)
+            self._stop_zygote()
             for managed in self._managed.values():
                 managed.state = "stopped"
             self.health = Health(False, "stopped", self._snapshot(), 0)
@@ -244,6 +256,7 @@ class EnvironmentSupervisor:
         self._stop_all([m for m in everything if m not in web], worker_grace)
         self._stop_all(web, STOP_GRACE)
         with self._lock:
+            self._stop_zygote()
             for managed in everything:
                 managed.state = "stopped"
             self.health = Health(False, "retired", self._snapshot(), 0)
@@ -295,10 +308,10 @@ class EnvironmentSupervisor:
             log.flush()
             launch = self._launcher(
                 self.plan,
-                [self.plan.venv / "bin" / "airflow", *component.command],
+                [str(self.plan.venv / "bin" / "airflow"), *component.command],
                 self._environment_for(self.plan, component),
             )
-            managed.process = procs.spawn(
+            managed.process = self._forked(launch, log) or procs.spawn(
                 launch.argv,
                 env=launch.env,
                 cwd=launch.cwd,
@@ -311,6 +324,44 @@ class EnvironmentSupervisor:
         managed.ready = False
         managed.healthy = False
         managed.state = "starting"
+
+    def _forked(self, launch: Launch, log: IO[bytes]) -> ForkedComponent | None:
+        """The component forked by the set's zygote, or None where it is to be spawned: no
+        zygote here, or one that cannot serve it (see runtime.zygote)."""
+        if self._zygote_script is None or not zygote_usable(launch):
+            return None
+        if self._zygote is not None and not self._zygote.alive():
+            self._stop_zygote()
+        if self._zygote is None:
+            try:
+                self._zygote = self._start_zygote(launch.env)
+            except OSError as err:
+                _note(log, f"no zygote ({err}); starting the process itself")
+                return None
+        if not self._zygote.accepts(launch.env):
+            return None
+        try:
+            return self._zygote.fork(launch.argv, launch.env, launch.cwd, log)
+        except OSError as err:
+            _note(log, f"the zygote failed ({err}); starting the process itself")
+            return None
+
+    def _start_zygote(self, env: dict[str, str]) -> Zygote:
+        assert self._zygote_script is not None
+        zygote = Zygote.start(
+            lambda argv: self._launcher(self.plan, argv, env),
+            self.plan.python,
+            self._zygote_script,
+            self.log_path("zygote"),
+        )
+        pidfiles.record(self.run_dir, self._pid_name_for("zygote"), zygote.process.pid)
+        return zygote
+
+    def _stop_zygote(self) -> None:
+        if self._zygote is not None:
+            self._zygote.stop()
+            pidfiles.forget(self.run_dir, self._pid_name_for("zygote"))
+            self._zygote = None
 
     # --- supervision --------------------------------------------------------------------
 
@@ -454,6 +505,11 @@ def _runs_tasks(pid: int, children: dict[int, list[int]]) -> bool:
     while len(children.get(main, [])) == 1 and children.get(children[main][0]):
         main = children[main][0]
     return any(children.get(pool) for pool in children.get(main, []))
+
+
+def _note(log: IO[bytes], text: str) -> None:
+    log.write(f"[airdock] {text}\n".encode())
+    log.flush()
 
 
 def _last_line(path: Path, limit: int = 4096) -> str:
