@@ -34,6 +34,7 @@ READY_TIMEOUT = 120.0  # importing Airflow, on a busy machine
 REPLY_TIMEOUT = 30.0
 STOP_GRACE = 5.0
 GONE = -9  # the status of a component whose zygote died (PR_SET_PDEATHSIG killed it)
+SHELL_EXEC = b"'''exec' "  # the second line of such a script (pip's and uv's trampoline)
 
 
 def usable(launch: Any) -> bool:
@@ -44,10 +45,14 @@ def usable(launch: Any) -> bool:
         return False
     try:
         with open(launch.argv[0], "rb") as program:
-            first = program.readline()
+            first, second = program.readline(), program.readline()
     except OSError:
         return False
-    return first.startswith(b"#!") and b"python" in first
+    if not first.startswith(b"#!"):
+        return False
+    # An interpreter path too long for a #! line is written as a shell line that runs Python
+    # on the script; to Python that line is a string, and the rest is the script's code.
+    return b"python" in first or (first.strip() == b"#!/bin/sh" and second.startswith(SHELL_EXEC))
 
 
 class ForkedComponent:

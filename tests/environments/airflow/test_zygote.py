@@ -142,6 +142,35 @@ def test_only_processes_with_the_zygotes_environment_are_forked(zygote: Zygote) 
     assert not zygote.accepts({k: v for k, v in zygote.env.items() if k != "ZYGOTE_ONLY"})
 
 
+SHELL_LINE = """#!/bin/sh
+'''exec' "{python}" "$0" "$@"
+' '''
+"""
+
+
+def long_path_form(program: Path) -> Path:
+    """`program` as installers write a script whose interpreter path is too long for #!."""
+    path = program.with_name("airflow-long")
+    body = program.read_text().split("\n", 1)[1]
+    path.write_text(SHELL_LINE.format(python=sys.executable) + body)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_script_behind_a_shell_line_runs_as_it_would_by_itself(
+    zygote: Zygote, program: Path, tmp_path: Path
+) -> None:
+    long = long_path_form(program)
+    by_itself = subprocess.run([str(long)], capture_output=True, text=True, check=True)
+    assert json.loads(by_itself.stdout)["name"] == "__main__"
+    assert usable(PlainLaunch([str(long)], {}, tmp_path))
+    log = tmp_path / "long.log"
+    with open(log, "ab") as output:
+        child = zygote.fork([str(long)], {"PATH": "/usr/bin", "FAKE_EXIT": "4"}, tmp_path, output)
+    assert child.wait(30) == 4
+    assert said(log)["argv"] == [str(long)]
+
+
 def test_only_python_programs_outside_bubblewrap_are_forked(program: Path, tmp_path: Path) -> None:
     assert usable(PlainLaunch([str(program)], {}, tmp_path))
     assert not usable(PlainLaunch([str(program)], {}, tmp_path, mode="bubblewrap"))
