@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from environments.airflow.runtime import pidfiles
+from environments.airflow.runtime import configuration, pidfiles
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor
 from environments.airflow.runtime.zygote import GONE, SOURCE, Zygote, usable
 from environments.plumbing import processes
@@ -25,8 +25,10 @@ from tests.environments.airflow.test_runtime_parts import plan
 from tests.waiting import wait_until
 
 PROGRAM = """#!{python}
-import json, os, sys, time
+import gc, json, os, sys, time
 print(json.dumps({{
+    "frozen": getattr(sys.modules.get("sitecustomize"), "_frozen", None),
+    "freeze_count": gc.get_freeze_count(),
     "argv": sys.argv, "cwd": os.getcwd(), "pid": os.getpid(), "pgid": os.getpgid(0),
     "sid": os.getsid(0), "ppid": os.getppid(), "value": os.environ.get("FAKE_VALUE"),
     "foreign": os.environ.get("ZYGOTE_ONLY"), "preloaded": "email.mime.text" in sys.modules,
@@ -97,6 +99,30 @@ def test_a_component_runs_its_program_as_asked_in_a_session_of_its_own(
     assert seen["pid"] == seen["pgid"] == seen["sid"] == child.pid
     assert seen["ppid"] == zygote.process.pid
     assert seen["preloaded"] is True
+
+
+def test_a_component_shares_the_zygotes_frozen_objects_and_freezes_its_own_anew(
+    program: Path, tmp_path: Path
+) -> None:
+    # The fork hook every Airflow process imports (fork_sharing_child, as sitecustomize).
+    support = tmp_path / "support"
+    support.mkdir()
+    (support / "sitecustomize.py").write_bytes(configuration.FORK_SHARING_SOURCE.read_bytes())
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(support)}
+    zygote = Zygote.start(
+        lambda argv: PlainLaunch(argv, env, tmp_path),
+        Path(sys.executable),
+        SOURCE,
+        tmp_path / "zygote.log",
+    )
+    try:
+        log = tmp_path / "frozen.log"
+        assert fork(zygote, program, log, PYTHONPATH=str(support)).wait(30) == 0
+    finally:
+        zygote.stop()
+    seen = said(log)
+    assert seen["freeze_count"] > 0  # what the zygote froze before it forked
+    assert seen["frozen"] == []  # and the component's own first fork freezes again
 
 
 def test_exit_statuses_are_those_popen_would_give(
