@@ -80,6 +80,13 @@ def fork(zygote: Zygote, program: Path, log: Path, **env: str):
                            log.parent, output)  # fmt: skip
 
 
+def start_sleeper(zygote: Zygote, program: Path, log: Path):
+    """A component that sleeps, once it has started."""
+    sleeper = fork(zygote, program, log, FAKE_SLEEP="1")
+    wait_until(lambda: log.exists() and log.read_text(), timeout=30, message="the sleeper")
+    return sleeper
+
+
 def said(log: Path) -> dict:
     return json.loads(log.read_text().splitlines()[-1])
 
@@ -129,9 +136,7 @@ def test_exit_statuses_are_those_popen_would_give(
     zygote: Zygote, program: Path, tmp_path: Path
 ) -> None:
     assert fork(zygote, program, tmp_path / "a.log", FAKE_EXIT="3").wait(30) == 3
-    sleeper = fork(zygote, program, tmp_path / "b.log", FAKE_SLEEP="1")
-    wait_until(lambda: (tmp_path / "b.log").exists() and (tmp_path / "b.log").read_text(),
-               timeout=30, message="the sleeper to start")  # fmt: skip
+    sleeper = start_sleeper(zygote, program, tmp_path / "b.log")
     with pytest.raises(subprocess.TimeoutExpired):
         sleeper.wait(0.2)
     assert sleeper.poll() is None
@@ -143,8 +148,7 @@ def test_exit_statuses_are_those_popen_would_give(
 def test_a_killed_zygote_takes_its_components_with_it(
     zygote: Zygote, program: Path, tmp_path: Path
 ) -> None:
-    sleeper = fork(zygote, program, tmp_path / "s.log", FAKE_SLEEP="1")
-    wait_until(lambda: (tmp_path / "s.log").read_text(), timeout=30, message="the sleeper")
+    sleeper = start_sleeper(zygote, program, tmp_path / "s.log")
     os.kill(zygote.process.pid, signal.SIGKILL)
     assert sleeper.wait(30) == GONE
     wait_until(lambda: not processes.is_running(sleeper.pid), timeout=10,
@@ -323,8 +327,7 @@ def test_a_pid_the_zygote_did_not_fork_is_never_taken_for_a_component(
 def test_sigterm_lets_the_components_decide_when_the_zygote_ends(
     zygote: Zygote, program: Path, tmp_path: Path
 ) -> None:
-    sleeper = fork(zygote, program, tmp_path / "t.log", FAKE_SLEEP="1")
-    wait_until(lambda: (tmp_path / "t.log").read_text(), timeout=30, message="the sleeper")
+    sleeper = start_sleeper(zygote, program, tmp_path / "t.log")
     os.kill(zygote.process.pid, signal.SIGTERM)
     time.sleep(0.5)
     assert zygote.process.poll() is None, "the zygote left before its component"
