@@ -145,7 +145,9 @@ class Zygote:
         keys = (self.env.keys() | env.keys()) - PER_COMPONENT
         return all(self.env.get(key) == env.get(key) for key in keys)
 
-    def fork(self, argv: list[str], env: dict[str, str], cwd: Path, log_file: IO[bytes]) -> Any:
+    def fork(
+        self, argv: list[str], env: dict[str, str], cwd: Path, log_file: IO[bytes]
+    ) -> ForkedComponent:
         """A component running `argv` (argv[0], a Python script such as the venv's `airflow`,
         runs as its `__main__`), its output to `log_file`."""
         request = json.dumps({"argv": argv, "env": env, "cwd": str(cwd)}).encode()
@@ -156,6 +158,9 @@ class Zygote:
             try:
                 reply = self._replies.get(timeout=REPLY_TIMEOUT)
             except queue.Empty:
+                # A late answer would be taken for the next request's, and a process it forked
+                # meanwhile would be nobody's: such a zygote goes, and its components with it.
+                procs.signal_group(self.process.pid, procs.signal.SIGKILL)
                 raise ZygoteFailed("the zygote did not answer") from None
         if reply is None or "child" not in reply:
             raise ZygoteFailed((reply or {}).get("error", "the zygote has exited"))

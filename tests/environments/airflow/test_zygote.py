@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from environments.airflow.runtime import configuration, pidfiles
+from environments.airflow.runtime import zygote as zygote_module
 from environments.airflow.runtime.supervisor import EnvironmentSupervisor
 from environments.airflow.runtime.zygote import GONE, SOURCE, Zygote, usable
 from environments.plumbing import processes
@@ -161,7 +162,7 @@ def test_a_killed_zygote_takes_its_components_with_it(
 def test_closing_the_channel_ends_the_zygote(zygote: Zygote, program: Path, tmp_path: Path) -> None:
     assert fork(zygote, program, tmp_path / "c.log").wait(30) == 0
     zygote.stop()
-    assert zygote.process.poll() is not None
+    assert zygote.process.returncode == 0  # it left by itself, not by stop's SIGKILL
     assert not zygote.alive()
 
 
@@ -358,3 +359,26 @@ def test_a_zygote_that_breaks_the_protocol_is_killed_and_not_trusted(
         assert not garbling.alive()
     finally:
         garbling.stop()
+
+
+SILENT_ZYGOTE = """
+import json, os, socket, sys, time
+sock = socket.socket(fileno=int(sys.argv[1]))
+sock.send(json.dumps({"ready": os.getpid()}).encode())
+time.sleep(600)
+"""
+
+
+def test_a_zygote_that_does_not_answer_is_killed(
+    tmp_path: Path, program: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its answer, if it came later, would be taken for the next request's.
+    monkeypatch.setattr(zygote_module, "REPLY_TIMEOUT", 1.0)
+    silent = start_impostor(tmp_path, SILENT_ZYGOTE)
+    try:
+        with pytest.raises(OSError, match="did not answer"):
+            fork(silent, program, tmp_path / "z.log")
+        assert silent.process.wait(10) == -signal.SIGKILL
+        assert not silent.alive()
+    finally:
+        silent.stop()
