@@ -16,8 +16,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -35,15 +35,18 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from environments.errors import ConcurrentModification, ServiceUnavailableException
 from environments.lifecycle import TRANSITIONAL, Event, Status, next_status
 from environments.plumbing.locks import LockTimeout
+from environments.plumbing.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -148,6 +151,7 @@ class Store:
         if is_sqlite:
             _tune_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = ReadCache.for_engine(self.engine)
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
@@ -161,6 +165,8 @@ class Store:
             raise _unavailable(err) from err
 
     def dispose(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
         self.engine.dispose()
 
     @contextlib.contextmanager
@@ -193,13 +199,15 @@ class Store:
         """A read-only snapshot of one row (attribute access like EnvironmentRow).
 
         The hot read path (GetEnvironment, tokens) goes through Core rather than the ORM: it
-        needs no identity map or change tracking, and skipping them halves its cost.
+        needs no identity map or change tracking, and skipping them halves its cost. On SQLite
+        a row read before is answered from environments.plumbing.read_cache until the next
+        commit. Callers share the row and must not change it.
         """
-        try:
-            with self.engine.connect() as conn:
-                return conn.execute(_SELECT_ONE, {"name": name}).first()
-        except OperationalError as err:
-            raise _unavailable(err) from err
+
+        def load(conn: Connection) -> Any | None:
+            return conn.execute(_SELECT_ONE, {"name": name}).first()
+
+        return self._read(("environment", name), load)
 
     def read_names(self, after: str | None, limit: int) -> list[str]:
         """Environment names in order, after `after`: the ListEnvironments read, through Core
@@ -209,9 +217,19 @@ class Store:
             if after is None
             else (_SELECT_NAMES_AFTER, {"after": after, "limit": limit})
         )
+
+        def load(conn: Connection) -> tuple[str, ...]:
+            return tuple(conn.execute(statement, params).scalars())
+
+        return list(self._read(("names", after, limit), load))
+
+    def _read(self, key: tuple[Any, ...], load: Callable[[Connection], T]) -> T:
+        """`load` on a connection: from the read cache on SQLite, else on a pooled one."""
         try:
+            if self._reads is not None:
+                return self._reads.read(key, load)
             with self.engine.connect() as conn:
-                return list(conn.execute(statement, params).scalars())
+                return load(conn)
         except OperationalError as err:
             raise _unavailable(err) from err
 

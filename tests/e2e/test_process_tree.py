@@ -287,7 +287,9 @@ def test_a_write_on_one_api_worker_is_read_on_another(tmp_path, request, store):
             wrote = mwaa.tag_resource(ResourceArn=arn, Tags={"round": value})
             read = mwaa.list_tags_for_resource(ResourceArn=arn)
             assert read["Tags"]["round"] == value
-            if _worker(wrote) != _worker(read):
+            got = mwaa.get_environment(Name="ryw")
+            assert got["Environment"]["Tags"]["round"] == value
+            if _worker(wrote) != _worker(read) or _worker(wrote) != _worker(got):
                 crossings += 1
                 if crossings >= 20:
                     break
