@@ -149,7 +149,7 @@ def _serve(settings: Settings) -> None:
 
     memory.warm_up_shared()
     # Building the service read the store: no connection may cross the fork into the workers.
-    db.engine.dispose()
+    db.dispose()
     gc.collect()
     gc.freeze()
     try:

@@ -15,7 +15,11 @@ store reads every time there (`ReadCache.for_engine` gives None).
 
 What a load returns is shared by every caller until the next commit: loads return immutable
 values (rows, tuples), and callers must not change the dicts inside a row (they never have;
-`Store.read_environment` has always promised a read-only snapshot).
+`Store.read_environment` has always promised a read-only snapshot). A load must also consume
+or close every result it opens: an open statement holds its read snapshot, and data_version
+with it. An answer of None (nothing found) is not kept, so keys that name nothing, which a
+caller may make up at will, never fill the cache: it holds at most one answer per thing that
+exists.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 T = TypeVar("T")
@@ -45,8 +51,9 @@ class ReadCache:
         self._version: int | None = None
         self._answers: dict[Hashable, Any] = {}
         # Connections opened before a fork belong to the parent: the child never uses or
-        # closes them (closing would drop SQLite's locks that the parent still holds).
+        # closes them (closing would drop SQLite's locks and WAL handles the parent holds).
         self._inherited: list[Connection] = []
+        _LIVE.add(self)
 
     @classmethod
     def for_engine(cls, engine: Engine) -> ReadCache | None:
@@ -77,9 +84,10 @@ class ReadCache:
                     return self._answers[key]
                 answer = load(conn)
                 conn.rollback()  # end SQLAlchemy's implicit transaction; SQLite has none
-                if len(self._answers) >= self._max_entries:
-                    self._answers.clear()
-                self._answers[key] = answer
+                if answer is not None:
+                    if len(self._answers) >= self._max_entries:
+                        self._answers.clear()
+                    self._answers[key] = answer
                 return answer
             except Exception:
                 self._drop()
@@ -87,16 +95,27 @@ class ReadCache:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
+            self._leave_inherited()
+            if self._conn is not None:
                 self._conn.close()
             self._conn = None
             self._version = None
             self._answers.clear()
 
-    def _connection(self) -> Connection:
+    def _after_fork_in_child(self) -> None:
+        # The parent's lock may have been held by a thread that does not exist here.
+        self._lock = threading.Lock()
+        self._leave_inherited()
+
+    def _leave_inherited(self) -> None:
         if self._conn is not None and self._pid != os.getpid():
             self._inherited.append(self._conn)
             self._conn = None
+            self._version = None
+            self._answers.clear()
+
+    def _connection(self) -> Connection:
+        self._leave_inherited()
         if self._conn is None:
             self._conn = self._engine.connect()
             self._pid = os.getpid()
@@ -104,17 +123,38 @@ class ReadCache:
             self._answers.clear()
         return self._conn
 
-    @staticmethod
-    def _data_version(conn: Connection) -> int:
+    def _data_version(self, conn: Connection) -> int:
+        """The pragma, on the driver's connection: through SQLAlchemy it would cost more than
+        the cached answer saves. Driver errors come out as SQLAlchemy's, as a query's would."""
         raw = conn.connection.driver_connection
-        if raw.in_transaction:  # a snapshot would hold data_version still; never expected
-            raw.rollback()
-        return raw.execute("PRAGMA data_version").fetchone()[0]
+        dbapi = self._engine.dialect.loaded_dbapi
+        try:
+            if raw.in_transaction:  # a snapshot would hold data_version still; never expected
+                raw.rollback()
+            return raw.execute("PRAGMA data_version").fetchone()[0]
+        except dbapi.Error as err:
+            raise DBAPIError.instance(
+                "PRAGMA data_version", None, err, dbapi.Error, dialect=self._engine.dialect
+            ) from err
 
     def _drop(self) -> None:
+        """Forget the connection after an error: it goes back to the pool invalidated, so
+        neither this cache nor anyone else reuses what may be a broken handle."""
         conn, self._conn = self._conn, None
         self._version = None
         self._answers.clear()
         if conn is not None:
             with contextlib.suppress(Exception):  # already broken; the next read opens anew
+                conn.invalidate()
                 conn.close()
+
+
+_LIVE: weakref.WeakSet[ReadCache] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_LIVE):
+        cache._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -5,7 +5,10 @@ Real SQLite files, real second connections, a real second process and a real for
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -69,9 +72,20 @@ def test_a_second_read_without_a_commit_is_answered_from_the_cache(cache):
     loads = Loads()
     assert cache.read("a", loads("a")) == "one"
     assert cache.read("a", loads("a")) == "one"
-    assert cache.read("b", loads("b")) is None  # absence is an answer too
-    assert cache.read("b", loads("b")) is None
-    assert loads.count == 2
+    assert loads.count == 1
+
+
+def test_names_of_nothing_are_read_each_time_and_never_fill_the_cache(path):
+    engine = create_engine(f"sqlite:///{path}")
+    cache = ReadCache(engine, max_entries=2)
+    loads = Loads()
+    cache.read("a", loads("a"))
+    for made_up in range(50):  # a caller may name anything: none of it is kept
+        assert cache.read(f"nothing-{made_up}", loads(f"nothing-{made_up}")) is None
+    cache.read("a", loads("a"))
+    assert loads.count == 51  # "a" was read once
+    cache.close()
+    engine.dispose()
 
 
 def test_a_commit_on_another_connection_is_seen_by_the_next_read(cache, path):
@@ -142,6 +156,64 @@ def test_a_forked_child_reads_on_its_own_connection_and_leaves_the_parents(cache
     assert cache.read("which", which_connection) == parents
 
 
+def open_files(path) -> int:
+    """How many of this process's descriptors are open on the database or its WAL."""
+    names = {str(path), f"{path}-wal"}
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") in names
+    return count
+
+
+def test_a_child_that_closes_the_cache_never_gets_the_parents_connection(path):
+    engine = create_engine(f"sqlite:///{path}")
+    cache = ReadCache(engine)
+    cache.read("a", Loads()("a"))
+    parents = cache.read("which", which_connection)
+    pid = os.fork()
+    if pid == 0:  # dropped rather than kept, it would go back to the pool for anyone here
+        try:
+            gc.collect()  # connections of this test's other steps, left for collection
+            before = open_files(path)
+            cache.close()
+            gc.collect()
+            with engine.connect() as conn:
+                fresh = which_connection(conn) != parents
+            os._exit(0 if fresh and before and open_files(path) >= before else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.read("which", which_connection) == parents
+    cache.close()
+    engine.dispose()
+
+
+def test_a_child_forked_while_a_thread_reads_does_not_wait_for_that_thread(cache, path):
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn: Connection):
+        inside.set()
+        release.wait(30)
+        return "slow"
+
+    reader = threading.Thread(target=cache.read, args=("slow", slow))
+    reader.start()
+    assert inside.wait(30)
+    pid = os.fork()  # the reading thread holds the cache; it does not exist in the child
+    if pid == 0:
+        try:
+            signal.alarm(20)  # a child stuck on the parent's lock dies of SIGALRM
+            os._exit(0 if cache.read("a", Loads()("a")) == "one" else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    reader.join(timeout=30)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_many_threads_read_and_never_see_a_value_older_than_the_last_commit(cache, path):
     committed = {"value": 0}
     errors: list[str] = []
@@ -169,6 +241,8 @@ def test_many_threads_read_and_never_see_a_value_older_than_the_last_commit(cach
 
 
 def test_past_its_bound_the_cache_starts_over(path):
+    for key in "bcd":
+        write(path, key, key)
     engine = create_engine(f"sqlite:///{path}")
     cache = ReadCache(engine, max_entries=3)
     loads = Loads()
@@ -179,6 +253,17 @@ def test_past_its_bound_the_cache_starts_over(path):
     assert loads.count == 5
     cache.close()
     engine.dispose()
+
+
+def test_a_driver_error_in_the_commit_check_is_sqlalchemys_and_the_next_read_recovers(cache):
+    # What the store maps to MWAA's 503 is SQLAlchemy's OperationalError; the pragma runs on
+    # the driver's connection, whose errors must come out the same way.
+    raw = cache.read("raw", lambda conn: conn.connection.driver_connection)
+    raw.set_progress_handler(lambda: 1, 1)  # every statement on it is interrupted
+    with pytest.raises(OperationalError):
+        cache.read("a", Loads()("a"))
+    assert cache.read("a", Loads()("a")) == "one"
+    assert cache.read("raw", lambda conn: conn.connection.driver_connection) is not raw
 
 
 def test_a_failed_load_drops_the_connection_and_the_next_read_recovers(cache):
