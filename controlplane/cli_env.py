@@ -132,6 +132,7 @@ def _status(args: argparse.Namespace) -> int:
         "healthy": runtime.get("healthy", False),
         "reason": runtime.get("reason", "Airflow is not running on this host"),
         "components": runtime.get("components", {}),
+        "zygote": runtime.get("zygote") if fresh else None,
         "workers": runtime.get("workers", 0),
         "workers_wanted": runtime.get("workers_wanted", 0),
         "remote_workers": runtime.get("remote_workers", []),
@@ -147,6 +148,7 @@ def _status(args: argparse.Namespace) -> int:
     if report["reason"]:
         print(f"  {report['reason']}")
     _print_scaling(report)
+    _print_zygote(report)
     for host in report["remote_workers"]:
         ready = f"{host['ready']} of {host['workers']} workers ready"
         seen = f"seen {host['seen_seconds_ago']} s ago"
@@ -161,6 +163,17 @@ def _status(args: argparse.Namespace) -> int:
     for line in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(line, [*widths, 0], strict=True)).rstrip())
     return 0
+
+
+def _print_zygote(report: dict) -> None:
+    zygote = report["zygote"]
+    if zygote is None:
+        return
+    forked = [name for name, c in report["components"].items() if c.get("forked")]
+    print(
+        f"  zygote: pid {zygote['pid']} (started {zygote['starts']} time(s)); "
+        f"forked: {', '.join(forked) or 'none'}"
+    )
 
 
 def _scaling_summary(scaling: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -300,8 +301,11 @@ def a_killed_zygote_brings_every_process_back(
     from a new one, and DAGs run again."""
     workspace = live.data_dir / "environments" / name
     [zygote] = zygotes(workspace)
-    before = {n: c["pid"] for n, c in env_status(live, name)["components"].items()}
+    status = env_status(live, name)
+    before = {n: c["pid"] for n, c in status["components"].items()}
     assert all(parent_of(pid) == zygote for pid in before.values()), before
+    assert status["zygote"]["pid"] == zygote
+    assert all(c["forked"] for c in status["components"].values()), status
     os.kill(zygote, signal.SIGKILL)
 
     def all_back() -> bool:
@@ -317,6 +321,10 @@ def a_killed_zygote_brings_every_process_back(
     wait_until(all_back, timeout=240, interval=0.5, message="every process to come back")
     [again] = zygotes(workspace)
     assert again != zygote
+    wait_until(lambda: (env_status(live, name)["zygote"] or {}).get("pid") == again,
+               timeout=30, message="env status to report the new zygote")  # fmt: skip
+    shown = airdock(live, "env", "status", name).stdout
+    assert re.search(rf"zygote: pid {again} \(started \d+ time\(s\)\); forked: \w", shown), shown
     now = env_status(live, name)["components"]
     assert all(parent_of(c["pid"]) == again for c in now.values()), now
     dag_id = f"probe_{tag}"

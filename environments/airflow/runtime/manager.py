@@ -365,6 +365,7 @@ class AirflowRuntime(ProcessSets):
             "api_port": supervisor.api_port,
             "airflow_version": supervisor.plan.airflow_version,
             "components": health.components,
+            "zygote": health.zygote,
             "workers": health.workers + sum(host["ready"] for host in remote),
             "remote_workers": remote,
             "workers_wanted": supervisor.workers_wanted,

@@ -100,6 +100,8 @@ class Health:
     workers: int = 0
     # Not healthy only because processes are still starting (within START_GRACE).
     starting: bool = False
+    # The set's zygote ({"pid", "starts"}), None while there is none (see runtime.zygote).
+    zygote: dict | None = None
 
 
 class EnvironmentSupervisor:
@@ -130,6 +132,7 @@ class EnvironmentSupervisor:
         # the first of them, and again after it exits. None: every process is spawned.
         self._zygote_script = zygote_script
         self._zygote: Zygote | None = None
+        self._zygote_starts = 0
         self._layout()
 
     # --- paths --------------------------------------------------------------------------
@@ -355,6 +358,7 @@ class EnvironmentSupervisor:
             self.log_path("zygote"),
         )
         pidfiles.record(self.run_dir, self._pid_name_for("zygote"), zygote.process.pid)
+        self._zygote_starts += 1
         return zygote
 
     def _stop_zygote(self) -> None:
@@ -448,7 +452,13 @@ class EnvironmentSupervisor:
             self._snapshot(),
             workers,
             starting=bool(problems) and starting_only,
+            zygote=self._zygote_report(),
         )
+
+    def _zygote_report(self) -> dict | None:
+        if self._zygote is None or not self._zygote.alive():
+            return None
+        return {"pid": self._zygote.process.pid, "starts": self._zygote_starts}
 
     def _problem(self, managed: Managed) -> str:
         name = managed.component.name
@@ -465,6 +475,7 @@ class EnvironmentSupervisor:
                 "state": m.state,
                 "kind": m.component.kind,
                 "pid": m.process.pid if m.process is not None else None,
+                "forked": isinstance(m.process, ForkedComponent),
                 "restarts": m.restarts,
                 "last_error": m.last_error,
             }

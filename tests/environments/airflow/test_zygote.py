@@ -253,6 +253,9 @@ def test_the_supervisor_forks_every_process_from_one_zygote_and_restarts_them(
     zygote_pid = recorded.pop("zygote")
     assert recorded == first
     assert {parent_of(pid) for pid in first.values()} == {zygote_pid}
+    health = supervised.tick()  # what `airdock env status` shows
+    assert health.zygote == {"pid": zygote_pid, "starts": 1}
+    assert all(c["forked"] for c in health.components.values()), health.components
 
     # A component that dies comes back, forked by the same zygote.
     processes.signal_group(first["scheduler-1"], signal.SIGKILL)
@@ -267,6 +270,7 @@ def test_the_supervisor_forks_every_process_from_one_zygote_and_restarts_them(
                message="every process to be restarted")  # fmt: skip
     second = pidfiles.live_groups(supervised.run_dir)["zygote"]
     assert second != zygote_pid
+    assert supervised.tick().zygote == {"pid": second, "starts": 2}
     assert {parent_of(pid) for pid in pids(supervised).values()} == {second}
     for pid in first.values():
         assert not processes.is_running(pid)
