@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,6 +95,32 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        stop_left_postgres(self.data_dir)
+
+
+def stop_left_postgres(data_dir: Path, grace: float = 10.0) -> None:
+    """The embedded PostgreSQL outlives a SIGKILLed `airdock serve` on purpose (the next start
+    adopts it); a test's server must leave nothing running, so it is stopped here: a fast
+    shutdown, then SIGKILL of its group. Only the postmaster recorded in the data dir's
+    postmaster.pid, and only while its working directory is that PGDATA."""
+    pgdata = data_dir / "postgres" / "data"
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        if Path(f"/proc/{pid}/cwd").resolve() != pgdata.resolve():
+            return
+    except (OSError, ValueError, IndexError):
+        return  # no server, or not ours any more
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    try:
+        wait_until(
+            lambda: not processes.is_running(pid),
+            timeout=grace,
+            interval=0.1,
+            message="the embedded PostgreSQL to stop",
+        )
+    except AssertionError:
+        processes.signal_group(pid, signal.SIGKILL)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -84,6 +84,18 @@ def test_embedded_server_is_supervised_and_holds_each_environment(tmp_path_facto
     assert not pid_alive(again["pid"]), "a clean shutdown stops the embedded PostgreSQL"
 
 
+def test_a_test_server_killed_by_sigkill_leaves_no_postgresql_behind(tmp_path_factory):
+    # `airdock serve` leaves its PostgreSQL running when it is SIGKILLed, for the next start to
+    # adopt; the tests' harness must stop it, or every killed test server leaks one.
+    live = start_server(tmp_path_factory.mktemp("metadb-kill") / "data", airflow=True)
+    try:
+        postmaster = metadata_part(live)["pid"]
+        assert pid_alive(postmaster)
+    finally:
+        live.stop(signal.SIGKILL)
+    assert not pid_alive(postmaster), "the killed server's PostgreSQL is still running"
+
+
 @pytest.mark.postgres
 def test_external_server_holds_each_environment(tmp_path_factory):
     reason = postgres_available()
