@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from botocore.config import Config
 
 from controlplane.clientconfig import ENDPOINTS_FILE, read_endpoints
 from controlplane.credentials import read_admin
+from environments.airflow.metadb.embedded import EmbeddedPostgres
 from environments.plumbing import processes
 from environments.provisioning.steps.check_role import airflow_trust_policy
 from tests import xdist_units
@@ -95,32 +95,9 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        stop_left_postgres(self.data_dir)
-
-
-def stop_left_postgres(data_dir: Path, grace: float = 10.0) -> None:
-    """The embedded PostgreSQL outlives a SIGKILLed `airdock serve` on purpose (the next start
-    adopts it); a test's server must leave nothing running, so it is stopped here: a fast
-    shutdown, then SIGKILL of its group. Only the postmaster recorded in the data dir's
-    postmaster.pid, and only while its working directory is that PGDATA."""
-    pgdata = data_dir / "postgres" / "data"
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-        if Path(f"/proc/{pid}/cwd").resolve() != pgdata.resolve():
-            return
-    except (OSError, ValueError, IndexError):
-        return  # no server, or not ours any more
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGINT)
-    try:
-        wait_until(
-            lambda: not processes.is_running(pid),
-            timeout=grace,
-            interval=0.1,
-            message="the embedded PostgreSQL to stop",
-        )
-    except AssertionError:
-        processes.signal_group(pid, signal.SIGKILL)
+        # `airdock serve` leaves its PostgreSQL running when it is SIGKILLed, for the next
+        # start to adopt; a test's server must leave nothing running.
+        EmbeddedPostgres(self.data_dir).stop_left_running()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,8 +1,8 @@
 """Reads a process has made, kept while SQLite reports no commit since.
 
 GetEnvironment and ListEnvironments are the calls that clients, waiters and consoles poll.
-Through SQLAlchemy Core, GetEnvironment's one-row read cost an API worker more CPU than the
-signature check, the policy decision and the JSON together. SQLite offers a cheap way not to
+Through SQLAlchemy Core, GetEnvironment's one-row read cost an API worker about as much CPU
+as the signature check, the policy decision and the JSON together. SQLite offers a cheap way not to
 read again: `PRAGMA data_version` on a connection changes whenever any other connection, in
 any process, commits to the database. So `ReadCache` reads on a connection of its own that
 never writes, and answers from what it has read for as long as that number stays the same.

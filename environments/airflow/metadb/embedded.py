@@ -134,6 +134,17 @@ class EmbeddedPostgres:
                 self._process.wait()
             self._process, self._adopted_pid = None, None
 
+    def stop_left_running(self) -> bool:
+        """Stop the server an `airdock serve` that was killed left running (the one `start`
+        would adopt), as `stop` does; False when there is none."""
+        with self._lock:
+            running = self._running_pid()
+            if running is None:
+                return False
+            self._adopted_pid = running
+            self.stop()
+            return True
+
     def alive(self) -> bool:
         """The postmaster is running (cheap: no connection is made)."""
         pid = self._pid()

@@ -132,6 +132,11 @@ def test_a_new_instance_starts_over_a_stale_pid_file_and_adopts_a_live_server(tm
         third = EmbeddedPostgres(data_dir)
         third.start()
         assert third.ready() and third.port == first.port
+        # An instance that did not start it stops what a killed server left running.
+        other = EmbeddedPostgres(data_dir)
+        assert other.stop_left_running()
+        assert not third.alive()
+        assert not other.stop_left_running()  # nothing is left to stop
         third.stop()
         assert not third.alive()
     finally:
